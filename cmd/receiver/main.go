@@ -1,0 +1,16 @@
+// Command receiver is the receiver Lambda function.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"votes/cmd/internal/lambdaenv"
+	"votes/infra/functions"
+)
+
+func main() {
+	c, clients, log := lambdaenv.Must(context.Background())
+	lambda.Start(functions.Receiver(c, clients, log).Handle)
+}

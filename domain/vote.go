@@ -1,0 +1,193 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"time"
+)
+
+// SchemaVersion is the version of the event and message shapes this code
+// writes. Readers accept every version listed in readableSchemas.
+const SchemaVersion = 1
+
+var readableSchemas = map[int]bool{1: true}
+
+// TallyShards is how many cells a title's tally is split into. A voter's
+// ballot always lives in one cell, chosen by hashing the title and voter, and
+// every event of that ballot is stored under the cell's partition key, so one
+// popular title spreads its writes over TallyShards DynamoDB partition keys.
+// It is fixed: changing it re-homes ballots and needs a new projection.
+const TallyShards = 64
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// VoteID derives a vote's ID from who voted, on what, in which submission and
+// on which aspect: a retried submission gets the same IDs, and two voters
+// (or two titles) never share one. It is 160 bits of SHA-256, base32.
+func VoteID(voterID, titleID, submissionID, aspect string) string {
+	h := sha256.New()
+	for _, part := range []string{voterID, titleID, submissionID, aspect} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(part)))
+		h.Write(n[:])
+		h.Write([]byte(part))
+	}
+	return idEncoding.EncodeToString(h.Sum(nil)[:20])
+}
+
+// Cell is one shard of a title's tally.
+type Cell struct {
+	TitleID string
+	Shard   int
+}
+
+// CellOf gives the cell holding a voter's ballot on a title.
+func CellOf(titleID, voterID string) Cell {
+	h := fnv.New64a()
+	h.Write([]byte(titleID))
+	h.Write([]byte{0})
+	h.Write([]byte(voterID))
+	return Cell{TitleID: titleID, Shard: int(h.Sum64() % TallyShards)}
+}
+
+func (c Cell) String() string { return fmt.Sprintf("%s#%02d", c.TitleID, c.Shard) }
+
+// VoteCast is the event appended to the event table for every accepted vote.
+// Events are immutable; a voter's later vote on the same title and aspect
+// supersedes an earlier one by RecordedAt, then by VoteID.
+type VoteCast struct {
+	Schema       int
+	VoteID       string
+	SubmissionID string
+	VoterID      string
+	TitleID      string
+	Aspect       string
+	Choice       string
+	// RecordedAt is the receiver's clock in Unix nanoseconds when it accepted
+	// the submission; it orders a voter's votes.
+	RecordedAt int64
+	// OccurredAt is the client's own time, kept for analysis only.
+	OccurredAt string
+}
+
+// Cell is the tally cell the vote counts in.
+func (v VoteCast) Cell() Cell { return CellOf(v.TitleID, v.VoterID) }
+
+// After reports whether v supersedes o: it was recorded later, or at the
+// same nanosecond with a greater vote ID.
+func (v VoteCast) After(o VoteCast) bool {
+	if v.RecordedAt != o.RecordedAt {
+		return v.RecordedAt > o.RecordedAt
+	}
+	return v.VoteID > o.VoteID
+}
+
+// SameVote reports whether o is v delivered again: the same vote ID with the
+// same content. The receive time may differ, as a retried submission is
+// accepted again with a new time.
+func (v VoteCast) SameVote(o VoteCast) bool {
+	return v.VoteID == o.VoteID && v.VoterID == o.VoterID && v.TitleID == o.TitleID &&
+		v.SubmissionID == o.SubmissionID && v.Aspect == o.Aspect && v.Choice == o.Choice
+}
+
+// Validate checks an event read back from storage or a queue: a readable
+// schema, every field present, and a vote ID that matches its content.
+func (v VoteCast) Validate() error {
+	switch {
+	case !readableSchemas[v.Schema]:
+		return fmt.Errorf("vote %s: unreadable schema version %d", v.VoteID, v.Schema)
+	case v.VoterID == "" || v.TitleID == "" || v.SubmissionID == "" || v.Aspect == "" || v.Choice == "":
+		return fmt.Errorf("vote %s: missing fields", v.VoteID)
+	case v.RecordedAt <= 0:
+		return fmt.Errorf("vote %s: no recorded time", v.VoteID)
+	case v.VoteID != VoteID(v.VoterID, v.TitleID, v.SubmissionID, v.Aspect):
+		return fmt.Errorf("vote %s: ID does not match its content", v.VoteID)
+	}
+	return nil
+}
+
+// Accepted is a submission the receiver took: the message it puts on the
+// queue, with the submission ID, the receive time and every vote's ID.
+type Accepted struct {
+	Schema       int            `json:"v"`
+	SubmissionID string         `json:"submissionId"`
+	VoterID      string         `json:"voterId"`
+	TitleID      string         `json:"titleId"`
+	ReceivedAt   int64          `json:"receivedAt"`
+	OccurredAt   string         `json:"occurredAt,omitempty"`
+	Votes        []AcceptedVote `json:"votes"`
+}
+
+// AcceptedVote is one vote of an accepted submission.
+type AcceptedVote struct {
+	VoteID string `json:"voteId"`
+	Aspect string `json:"aspect"`
+	Choice string `json:"choice"`
+}
+
+// Accept stamps a validated submission with its ID and receive time.
+func (s Submission) Accept(submissionID string, receivedAt time.Time) Accepted {
+	a := Accepted{
+		Schema:       SchemaVersion,
+		SubmissionID: submissionID,
+		VoterID:      s.VoterID,
+		TitleID:      s.TitleID,
+		ReceivedAt:   receivedAt.UnixNano(),
+		OccurredAt:   s.OccurredAt,
+		Votes:        make([]AcceptedVote, len(s.Votes)),
+	}
+	for i, v := range s.Votes {
+		a.Votes[i] = AcceptedVote{VoteID: VoteID(s.VoterID, s.TitleID, submissionID, v.Aspect), Aspect: v.Aspect, Choice: v.Choice}
+	}
+	return a
+}
+
+// VoteIDs lists the IDs of the submission's votes, in request order.
+func (a Accepted) VoteIDs() []string {
+	ids := make([]string, len(a.Votes))
+	for i, v := range a.Votes {
+		ids[i] = v.VoteID
+	}
+	return ids
+}
+
+// Events gives the VoteCast events the submission appends.
+func (a Accepted) Events() []VoteCast {
+	out := make([]VoteCast, len(a.Votes))
+	for i, v := range a.Votes {
+		out[i] = VoteCast{
+			Schema:       a.Schema,
+			VoteID:       v.VoteID,
+			SubmissionID: a.SubmissionID,
+			VoterID:      a.VoterID,
+			TitleID:      a.TitleID,
+			Aspect:       v.Aspect,
+			Choice:       v.Choice,
+			RecordedAt:   a.ReceivedAt,
+			OccurredAt:   a.OccurredAt,
+		}
+	}
+	return out
+}
+
+// DecodeAccepted reads a queued submission and checks every event in it. A
+// failure here never goes away on retry: the message is poison.
+func DecodeAccepted(body []byte) (Accepted, error) {
+	var a Accepted
+	if err := json.Unmarshal(body, &a); err != nil {
+		return Accepted{}, fmt.Errorf("decode submission message: %w", err)
+	}
+	if len(a.Votes) == 0 || len(a.Votes) > MaxVotes {
+		return Accepted{}, fmt.Errorf("submission %s: %d votes", a.SubmissionID, len(a.Votes))
+	}
+	for _, e := range a.Events() {
+		if err := e.Validate(); err != nil {
+			return Accepted{}, fmt.Errorf("submission %s: %w", a.SubmissionID, err)
+		}
+	}
+	return a, nil
+}

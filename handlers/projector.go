@@ -1,0 +1,96 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math/big"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"votes/domain"
+	"votes/infra/dynamo"
+	"votes/projections"
+)
+
+// Projector handles DynamoDB Stream batches of the event table and folds
+// them into ballots and tally cells.
+type Projector struct {
+	projector   *projections.Projector
+	deadLetters DeadLetterer
+	log         *slog.Logger
+}
+
+// NewProjector builds the stream handler.
+func NewProjector(p *projections.Projector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
+	return &Projector{projector: p, deadLetters: deadLetters, log: log}
+}
+
+// Handle is the Lambda handler for the event table's stream. It reports the
+// records of failed cells as batch-item failures; Lambda retries from the
+// earliest, and the projection's idempotence makes the repeats harmless.
+// A record that can never be decoded goes to the failure queue with the
+// reason and does not hold up the rest.
+func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	var resp events.DynamoDBEventResponse
+	votes := make([]domain.VoteCast, 0, len(ev.Records))
+	seqOf := make(map[domain.Cell][]string)
+	for _, rec := range ev.Records {
+		if rec.EventName != string(events.DynamoDBOperationTypeInsert) {
+			continue // events are only ever inserted
+		}
+		e, err := decodeImage(rec.Change.NewImage)
+		if err != nil {
+			body, _ := json.Marshal(rec)
+			if dlErr := h.deadLetters.DeadLetter(ctx, string(body), "undecodable event: "+err.Error()); dlErr != nil {
+				h.log.ErrorContext(ctx, "dead-letter stream record", "seq", rec.Change.SequenceNumber, "err", dlErr)
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+			}
+			continue
+		}
+		votes = append(votes, e)
+		seqOf[e.Cell()] = append(seqOf[e.Cell()], rec.Change.SequenceNumber)
+	}
+	rep := h.projector.Project(ctx, votes)
+	for cell, err := range rep.Failed {
+		h.log.WarnContext(ctx, "project cell", "cell", cell.String(), "err", err)
+		for _, seq := range seqOf[cell] {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seq})
+		}
+	}
+	slices.SortFunc(resp.BatchItemFailures, func(a, b events.DynamoDBBatchItemFailure) int {
+		return compareSeq(a.ItemIdentifier, b.ItemIdentifier)
+	})
+	h.log.InfoContext(ctx, "projected events", "records", len(ev.Records), "votes", len(votes), "cells", rep.Cells,
+		"ballots", rep.Ballots, "recovered", rep.Recovered, "failedCells", len(rep.Failed), "failedRecords", len(resp.BatchItemFailures))
+	return resp, nil
+}
+
+// compareSeq orders stream sequence numbers, which are decimal strings of
+// varying length.
+func compareSeq(a, b string) int {
+	x, okx := new(big.Int).SetString(a, 10)
+	y, oky := new(big.Int).SetString(b, 10)
+	if okx && oky {
+		return x.Cmp(y)
+	}
+	return strings.Compare(a, b)
+}
+
+func decodeImage(img map[string]events.DynamoDBAttributeValue) (domain.VoteCast, error) {
+	return dynamo.DecodeEventFields(func(name string) (string, bool) {
+		av, ok := img[name]
+		if !ok {
+			return "", false
+		}
+		switch av.DataType() {
+		case events.DataTypeString:
+			return av.String(), true
+		case events.DataTypeNumber:
+			return av.Number(), true
+		}
+		return "", false
+	})
+}

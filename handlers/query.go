@@ -1,0 +1,70 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"votes/domain"
+	"votes/projections"
+)
+
+// TallyReader reads a title's tally from the active projection.
+type TallyReader interface {
+	Tally(ctx context.Context, titleID string) (projections.Counts, error)
+}
+
+// Query handles GET /titles/{titleId}/tallies and GET /healthz.
+type Query struct {
+	catalog domain.Catalog
+	tallies TallyReader
+	log     *slog.Logger
+}
+
+// NewQuery builds the query handler.
+func NewQuery(catalog domain.Catalog, tallies TallyReader, log *slog.Logger) *Query {
+	return &Query{catalog: catalog, tallies: tallies, log: log}
+}
+
+// TallyBody is the tallies response.
+type TallyBody struct {
+	TitleID string                      `json:"titleId"`
+	Aspects map[string]map[string]int64 `json:"aspects"`
+}
+
+// Handle is the Lambda handler for the query routes.
+func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	if req.RequestContext.HTTP.Method != http.MethodGet {
+		return methodNotAllowed(http.MethodGet), nil
+	}
+	if req.RawPath == "/healthz" || req.RouteKey == "GET /healthz" {
+		return jsonResponse(http.StatusOK, map[string]string{"status": "ok"}), nil
+	}
+	titleID, err := domain.ValidTitleID(req.PathParameters["titleId"])
+	if err != nil {
+		var de *domain.Error
+		errors.As(err, &de)
+		return errorResponse(de), nil
+	}
+	counts, err := q.tallies.Tally(ctx, titleID)
+	if err != nil {
+		q.log.ErrorContext(ctx, "read tally", "title", titleID, "err", err)
+		return errorResponse(&domain.Error{Code: domain.CodeUnavailable, Message: "tallies cannot be read right now"}), nil
+	}
+	body := TallyBody{TitleID: titleID, Aspects: map[string]map[string]int64{}}
+	for aspect, m := range counts.Compact() {
+		// Every choice of a counted aspect is shown, zeros included.
+		for _, a := range q.catalog.Aspects() {
+			if a.Name == aspect {
+				for _, c := range a.Choices {
+					m[c] += 0
+				}
+			}
+		}
+		body.Aspects[aspect] = m
+	}
+	return jsonResponse(http.StatusOK, body), nil
+}

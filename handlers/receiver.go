@@ -1,0 +1,133 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"votes/domain"
+)
+
+// Sender durably queues an accepted submission. When Send returns nil the
+// submission survives any crash that follows.
+type Sender interface {
+	Send(ctx context.Context, a domain.Accepted) error
+}
+
+// Receiver handles POST /votes: it validates and sanitises a submission,
+// queues it, and answers 202 only once it is queued.
+type Receiver struct {
+	catalog domain.Catalog
+	queue   Sender
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// NewReceiver builds the receiver.
+func NewReceiver(catalog domain.Catalog, queue Sender, log *slog.Logger) *Receiver {
+	return &Receiver{catalog: catalog, queue: queue, log: log, now: time.Now}
+}
+
+type acceptedBody struct {
+	SubmissionID string   `json:"submissionId"`
+	VoteIDs      []string `json:"voteIds"`
+}
+
+// Handle is the Lambda handler for the HTTP API route POST /votes.
+func (r *Receiver) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	if req.RequestContext.HTTP.Method != http.MethodPost {
+		return methodNotAllowed(http.MethodPost), nil
+	}
+	if !isJSON(header(req.Headers, "content-type")) {
+		return errorResponse(&domain.Error{Code: domain.CodeUnsupportedMediaType, Message: "Content-Type must be application/json", Field: "Content-Type"}), nil
+	}
+	body, derr := requestBody(req)
+	if derr != nil {
+		return errorResponse(derr), nil
+	}
+	submissionID := header(req.Headers, "idempotency-key")
+	if submissionID == "" {
+		submissionID = newSubmissionID()
+	} else if !domain.ValidIdempotencyKey(submissionID) {
+		return errorResponse(&domain.Error{Code: domain.CodeInvalidField, Message: "Idempotency-Key must be 1 to 64 of A-Z a-z 0-9 _ -", Field: "Idempotency-Key"}), nil
+	}
+	sub, err := domain.DecodeSubmission(body, r.catalog, authenticatedVoter(req))
+	if err != nil {
+		var de *domain.Error
+		if errors.As(err, &de) {
+			return errorResponse(de), nil
+		}
+		return errorResponse(&domain.Error{Code: domain.CodeInternal, Message: "internal error"}), nil
+	}
+	accepted := sub.Accept(submissionID, r.now())
+	if err := r.queue.Send(ctx, accepted); err != nil {
+		r.log.ErrorContext(ctx, "queue submission", "submission", submissionID, "err", err)
+		return errorResponse(&domain.Error{Code: domain.CodeUnavailable, Message: "votes cannot be taken right now; retry with the same Idempotency-Key"}), nil
+	}
+	return jsonResponse(http.StatusAccepted, acceptedBody{SubmissionID: submissionID, VoteIDs: accepted.VoteIDs()}), nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// requestBody returns the raw body, decoding base64 where API Gateway
+// encoded it, and refuses one over the limit before decoding it.
+func requestBody(req events.APIGatewayV2HTTPRequest) ([]byte, *domain.Error) {
+	tooLarge := &domain.Error{Code: domain.CodeBodyTooLarge, Message: "body is over 16384 bytes"}
+	if !req.IsBase64Encoded {
+		if len(req.Body) > domain.MaxBodyBytes {
+			return nil, tooLarge
+		}
+		return []byte(req.Body), nil
+	}
+	if base64.StdEncoding.DecodedLen(len(req.Body)) > domain.MaxBodyBytes+3 {
+		return nil, tooLarge
+	}
+	b, err := base64.StdEncoding.DecodeString(req.Body)
+	if err != nil {
+		return nil, &domain.Error{Code: domain.CodeInvalidJSON, Message: "body is not valid base64"}
+	}
+	if len(b) > domain.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	return b, nil
+}
+
+// authenticatedVoter is the JWT authorizer's sub claim, when the route has
+// an authorizer.
+func authenticatedVoter(req events.APIGatewayV2HTTPRequest) string {
+	if req.RequestContext.Authorizer == nil || req.RequestContext.Authorizer.JWT == nil {
+		return ""
+	}
+	return req.RequestContext.Authorizer.JWT.Claims["sub"]
+}
+
+// header finds a header whatever its case; API Gateway lower-cases them.
+func header(h map[string]string, name string) string {
+	if v, ok := h[name]; ok {
+		return strings.TrimSpace(v)
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func newSubmissionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

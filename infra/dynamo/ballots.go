@@ -1,0 +1,138 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"votes/projections"
+)
+
+// BallotStore keeps the ballots of one projection version.
+type BallotStore struct {
+	client  *dynamodb.Client
+	table   string
+	version string
+}
+
+var _ projections.Ballots = (*BallotStore)(nil)
+
+// NewBallotStore keeps the ballots of projection version in table.
+func NewBallotStore(client *dynamodb.Client, table, version string) *BallotStore {
+	return &BallotStore{client: client, table: table, version: version}
+}
+
+type ballotItem struct {
+	PK      string                 `dynamodbav:"pk"`
+	VoterID string                 `dynamodbav:"voterId"`
+	TitleID string                 `dynamodbav:"titleId"`
+	Version int64                  `dynamodbav:"ver"`
+	Step    string                 `dynamodbav:"step"`
+	Aspects map[string]currentItem `dynamodbav:"aspects"`
+	Prev    map[string]string      `dynamodbav:"prev,omitempty"`
+}
+
+type currentItem struct {
+	Choice     string `dynamodbav:"c"`
+	RecordedAt int64  `dynamodbav:"at"`
+	VoteID     string `dynamodbav:"id"`
+}
+
+// The title comes before the voter: title IDs cannot hold '#', so the key
+// stays unambiguous whatever an authenticated voter ID holds.
+func (s *BallotStore) key(titleID, voterID string) string {
+	return s.version + "#" + titleID + "#" + voterID
+}
+
+func (s *BallotStore) keyAV(titleID, voterID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: s.key(titleID, voterID)}}
+}
+
+// Load reads the ballots of voterIDs on titleID with strongly consistent reads.
+func (s *BallotStore) Load(ctx context.Context, titleID string, voterIDs []string) (map[string]projections.Ballot, error) {
+	keys := make([]map[string]types.AttributeValue, len(voterIDs))
+	for i, v := range voterIDs {
+		keys[i] = s.keyAV(titleID, v)
+	}
+	items, err := batchGet(ctx, s.client, s.table, keys, true)
+	if err != nil {
+		return nil, fmt.Errorf("load ballots on %s: %w", titleID, err)
+	}
+	out := make(map[string]projections.Ballot, len(items))
+	for _, item := range items {
+		b, err := decodeBallot(item)
+		if err != nil {
+			return nil, err
+		}
+		out[b.VoterID] = b
+	}
+	return out, nil
+}
+
+// Save writes b if the stored ballot is at b.Version-1.
+func (s *BallotStore) Save(ctx context.Context, b projections.Ballot) error {
+	item := ballotItem{
+		PK: s.key(b.TitleID, b.VoterID), VoterID: b.VoterID, TitleID: b.TitleID,
+		Version: b.Version, Step: b.Step, Aspects: map[string]currentItem{}, Prev: b.Prev,
+	}
+	for a, c := range b.Aspects {
+		item.Aspects[a] = currentItem{Choice: c.Choice, RecordedAt: c.RecordedAt, VoteID: c.VoteID}
+	}
+	av, err := attributevalue.MarshalMap(item)
+	if err != nil {
+		return fmt.Errorf("marshal ballot: %w", err)
+	}
+	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: av}
+	if b.Version <= 1 {
+		in.ConditionExpression = aws.String("attribute_not_exists(#pk)")
+		in.ExpressionAttributeNames = map[string]string{"#pk": AttrPK}
+	} else {
+		in.ConditionExpression = aws.String("#ver = :prev")
+		in.ExpressionAttributeNames = map[string]string{"#ver": "ver"}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": &types.AttributeValueMemberN{Value: strconv.FormatInt(b.Version-1, 10)}}
+	}
+	_, err = s.client.PutItem(ctx, in)
+	if err == nil {
+		return nil
+	}
+	if !conditionFailed(err) {
+		return fmt.Errorf("dynamodb: save ballot %s: %w", item.PK, err)
+	}
+	// Either an earlier try of this very call was applied, or the ballot moved on.
+	out, gerr := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: s.keyAV(b.TitleID, b.VoterID), ConsistentRead: aws.Bool(true),
+	})
+	if gerr != nil {
+		return fmt.Errorf("dynamodb: reread ballot %s: %w", item.PK, gerr)
+	}
+	if out.Item != nil {
+		if stored, derr := decodeBallot(out.Item); derr == nil && stored.Version == b.Version && stored.Step == b.Step {
+			return nil
+		}
+	}
+	return fmt.Errorf("dynamodb: save ballot %s at version %d: %w", item.PK, b.Version, projections.ErrStale)
+}
+
+func decodeBallot(item map[string]types.AttributeValue) (projections.Ballot, error) {
+	var bi ballotItem
+	if err := attributevalue.UnmarshalMap(item, &bi); err != nil {
+		return projections.Ballot{}, fmt.Errorf("decode ballot: %w", err)
+	}
+	if bi.VoterID == "" || bi.TitleID == "" {
+		return projections.Ballot{}, errors.New("decode ballot: no voter or title")
+	}
+	b := projections.Ballot{
+		VoterID: bi.VoterID, TitleID: bi.TitleID, Version: bi.Version, Step: bi.Step,
+		Aspects: make(map[string]projections.Current, len(bi.Aspects)), Prev: bi.Prev,
+	}
+	for a, c := range bi.Aspects {
+		b.Aspects[a] = projections.Current{Choice: c.Choice, RecordedAt: c.RecordedAt, VoteID: c.VoteID}
+	}
+	return b, nil
+}

@@ -1,0 +1,79 @@
+// Package dynamo stores the pipeline's data in DynamoDB with aws-sdk-go-v2:
+// the append-only event table, and the ballots and tally cells of a
+// projection version.
+package dynamo
+
+import (
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Attribute names of the event table. Stream consumers decode the same names.
+const (
+	AttrCell         = "cell"   // partition key: title#shard
+	AttrVoteID       = "voteId" // sort key
+	AttrSchema       = "v"
+	AttrSubmissionID = "submissionId"
+	AttrVoterID      = "voterId"
+	AttrTitleID      = "titleId"
+	AttrAspect       = "aspect"
+	AttrChoice       = "choice"
+	AttrRecordedAt   = "recordedAt"
+	AttrOccurredAt   = "occurredAt"
+)
+
+// Key attribute of the ballot and tally tables.
+const AttrPK = "pk"
+
+// Tables names the pipeline's tables.
+type Tables struct {
+	Events  string
+	Ballots string
+	Tallies string
+}
+
+// TablesFor names the tables of a stage, as serverless.yml does.
+func TablesFor(stage string) Tables {
+	return Tables{
+		Events:  "votes-" + stage + "-events",
+		Ballots: "votes-" + stage + "-ballots",
+		Tallies: "votes-" + stage + "-tallies",
+	}
+}
+
+// TableSpec is what the code needs of a table: its keys and stream. The
+// local stack creates tables from it and a test holds serverless.yml to it.
+type TableSpec struct {
+	Name       string
+	HashKey    string
+	RangeKey   string // empty for none
+	StreamView types.StreamViewType
+}
+
+// Specs lists the pipeline's tables.
+func (t Tables) Specs() []TableSpec {
+	return []TableSpec{
+		{Name: t.Events, HashKey: AttrCell, RangeKey: AttrVoteID, StreamView: types.StreamViewTypeNewImage},
+		{Name: t.Ballots, HashKey: AttrPK},
+		{Name: t.Tallies, HashKey: AttrPK},
+	}
+}
+
+// CreateInput is the CreateTable call for the spec, billed on demand.
+func (s TableSpec) CreateInput() *dynamodb.CreateTableInput {
+	in := &dynamodb.CreateTableInput{
+		TableName:            aws.String(s.Name),
+		BillingMode:          types.BillingModePayPerRequest,
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(s.HashKey), KeyType: types.KeyTypeHash}},
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(s.HashKey), AttributeType: types.ScalarAttributeTypeS}},
+	}
+	if s.RangeKey != "" {
+		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(s.RangeKey), KeyType: types.KeyTypeRange})
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(s.RangeKey), AttributeType: types.ScalarAttributeTypeS})
+	}
+	if s.StreamView != "" {
+		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: s.StreamView}
+	}
+	return in
+}

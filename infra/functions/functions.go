@@ -1,0 +1,70 @@
+// Package functions wires the pipeline's Lambda functions from SDK clients
+// and configuration. The Lambda entry points in cmd/ and the local stack
+// build their handlers here, so both run the same code on the same adapters.
+package functions
+
+import (
+	"errors"
+	"log/slog"
+
+	"votes/domain"
+	"votes/handlers"
+	"votes/infra/awscfg"
+	"votes/infra/dynamo"
+	"votes/infra/queue"
+	"votes/projections"
+)
+
+// Config is what the functions need to know of their deployment.
+type Config struct {
+	Tables            dynamo.Tables
+	SubmissionsURL    string // the submissions queue
+	DeadLettersURL    string // the submissions' dead-letter queue
+	FailuresURL       string // the projector's failure queue
+	Catalog           domain.Catalog
+	ProjectionVersion string // the projection the projector writes and queries read
+	MaxReceives       int    // the submissions queue's maxReceiveCount
+	Concurrency       int    // SDK calls in flight within one invocation
+}
+
+// Validate reports the first missing setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Tables.Events == "" || c.Tables.Ballots == "" || c.Tables.Tallies == "":
+		return errors.New("config: table names are required")
+	case len(c.Catalog.Aspects()) == 0:
+		return errors.New("config: catalog is empty")
+	case c.ProjectionVersion == "":
+		return errors.New("config: projection version is required")
+	case c.Concurrency < 1:
+		return errors.New("config: concurrency must be at least 1")
+	}
+	return nil
+}
+
+// Receiver is the POST /votes function.
+func Receiver(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Receiver {
+	return handlers.NewReceiver(c.Catalog, queue.NewSubmissions(cl.SQS, c.SubmissionsURL), log)
+}
+
+// Processor is the submissions queue's function.
+func Processor(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Processor {
+	return handlers.NewProcessor(
+		dynamo.NewEventStore(cl.DynamoDB, c.Tables.Events),
+		queue.NewDeadLetters(cl.SQS, c.DeadLettersURL, "processor"),
+		c.MaxReceives, c.Concurrency, log)
+}
+
+// Projector is the event stream's function.
+func Projector(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Projector {
+	p := projections.NewProjector(
+		dynamo.NewBallotStore(cl.DynamoDB, c.Tables.Ballots, c.ProjectionVersion),
+		dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, c.ProjectionVersion),
+		c.Concurrency)
+	return handlers.NewProjector(p, queue.NewDeadLetters(cl.SQS, c.FailuresURL, "projector"), log)
+}
+
+// Query is the tallies function.
+func Query(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Query {
+	return handlers.NewQuery(c.Catalog, dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, c.ProjectionVersion), log)
+}

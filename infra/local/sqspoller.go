@@ -1,0 +1,154 @@
+package local
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// SQSMapping is the settings of an SQS event-source mapping.
+type SQSMapping struct {
+	BatchSize int
+	Window    time.Duration // MaximumBatchingWindow
+	Pollers   int           // concurrent batches
+}
+
+// sqsPoller plays Lambda's SQS event-source mapping: it long-polls the
+// queue, gathers up to BatchSize messages or until Window has passed since
+// the first, invokes the function with an events.SQSEvent, and deletes the
+// messages the function did not report as failed. Failed messages come back
+// when their visibility timeout ends, and the queue's redrive policy moves
+// them to the dead-letter queue after maxReceiveCount receives.
+type sqsPoller struct {
+	client   *sqs.Client
+	queueURL string
+	queueARN string
+	region   string
+	mapping  SQSMapping
+	fn       *Function
+	log      *slog.Logger
+}
+
+func (p *sqsPoller) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		batch := p.gather(ctx)
+		if len(batch) == 0 {
+			continue
+		}
+		p.deliver(ctx, batch)
+	}
+}
+
+func (p *sqsPoller) gather(ctx context.Context) []types.Message {
+	var (
+		batch    []types.Message
+		deadline time.Time
+	)
+	for len(batch) < p.mapping.BatchSize && ctx.Err() == nil {
+		wait := int32(1)
+		if len(batch) > 0 {
+			if !time.Now().Before(deadline) {
+				break
+			}
+			wait = 0
+		}
+		out, err := p.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(p.queueURL),
+			MaxNumberOfMessages:         int32(min(10, p.mapping.BatchSize-len(batch))),
+			WaitTimeSeconds:             wait,
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+			MessageAttributeNames:       []string{"All"},
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("receive from queue", "queue", p.queueURL, "err", err)
+				sleep(ctx, 200*time.Millisecond)
+			}
+			break
+		}
+		if len(batch) == 0 && len(out.Messages) > 0 {
+			deadline = time.Now().Add(p.mapping.Window)
+		}
+		batch = append(batch, out.Messages...)
+		if p.mapping.Window == 0 && len(batch) > 0 {
+			break
+		}
+		if len(out.Messages) == 0 && len(batch) > 0 {
+			sleep(ctx, min(10*time.Millisecond, time.Until(deadline)))
+		}
+	}
+	return batch
+}
+
+func (p *sqsPoller) deliver(ctx context.Context, batch []types.Message) {
+	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(batch))}
+	for i, m := range batch {
+		body := aws.ToString(m.Body)
+		sum := md5.Sum([]byte(body))
+		ev.Records[i] = events.SQSMessage{
+			MessageId:      aws.ToString(m.MessageId),
+			ReceiptHandle:  aws.ToString(m.ReceiptHandle),
+			Body:           body,
+			Md5OfBody:      hex.EncodeToString(sum[:]),
+			Attributes:     m.Attributes,
+			EventSource:    "aws:sqs",
+			EventSourceARN: p.queueARN,
+			AWSRegion:      p.region,
+		}
+		if ev.Records[i].Attributes == nil {
+			ev.Records[i].Attributes = map[string]string{}
+		}
+	}
+	var resp events.SQSEventResponse
+	if err := p.fn.Invoke(ctx, ev, &resp); err != nil {
+		// The whole batch failed: every message comes back after its
+		// visibility timeout.
+		p.log.Warn("processor invocation failed", "messages", len(batch), "err", err)
+		return
+	}
+	failed := map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	var done []types.DeleteMessageBatchRequestEntry
+	for i, m := range batch {
+		if !failed[aws.ToString(m.MessageId)] {
+			done = append(done, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	// A context of its own: messages the function finished must be deleted
+	// even while the stack shuts down.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for start := 0; start < len(done); start += 10 {
+		entries := done[start:min(start+10, len(done))]
+		out, err := p.client.DeleteMessageBatch(dctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.queueURL), Entries: entries})
+		if err != nil {
+			p.log.Warn("delete processed messages", "err", err)
+			continue
+		}
+		for _, f := range out.Failed {
+			p.log.Warn("delete processed message", "id", aws.ToString(f.Id), "code", aws.ToString(f.Code))
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,313 @@
+// Package local runs the whole pipeline in one process: the kumo emulator
+// serves DynamoDB, DynamoDB Streams and SQS over the real AWS protocols, and
+// a small runtime plays API Gateway and Lambda's event-source mappings,
+// invoking the same handlers, through the same aws-lambda-go wrapper and
+// aws-sdk-go-v2 adapters, as in AWS.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	stypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/sivchari/kumo"
+
+	"votes/domain"
+	"votes/infra/awscfg"
+	"votes/infra/dynamo"
+	"votes/infra/functions"
+	"votes/infra/queue"
+)
+
+// Settings are the deployment's queue and event-source mapping settings;
+// DefaultSettings matches serverless.yml.
+type Settings struct {
+	Processor         SQSMapping
+	Projector         StreamMapping
+	VisibilityTimeout time.Duration
+	MaxReceiveCount   int
+	Concurrency       int // SDK calls in flight within one invocation
+}
+
+// DefaultSettings are the values serverless.yml deploys.
+func DefaultSettings() Settings {
+	return Settings{
+		Processor:         SQSMapping{BatchSize: 100, Window: time.Second, Pollers: 4},
+		Projector:         StreamMapping{BatchSize: 1000, Window: 0, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
+		VisibilityTimeout: 180 * time.Second,
+		MaxReceiveCount:   5,
+		Concurrency:       16,
+	}
+}
+
+// Config says how to run the stack.
+type Config struct {
+	// Addr is where the gateway listens ("127.0.0.1:0" for any free port);
+	// empty runs no gateway.
+	Addr string
+	// Stage names the tables and queues; tests give each its own.
+	Stage string
+	// Endpoint is an AWS endpoint to use; empty starts kumo in this process.
+	Endpoint string
+	// HTTPClient, when set, carries every SDK call (to inject faults).
+	HTTPClient aws.HTTPClient
+	Settings   Settings
+	Catalog    domain.Catalog
+	Log        *slog.Logger
+}
+
+// Stack is a running local pipeline.
+type Stack struct {
+	// Endpoint serves DynamoDB, DynamoDB Streams and SQS.
+	Endpoint string
+	// URL is the gateway's base URL, when it runs.
+	URL       string
+	Tables    dynamo.Tables
+	Queues    queue.Names
+	QueueURLs map[string]string // by queue name
+	Clients   awscfg.Clients
+	Functions struct{ Receiver, Processor, Projector, Query *Function }
+	// Gateway serves the HTTP API, for tests that do not listen.
+	Gateway http.Handler
+
+	kumo    *kumo.Server
+	server  *http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	streams *streamPoller
+}
+
+// Start creates the tables and queues and runs the gateway and pollers until
+// Close.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Stage == "" {
+		cfg.Stage = "local"
+	}
+	if len(cfg.Catalog.Aspects()) == 0 {
+		cfg.Catalog = domain.DefaultCatalog()
+	}
+	s := &Stack{Endpoint: cfg.Endpoint, Tables: dynamo.TablesFor(cfg.Stage), Queues: queue.NamesFor(cfg.Stage), QueueURLs: map[string]string{}}
+	if s.Endpoint == "" {
+		s.kumo = kumo.NewServer()
+		s.Endpoint = s.kumo.URL
+	}
+	var err error
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient})
+	if err != nil {
+		s.closeKumo()
+		return nil, err
+	}
+	streamARN, err := s.createResources(ctx, cfg.Settings)
+	if err != nil {
+		s.closeKumo()
+		return nil, err
+	}
+
+	fc := functions.Config{
+		Tables:            s.Tables,
+		SubmissionsURL:    s.QueueURLs[s.Queues.Submissions],
+		DeadLettersURL:    s.QueueURLs[s.Queues.DeadLetters],
+		FailuresURL:       s.QueueURLs[s.Queues.ProjectorFailed],
+		Catalog:           cfg.Catalog,
+		ProjectionVersion: "1",
+		MaxReceives:       cfg.Settings.MaxReceiveCount,
+		Concurrency:       cfg.Settings.Concurrency,
+	}
+	if err := fc.Validate(); err != nil {
+		s.closeKumo()
+		return nil, err
+	}
+	s.Functions.Receiver = NewFunction("receiver", functions.Receiver(fc, s.Clients, cfg.Log.With("function", "receiver")).Handle)
+	s.Functions.Processor = NewFunction("processor", functions.Processor(fc, s.Clients, cfg.Log.With("function", "processor")).Handle)
+	s.Functions.Projector = NewFunction("projector", functions.Projector(fc, s.Clients, cfg.Log.With("function", "projector")).Handle)
+	s.Functions.Query = NewFunction("query", functions.Query(fc, s.Clients, cfg.Log.With("function", "query")).Handle)
+	s.Gateway = Gateway([]Route{
+		{Pattern: "/votes", RouteKey: "ANY /votes", Function: s.Functions.Receiver},
+		{Pattern: "/titles/{titleId}/tallies", RouteKey: "ANY /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
+		{Pattern: "/healthz", RouteKey: "GET /healthz", Function: s.Functions.Query},
+	})
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	region := s.Clients.Config.Region
+	for range max(cfg.Settings.Processor.Pollers, 1) {
+		p := &sqsPoller{
+			client: s.Clients.SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
+			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, log: cfg.Log.With("mapping", "submissions"),
+		}
+		s.goRun(func() { p.run(runCtx) })
+	}
+	sm := cfg.Settings.Projector
+	sm.FailureQueueURL = fc.FailuresURL
+	s.streams = &streamPoller{
+		streams: s.Clients.Streams, sqs: s.Clients.SQS, streamARN: streamARN, region: region,
+		mapping: sm, fn: s.Functions.Projector, log: cfg.Log.With("mapping", "events-stream"),
+	}
+	s.goRun(func() { s.streams.run(runCtx) })
+
+	if cfg.Addr != "" {
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			s.Close(ctx)
+			return nil, fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
+		}
+		s.URL = "http://" + ln.Addr().String()
+		s.server = &http.Server{Handler: s.Gateway, ReadHeaderTimeout: 10 * time.Second}
+		s.goRun(func() {
+			if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				cfg.Log.Error("gateway", "err", err)
+			}
+		})
+	}
+	return s, nil
+}
+
+func (s *Stack) goRun(f func()) {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); f() }()
+}
+
+func (s *Stack) queueARN(region, name string) string {
+	return "arn:aws:sqs:" + region + ":000000000000:" + name
+}
+
+// createResources creates the tables and queues as serverless.yml defines
+// them and returns the event table's stream ARN.
+func (s *Stack) createResources(ctx context.Context, st Settings) (string, error) {
+	db := s.Clients.DynamoDB
+	for _, spec := range s.Tables.Specs() {
+		if _, err := db.CreateTable(ctx, spec.CreateInput()); err != nil {
+			var inUse *dtypes.ResourceInUseException
+			if !errors.As(err, &inUse) {
+				return "", fmt.Errorf("dynamodb: create table %s: %w", spec.Name, err)
+			}
+		}
+	}
+	desc, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.Tables.Events)})
+	if err != nil {
+		return "", fmt.Errorf("dynamodb: describe table %s: %w", s.Tables.Events, err)
+	}
+	streamARN := aws.ToString(desc.Table.LatestStreamArn)
+	if streamARN == "" {
+		return "", fmt.Errorf("dynamodb: table %s has no stream", s.Tables.Events)
+	}
+
+	create := func(name string, attrs map[string]string) error {
+		out, err := s.Clients.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+		if err != nil {
+			return fmt.Errorf("sqs: create queue %s: %w", name, err)
+		}
+		s.QueueURLs[name] = aws.ToString(out.QueueUrl)
+		return nil
+	}
+	retention := strconv.Itoa(int((14 * 24 * time.Hour).Seconds()))
+	if err := create(s.Queues.DeadLetters, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+		return "", err
+	}
+	if err := create(s.Queues.ProjectorFailed, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+		return "", err
+	}
+	redrive := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, s.queueARN(s.Clients.Config.Region, s.Queues.DeadLetters), st.MaxReceiveCount)
+	if err := create(s.Queues.Submissions, map[string]string{
+		string(stypes.QueueAttributeNameVisibilityTimeout):      strconv.Itoa(int(st.VisibilityTimeout.Seconds())),
+		string(stypes.QueueAttributeNameMessageRetentionPeriod): retention,
+		string(stypes.QueueAttributeNameRedrivePolicy):          redrive,
+	}); err != nil {
+		return "", err
+	}
+	return streamARN, nil
+}
+
+// WaitIdle returns once every queued submission is processed and every
+// stream record projected: the tallies then show every accepted vote.
+func (s *Stack) WaitIdle(ctx context.Context) error {
+	for {
+		n, err := s.QueueDepth(ctx, s.Queues.Submissions)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			// Two empty polls of the stream after the queue drained.
+			start := s.streams.emptyPolls.Load()
+			for s.streams.emptyPolls.Load() < start+2 {
+				if err := waitTick(ctx); err != nil {
+					return err
+				}
+			}
+			if n, err = s.QueueDepth(ctx, s.Queues.Submissions); err != nil || n == 0 {
+				return err
+			}
+		}
+		if err := waitTick(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func waitTick(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(20 * time.Millisecond):
+		return nil
+	}
+}
+
+// QueueDepth counts a queue's messages, visible or in flight.
+func (s *Stack) QueueDepth(ctx context.Context, name string) (int, error) {
+	out, err := s.Clients.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(s.QueueURLs[name]),
+		AttributeNames: []stypes.QueueAttributeName{
+			stypes.QueueAttributeNameApproximateNumberOfMessages, stypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqs: queue attributes of %s: %w", name, err)
+	}
+	total := 0
+	for _, k := range []stypes.QueueAttributeName{stypes.QueueAttributeNameApproximateNumberOfMessages, stypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible} {
+		n, _ := strconv.Atoi(out.Attributes[string(k)])
+		total += n
+	}
+	return total, nil
+}
+
+// Close stops taking requests, lets the pipeline finish what it holds (until
+// ctx ends), then stops the pollers and the emulator.
+func (s *Stack) Close(ctx context.Context) error {
+	var err error
+	if s.server != nil {
+		err = s.server.Shutdown(ctx)
+	}
+	if s.streams != nil && ctx.Err() == nil {
+		if werr := s.WaitIdle(ctx); werr != nil && !errors.Is(werr, context.DeadlineExceeded) && !errors.Is(werr, context.Canceled) {
+			err = errors.Join(err, werr)
+		}
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	s.closeKumo()
+	return err
+}
+
+func (s *Stack) closeKumo() {
+	if s.kumo != nil {
+		s.kumo.Close()
+	}
+}

@@ -1,0 +1,307 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math/big"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+// StreamMapping is the settings of a DynamoDB Streams event-source mapping.
+type StreamMapping struct {
+	BatchSize        int
+	Window           time.Duration // MaximumBatchingWindow
+	MaxRetryAttempts int           // MaximumRetryAttempts
+	Bisect           bool          // BisectBatchOnFunctionError
+	PollInterval     time.Duration // between empty GetRecords calls
+	RetryBackoff     time.Duration
+	FailureQueueURL  string // OnFailure destination
+}
+
+// streamPoller plays Lambda's DynamoDB Streams event-source mapping for one
+// stream: it reads each shard in order from TRIM_HORIZON, invokes the
+// function with events.DynamoDBEvent batches one at a time per shard, honours
+// ReportBatchItemFailures (it retries from the earliest failed record), splits
+// a failing batch in two when Bisect is set, and after MaxRetryAttempts sends
+// the batch's description to the on-failure queue and moves on, as Lambda does.
+type streamPoller struct {
+	streams   *dynamodbstreams.Client
+	sqs       *sqs.Client
+	streamARN string
+	region    string
+	mapping   StreamMapping
+	fn        *Function
+	log       *slog.Logger
+
+	emptyPolls atomic.Int64 // GetRecords calls that found nothing left to do
+	delivered  atomic.Int64 // records handed to the function and finished with
+}
+
+func (p *streamPoller) run(ctx context.Context) {
+	started := map[string]chan struct{}{}
+	for ctx.Err() == nil {
+		desc, err := p.streams.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(p.streamARN)})
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("describe stream", "err", err)
+			}
+			sleep(ctx, time.Second)
+			continue
+		}
+		for _, sh := range desc.StreamDescription.Shards {
+			id := aws.ToString(sh.ShardId)
+			if _, ok := started[id]; ok {
+				continue
+			}
+			done := make(chan struct{})
+			started[id] = done
+			parent := started[aws.ToString(sh.ParentShardId)]
+			go func() {
+				defer close(done)
+				if parent != nil {
+					select { // a child shard waits for its parent, keeping per-key order
+					case <-parent:
+					case <-ctx.Done():
+						return
+					}
+				}
+				p.readShard(ctx, id)
+			}()
+		}
+		sleep(ctx, 10*time.Second)
+	}
+}
+
+func (p *streamPoller) iterator(ctx context.Context, shardID string) (*string, error) {
+	out, err := p.streams.GetShardIterator(ctx, &dynamodbstreams.GetShardIteratorInput{
+		StreamArn: aws.String(p.streamARN), ShardId: aws.String(shardID), ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.ShardIterator, nil
+}
+
+func (p *streamPoller) readShard(ctx context.Context, shardID string) {
+	var (
+		it       *string
+		buf      []types.Record
+		deadline time.Time
+		lastSeq  *big.Int // last record finished with; records up to it are skipped after a new iterator
+	)
+	for ctx.Err() == nil {
+		if it == nil {
+			var err error
+			if it, err = p.iterator(ctx, shardID); err != nil {
+				if ctx.Err() == nil {
+					p.log.Warn("get shard iterator", "shard", shardID, "err", err)
+				}
+				sleep(ctx, time.Second)
+				continue
+			}
+		}
+		out, err := p.streams.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("get stream records", "shard", shardID, "err", err)
+			}
+			it, buf = nil, nil // start again from a fresh iterator, skipping what was done
+			sleep(ctx, 250*time.Millisecond)
+			continue
+		}
+		it = out.NextShardIterator
+		for _, r := range out.Records {
+			if lastSeq != nil && seqOf(r).Cmp(lastSeq) <= 0 {
+				continue
+			}
+			if len(buf) == 0 {
+				deadline = time.Now().Add(p.mapping.Window)
+			}
+			buf = append(buf, r)
+		}
+		for len(buf) >= p.mapping.BatchSize || (len(buf) > 0 && !time.Now().Before(deadline)) {
+			n := min(len(buf), p.mapping.BatchSize)
+			p.deliver(ctx, shardID, buf[:n], p.mapping.MaxRetryAttempts)
+			if ctx.Err() != nil {
+				return
+			}
+			lastSeq = seqOf(buf[n-1])
+			p.delivered.Add(int64(n))
+			buf = buf[n:]
+			if len(buf) > 0 {
+				deadline = time.Now().Add(p.mapping.Window)
+			}
+		}
+		if len(out.Records) == 0 {
+			if len(buf) == 0 {
+				p.emptyPolls.Add(1)
+			}
+			if it == nil {
+				return // the shard is closed and read to its end
+			}
+			sleep(ctx, min(p.mapping.PollInterval, max(time.Until(deadline), time.Millisecond)))
+		}
+	}
+}
+
+// deliver hands records to the function until each one is done or given up
+// on. It returns early only when ctx ends.
+func (p *streamPoller) deliver(ctx context.Context, shardID string, records []types.Record, retriesLeft int) {
+	for attempt := 0; len(records) > 0 && ctx.Err() == nil; attempt++ {
+		var resp events.DynamoDBEventResponse
+		err := p.fn.Invoke(ctx, p.event(records), &resp)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && len(resp.BatchItemFailures) == 0 {
+			return
+		}
+		if err == nil {
+			// Partial failure: what came before the earliest failed record is done.
+			first := len(records)
+			for i, r := range records {
+				for _, f := range resp.BatchItemFailures {
+					if aws.ToString(r.Dynamodb.SequenceNumber) == f.ItemIdentifier && i < first {
+						first = i
+					}
+				}
+			}
+			if first == len(records) {
+				first = 0 // an identifier not in the batch: Lambda retries the whole batch
+			}
+			records = records[first:]
+		} else if p.mapping.Bisect && len(records) > 1 {
+			half := len(records) / 2
+			p.log.Warn("projector invocation failed; bisecting", "records", len(records), "err", err)
+			p.deliver(ctx, shardID, records[:half], retriesLeft-1)
+			p.deliver(ctx, shardID, records[half:], retriesLeft-1)
+			return
+		}
+		if attempt >= retriesLeft {
+			reason := "retry attempts exhausted"
+			if err != nil {
+				reason += ": " + err.Error()
+			}
+			p.sendFailure(ctx, shardID, records, attempt+1, reason)
+			return
+		}
+		sleep(ctx, p.mapping.RetryBackoff)
+	}
+}
+
+// sendFailure writes an on-failure record shaped like Lambda's: the batch's
+// description, not its records; the records stay in the event table.
+func (p *streamPoller) sendFailure(ctx context.Context, shardID string, records []types.Record, invokes int, reason string) {
+	first, last := records[0].Dynamodb, records[len(records)-1].Dynamodb
+	body, _ := json.Marshal(map[string]any{
+		"version":   "1.0",
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"requestContext": map[string]any{
+			"condition":              "RetryAttemptsExhausted",
+			"approximateInvokeCount": invokes,
+			"functionArn":            "arn:aws:lambda:" + p.region + ":000000000000:function:" + p.fn.name,
+		},
+		"responseContext": map[string]any{"functionError": reason},
+		"DDBStreamBatchInfo": map[string]any{
+			"shardId":                         shardID,
+			"startSequenceNumber":             aws.ToString(first.SequenceNumber),
+			"endSequenceNumber":               aws.ToString(last.SequenceNumber),
+			"approximateArrivalOfFirstRecord": aws.ToTime(first.ApproximateCreationDateTime).UTC().Format(time.RFC3339),
+			"approximateArrivalOfLastRecord":  aws.ToTime(last.ApproximateCreationDateTime).UTC().Format(time.RFC3339),
+			"batchSize":                       len(records),
+			"streamArn":                       p.streamARN,
+		},
+	})
+	p.log.Error("stream batch given up; sent to the failure queue", "records", len(records), "reason", reason)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := p.sqs.SendMessage(sctx, &sqs.SendMessageInput{QueueUrl: aws.String(p.mapping.FailureQueueURL), MessageBody: aws.String(string(body))}); err != nil {
+		p.log.Error("send to the failure queue", "err", err)
+	}
+}
+
+func (p *streamPoller) event(records []types.Record) events.DynamoDBEvent {
+	ev := events.DynamoDBEvent{Records: make([]events.DynamoDBEventRecord, len(records))}
+	for i, r := range records {
+		d := r.Dynamodb
+		ev.Records[i] = events.DynamoDBEventRecord{
+			AWSRegion:      p.region,
+			EventID:        aws.ToString(r.EventID),
+			EventName:      string(r.EventName),
+			EventSource:    "aws:dynamodb",
+			EventVersion:   aws.ToString(r.EventVersion),
+			EventSourceArn: p.streamARN,
+			Change: events.DynamoDBStreamRecord{
+				ApproximateCreationDateTime: events.SecondsEpochTime{Time: aws.ToTime(d.ApproximateCreationDateTime)},
+				Keys:                        convertImage(d.Keys),
+				NewImage:                    convertImage(d.NewImage),
+				OldImage:                    convertImage(d.OldImage),
+				SequenceNumber:              aws.ToString(d.SequenceNumber),
+				SizeBytes:                   aws.ToInt64(d.SizeBytes),
+				StreamViewType:              string(d.StreamViewType),
+			},
+		}
+	}
+	return ev
+}
+
+func seqOf(r types.Record) *big.Int {
+	n, ok := new(big.Int).SetString(aws.ToString(r.Dynamodb.SequenceNumber), 10)
+	if !ok {
+		return new(big.Int)
+	}
+	return n
+}
+
+func convertImage(img map[string]types.AttributeValue) map[string]events.DynamoDBAttributeValue {
+	if img == nil {
+		return nil
+	}
+	out := make(map[string]events.DynamoDBAttributeValue, len(img))
+	for k, v := range img {
+		out[k] = convertValue(v)
+	}
+	return out
+}
+
+func convertValue(v types.AttributeValue) events.DynamoDBAttributeValue {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return events.NewStringAttribute(v.Value)
+	case *types.AttributeValueMemberN:
+		return events.NewNumberAttribute(v.Value)
+	case *types.AttributeValueMemberB:
+		return events.NewBinaryAttribute(v.Value)
+	case *types.AttributeValueMemberBOOL:
+		return events.NewBooleanAttribute(v.Value)
+	case *types.AttributeValueMemberNULL:
+		return events.NewNullAttribute()
+	case *types.AttributeValueMemberSS:
+		return events.NewStringSetAttribute(v.Value)
+	case *types.AttributeValueMemberNS:
+		return events.NewNumberSetAttribute(v.Value)
+	case *types.AttributeValueMemberBS:
+		return events.NewBinarySetAttribute(v.Value)
+	case *types.AttributeValueMemberL:
+		l := make([]events.DynamoDBAttributeValue, len(v.Value))
+		for i, x := range v.Value {
+			l[i] = convertValue(x)
+		}
+		return events.NewListAttribute(l)
+	case *types.AttributeValueMemberM:
+		m := make(map[string]events.DynamoDBAttributeValue, len(v.Value))
+		for k, x := range v.Value {
+			m[k] = convertValue(x)
+		}
+		return events.NewMapAttribute(m)
+	}
+	return events.NewNullAttribute() // the SDK's union has no other member
+}
