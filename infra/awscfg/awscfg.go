@@ -24,6 +24,9 @@ type Options struct {
 	Endpoint string
 	// HTTPClient replaces the SDK's HTTP client, for instance to inject faults.
 	HTTPClient aws.HTTPClient
+	// Retryer, when set, replaces the SDK's standard retryer (tests shorten
+	// its backoff).
+	Retryer func() aws.Retryer
 	// APIOptions are added to every client's middleware stack (for counting).
 	APIOptions []func(*middleware.Stack) error
 }
@@ -49,8 +52,8 @@ func New(ctx context.Context, o Options) (Clients, error) {
 			opts = append(opts, config.WithRegion("us-east-1"))
 		}
 	}
-	if o.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(o.HTTPClient))
+	if o.Retryer != nil {
+		opts = append(opts, config.WithRetryer(o.Retryer))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -60,6 +63,11 @@ func New(ctx context.Context, o Options) (Clients, error) {
 		cfg.Region = "us-east-1"
 	}
 	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
+	if o.HTTPClient != nil {
+		// Set on the config after loading: loading with a custom client
+		// fails where AWS_CA_BUNDLE is set.
+		cfg.HTTPClient = o.HTTPClient
+	}
 	c := Clients{Config: cfg, Endpoint: o.Endpoint}
 	c.DynamoDB = dynamodb.NewFromConfig(cfg, func(opt *dynamodb.Options) {
 		if o.Endpoint != "" {

@@ -1,0 +1,290 @@
+package dynamo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"pgregory.net/rapid"
+
+	"votes/domain"
+	"votes/infra/awscfg"
+	"votes/infra/dynamo"
+	"votes/infra/kumotest"
+	"votes/projections"
+)
+
+type fixture struct {
+	clients awscfg.Clients
+	tables  dynamo.Tables
+	events  *dynamo.EventStore
+	ballots *dynamo.BallotStore
+	cells   *dynamo.CellStore
+}
+
+// newFixture creates a fresh set of tables in the shared emulator, with
+// stores whose SDK calls go through faults when it is not nil.
+func newFixture(t testing.TB, faults *kumotest.Faults) fixture {
+	t.Helper()
+	admin := kumotest.Clients(t, nil)
+	f := fixture{tables: dynamo.TablesFor(kumotest.Stage(t))}
+	for _, spec := range f.tables.Specs() {
+		if _, err := admin.DynamoDB.CreateTable(context.Background(), spec.CreateInput()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clients = admin
+	if faults != nil {
+		f.clients = kumotest.Clients(t, faults.Client())
+	}
+	f.events = dynamo.NewEventStore(f.clients.DynamoDB, f.tables.Events)
+	f.ballots = dynamo.NewBallotStore(f.clients.DynamoDB, f.tables.Ballots, "1")
+	f.cells = dynamo.NewCellStore(f.clients.DynamoDB, f.tables.Tallies, "1")
+	return f
+}
+
+func vote(voter, title, sub, aspect, choice string, at int64) domain.VoteCast {
+	s := domain.Submission{VoterID: voter, TitleID: title, Votes: []domain.Choice{{Aspect: aspect, Choice: choice}}}
+	return s.Accept(sub, time.Unix(0, at)).Events()[0]
+}
+
+// storedEvents scans the event table with a client of its own.
+func storedEvents(t testing.TB, table string) []domain.VoteCast {
+	t.Helper()
+	db := kumotest.Clients(t, nil).DynamoDB
+	var out []domain.VoteCast
+	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range page.Items {
+			e, err := dynamo.DecodeEvent(item)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestEventStoreAppendsOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	e := vote("u1", "t1", "s1", "story", "up", 100)
+
+	if got, err := f.events.Append(ctx, e); err != nil || got != dynamo.Appended {
+		t.Fatalf("first append: %v, %v; want appended", got, err)
+	}
+	retried := e
+	retried.RecordedAt = 200 // the same submission accepted again later
+	if got, err := f.events.Append(ctx, retried); err != nil || got != dynamo.Duplicate {
+		t.Fatalf("redelivered append: %v, %v; want duplicate", got, err)
+	}
+	other := e
+	other.Choice = "down" // another vote under the same ID
+	if got, err := f.events.Append(ctx, other); err != nil || got != dynamo.Conflict {
+		t.Fatalf("conflicting append: %v, %v; want conflict", got, err)
+	}
+	stored := storedEvents(t, f.tables.Events)
+	if len(stored) != 1 || stored[0] != e {
+		t.Fatalf("event table holds %+v, want only the first vote %+v", stored, e)
+	}
+}
+
+func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
+	faults := kumotest.NewFaults(1)
+	f := newFixture(t, faults)
+	// Every PutItem is applied and its response lost; the SDK retries.
+	faults.Set(0, 1, func(target, _ string) bool { return kumotest.Action(target, "PutItem") })
+	e := vote("u1", "t1", "s1", "story", "up", 100)
+	_, err := f.events.Append(context.Background(), e)
+	if err == nil {
+		t.Fatal("append succeeded although every response was lost")
+	}
+	faults.Off()
+	got, err := f.events.Append(context.Background(), e)
+	if err != nil || got != dynamo.Duplicate {
+		t.Fatalf("append after the lost responses: %v, %v; want duplicate", got, err)
+	}
+	if n := len(storedEvents(t, f.tables.Events)); n != 1 {
+		t.Fatalf("event table holds %d items, want 1", n)
+	}
+}
+
+func TestBallotStoreVersions(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	b := projections.NewBallot("u1", "t1")
+	b.Apply(vote("u1", "t1", "s1", "story", "up", 100))
+	b.Version, b.Step, b.Prev = 1, "step-a", map[string]string{"story": ""}
+	if err := f.ballots.Save(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ballots.Save(ctx, b); err != nil {
+		t.Fatalf("saving the stored ballot again (a retried call) must succeed: %v", err)
+	}
+	stale := b
+	stale.Step = "step-b"
+	if err := f.ballots.Save(ctx, stale); !errors.Is(err, projections.ErrStale) {
+		t.Fatalf("a second writer at the same version: %v, want ErrStale", err)
+	}
+	next := b
+	next.Apply(vote("u1", "t1", "s2", "story", "down", 200))
+	next.Version, next.Step, next.Prev = 2, "step-c", map[string]string{"story": "up"}
+	if err := f.ballots.Save(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.ballots.Load(ctx, "t1", []string{"u1", "u2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["u1"].Version != 2 || got["u1"].Aspects["story"].Choice != "down" || got["u1"].Prev["story"] != "up" || got["u1"].Step != "step-c" {
+		t.Fatalf("loaded %+v, want u1's version 2 with story down, changed from up by step-c", got)
+	}
+}
+
+func TestCellStoreStepsAndTally(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	cell := domain.Cell{TitleID: "t1", Shard: 3}
+	if in, err := f.cells.Begin(ctx, cell, projections.Step{ID: "a", Voters: []string{"u1", "u2"}}); err != nil || in != nil {
+		t.Fatalf("begin on an idle cell: %v, %v", in, err)
+	}
+	if in, err := f.cells.Begin(ctx, cell, projections.Step{ID: "a", Voters: []string{"u1", "u2"}}); err != nil || in != nil {
+		t.Fatalf("beginning the same step again (a retried call): %v, %v", in, err)
+	}
+	in, err := f.cells.Begin(ctx, cell, projections.Step{ID: "b", Voters: []string{"u3"}})
+	if err != nil || in == nil || in.ID != "a" || !slices.Equal(in.Voters, []string{"u1", "u2"}) {
+		t.Fatalf("begin while step a is in flight gave %+v, %v; want step a with its voters", in, err)
+	}
+	if err := f.cells.Commit(ctx, cell, "a", projections.Counts{"story": {"up": 2, "down": -1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.cells.Commit(ctx, cell, "a", projections.Counts{"story": {"up": 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := f.cells.Begin(ctx, domain.Cell{TitleID: "t1", Shard: 60}, projections.Step{ID: "c", Voters: []string{"u9"}}); err != nil || in != nil {
+		t.Fatal(in, err)
+	}
+	if err := f.cells.Commit(ctx, domain.Cell{TitleID: "t1", Shard: 60}, "c", projections.Counts{"story": {"down": 3}, "acting": {"up": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.cells.Tally(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := projections.Counts{"story": {"up": 2, "down": 2}, "acting": {"up": 1}}
+	if !got.Equal(want) {
+		t.Fatalf("tally %v, want %v (the repeated commit must not count twice)", got, want)
+	}
+}
+
+// TestProjectorExactlyOnceUnderFaults is the projection's central promise:
+// however events are delivered (shuffled, repeated, split into batches) and
+// however calls fail (before DynamoDB applied them, after it applied them
+// with the answer lost, or all at once for a while, as when a Lambda dies
+// mid-batch), once every event has been projected the tallies equal the
+// pure fold of the events.
+func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
+	var seed uint64
+	rapid.Check(t, func(rt *rapid.T) {
+		seed++
+		faults := kumotest.NewFaults(seed)
+		f := newFixture(t, faults)
+		p := projections.NewProjector(f.ballots, f.cells, rapid.IntRange(1, 4).Draw(rt, "concurrency"))
+		ctx := context.Background()
+
+		events := genEvents(rt)
+		pending := genDelivery(rt, events)
+		attempts, recovered := 0, 0
+		for len(pending) > 0 {
+			batch := pending[0]
+			pending = pending[1:]
+			attempts++
+			if attempts > 400 {
+				rt.Fatalf("no progress after %d attempts", attempts)
+			}
+			if rapid.Bool().Draw(rt, "faulty") {
+				faults.Set(rapid.Float64Range(0, 0.3).Draw(rt, "before"), rapid.Float64Range(0, 0.3).Draw(rt, "after"), nil)
+				if rapid.IntRange(0, 5).Draw(rt, "crash") == 0 {
+					faults.Outage(time.Duration(rapid.IntRange(0, 3).Draw(rt, "outage")) * time.Millisecond)
+				}
+			} else {
+				faults.Off()
+			}
+			rep := p.Project(ctx, batch)
+			recovered += rep.Recovered
+			var failed []domain.VoteCast
+			for _, e := range batch {
+				if _, ok := rep.Failed[e.Cell()]; ok {
+					failed = append(failed, e)
+				}
+			}
+			if len(failed) > 0 {
+				// Redelivered later, possibly mixed with other events.
+				at := rapid.IntRange(0, len(pending)).Draw(rt, "redeliverAt")
+				pending = slices.Insert(pending, at, failed)
+			}
+		}
+		faults.Off()
+		want := projections.Fold(events)
+		for _, title := range []string{"t1", "t2"} {
+			got, err := f.cells.Tally(ctx, title)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			if !got.Equal(want[title]) {
+				rt.Fatalf("%s after %d attempts (%d recovered steps, %d calls failed before, %d after applied): tally %v, fold %v, diff %v",
+					title, attempts, recovered, faults.FailedBefore.Load(), faults.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
+			}
+		}
+	})
+}
+
+func genEvents(t *rapid.T) []domain.VoteCast {
+	n := rapid.IntRange(1, 30).Draw(t, "events")
+	seen := map[string]domain.VoteCast{}
+	var out []domain.VoteCast
+	for range n {
+		e := vote(
+			rapid.SampledFrom([]string{"u1", "u2", "u3", "u4", "u5"}).Draw(t, "voter"),
+			rapid.SampledFrom([]string{"t1", "t2"}).Draw(t, "title"),
+			fmt.Sprintf("s%d", rapid.IntRange(0, 5).Draw(t, "submission")),
+			rapid.SampledFrom([]string{"story", "acting", "overall"}).Draw(t, "aspect"),
+			rapid.SampledFrom([]string{"up", "down"}).Draw(t, "choice"),
+			int64(rapid.IntRange(1, 5).Draw(t, "at")),
+		)
+		if prev, ok := seen[e.VoteID]; ok && !prev.SameVote(e) {
+			continue // one vote ID carries one vote
+		}
+		seen[e.VoteID] = e
+		out = append(out, e)
+	}
+	return out
+}
+
+func genDelivery(t *rapid.T, events []domain.VoteCast) [][]domain.VoteCast {
+	stream := slices.Clone(events)
+	for range rapid.IntRange(0, len(events)).Draw(t, "repeats") {
+		stream = append(stream, events[rapid.IntRange(0, len(events)-1).Draw(t, "repeat")])
+	}
+	stream = rapid.Permutation(stream).Draw(t, "order")
+	var batches [][]domain.VoteCast
+	for len(stream) > 0 {
+		n := rapid.IntRange(1, len(stream)).Draw(t, "batch")
+		batches = append(batches, stream[:n])
+		stream = stream[n:]
+	}
+	return batches
+}
+
+var _ = types.AttributeValueMemberS{}
