@@ -62,9 +62,11 @@ type Config struct {
 	Endpoint string
 	// HTTPClient, when set, carries every SDK call (to inject faults).
 	HTTPClient aws.HTTPClient
-	Settings   Settings
-	Catalog    domain.Catalog
-	Log        *slog.Logger
+	// Retryer, when set, replaces the SDK's standard retryer.
+	Retryer  func() aws.Retryer
+	Settings Settings
+	Catalog  domain.Catalog
+	Log      *slog.Logger
 }
 
 // Stack is a running local pipeline.
@@ -106,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.Endpoint = s.kumo.URL
 	}
 	var err error
-	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient})
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer})
 	if err != nil {
 		s.closeKumo()
 		return nil, err

@@ -1,0 +1,379 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"votes/domain"
+	"votes/infra/dynamo"
+	"votes/infra/kumotest"
+	"votes/infra/local"
+	"votes/infra/queue"
+	"votes/projections"
+)
+
+// fastSettings are the deployment's settings with short windows and
+// timeouts, so that retries happen within a test's time.
+func fastSettings() local.Settings {
+	s := local.DefaultSettings()
+	s.Processor.Window = 20 * time.Millisecond
+	s.Projector.PollInterval = 10 * time.Millisecond
+	s.Projector.RetryBackoff = 10 * time.Millisecond
+	s.VisibilityTimeout = time.Second
+	return s
+}
+
+func startStack(t *testing.T, faults *kumotest.Faults, settings local.Settings) *local.Stack {
+	t.Helper()
+	opts := kumotest.Options(nil)
+	cfg := local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings}
+	if faults != nil {
+		cfg.HTTPClient = faults.Client()
+	}
+	s, err := local.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if faults != nil {
+			faults.Off()
+		}
+		_ = s.Close(ctx)
+	})
+	return s
+}
+
+type submission struct {
+	VoterID string                     `json:"voterId"`
+	TitleID string                     `json:"titleId"`
+	Votes   []map[string]string        `json:"votes"`
+	Extra   map[string]json.RawMessage `json:"-"`
+}
+
+func post(t *testing.T, url, key string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, url+"/votes", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func getTallies(t *testing.T, url, title string) projections.Counts {
+	t.Helper()
+	resp, err := http.Get(url + "/titles/" + title + "/tallies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET tallies of %s: %d %s", title, resp.StatusCode, b)
+	}
+	var body struct {
+		TitleID string             `json:"titleId"`
+		Aspects projections.Counts `json:"aspects"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.TitleID != title {
+		t.Fatalf("tallies of %s came back for %s", title, body.TitleID)
+	}
+	return body.Aspects
+}
+
+func storedEvents(t *testing.T, s *local.Stack) []domain.VoteCast {
+	t.Helper()
+	db := kumotest.Clients(t, nil).DynamoDB
+	var out []domain.VoteCast
+	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(s.Tables.Events)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range page.Items {
+			e, err := dynamo.DecodeEvent(item)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func waitIdle(t *testing.T, s *local.Stack) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.WaitIdle(ctx); err != nil {
+		t.Fatalf("pipeline did not go idle: %v", err)
+	}
+}
+
+func deadLetters(t *testing.T, s *local.Stack, name string) []string {
+	t.Helper()
+	var reasons []string
+	for {
+		out, err := s.Clients.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(s.QueueURLs[name]), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return reasons
+		}
+		for _, m := range out.Messages {
+			reason := aws.ToString(m.Body)
+			if a, ok := m.MessageAttributes[queue.AttrReason]; ok {
+				reason = aws.ToString(a.StringValue)
+			}
+			reasons = append(reasons, reason)
+		}
+	}
+}
+
+func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
+	s := startStack(t, nil, fastSettings())
+	resp, err := http.Get(s.URL + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	vote := func(voter, title string, pairs ...string) string {
+		var votes []map[string]string
+		for i := 0; i < len(pairs); i += 2 {
+			votes = append(votes, map[string]string{"aspect": pairs[i], "choice": pairs[i+1]})
+		}
+		code, body := post(t, s.URL, "", map[string]any{"voterId": voter, "titleId": title, "votes": votes})
+		if code != http.StatusAccepted {
+			t.Fatalf("POST %s %s: %d %v", voter, title, code, body)
+		}
+		return body["submissionId"].(string)
+	}
+	vote("u-1", "tt1", "story", "up", "Acting", "DOWN")
+	vote("u-2", "tt1", "story", "up")
+	vote("u-3", "tt1", "story", "down", "overall", "up")
+	vote("u-1", "tt2", "visuals", "up")
+	waitIdle(t, s)
+	vote("u-3", "tt1", "story", "up") // u-3 changes their mind
+	waitIdle(t, s)
+
+	want := map[string]projections.Counts{
+		"tt1": {"story": {"up": 3, "down": 0}, "acting": {"up": 0, "down": 1}, "overall": {"up": 1, "down": 0}},
+		"tt2": {"visuals": {"up": 1, "down": 0}},
+	}
+	for title, w := range want {
+		got := getTallies(t, s.URL, title)
+		if !got.Equal(w) {
+			t.Errorf("%s: tallies %v, want %v", title, got, w)
+		}
+		if len(got) != len(w) {
+			t.Errorf("%s: tallies show aspects %v, want only %v", title, got, w)
+		}
+	}
+	if got := getTallies(t, s.URL, "tt-none"); len(got) != 0 {
+		t.Errorf("a title without votes shows %v", got)
+	}
+}
+
+// TestNoVoteLostUnderFaults runs the whole pipeline with every SDK call of
+// every function going through injected faults (calls failing before they
+// reach kumo, after kumo applied them, and outages that kill whole batches
+// mid-way), while clients post votes and retry on 503 with the same
+// Idempotency-Key, as the contract tells them to. Afterwards every vote
+// that got a 202 is in the event table exactly once, nothing went to a
+// dead-letter queue, and the tallies read over HTTP equal the fold of the
+// event table.
+func TestNoVoteLostUnderFaults(t *testing.T) {
+	faults := kumotest.NewFaults(42)
+	s := startStack(t, faults, fastSettings())
+	faults.Set(0.08, 0.08, nil)
+	stop := make(chan struct{})
+	go func() { // outages: every call fails for a few milliseconds, now and then
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(40 * time.Millisecond):
+				faults.Outage(3 * time.Millisecond)
+			}
+		}
+	}()
+
+	titles := []string{"tt-a", "tt-b", "tt-c"}
+	aspects := []string{"overall", "story", "acting", "visuals", "soundtrack"}
+	var (
+		mu       sync.Mutex
+		accepted = map[string]bool{} // vote IDs that got a 202
+		wg       sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range 40 {
+				voter := fmt.Sprintf("u-%d", rng.IntN(15))
+				n := 1 + rng.IntN(3)
+				var votes []map[string]string
+				for _, a := range rng.Perm(len(aspects))[:n] {
+					votes = append(votes, map[string]string{"aspect": aspects[a], "choice": []string{"up", "down"}[rng.IntN(2)]})
+				}
+				key := fmt.Sprintf("k-%d-%d", w, i)
+				body := map[string]any{"voterId": voter, "titleId": titles[rng.IntN(len(titles))], "votes": votes}
+				for attempt := 0; ; attempt++ {
+					code, out := post(t, s.URL, key, body)
+					if code == http.StatusAccepted {
+						mu.Lock()
+						for _, id := range out["voteIds"].([]any) {
+							accepted[id.(string)] = true
+						}
+						mu.Unlock()
+						break
+					}
+					if code != http.StatusServiceUnavailable || attempt > 50 {
+						t.Errorf("POST gave %d %v after %d attempts", code, out, attempt)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	time.Sleep(300 * time.Millisecond) // let the pipeline work under faults a while longer
+	faults.Off()
+	waitIdle(t, s)
+	t.Logf("%d SDK calls, %d failed before sending, %d failed after kumo applied them; %d votes accepted",
+		faults.Calls.Load(), faults.FailedBefore.Load(), faults.FailedAfter.Load(), len(accepted))
+	if faults.FailedBefore.Load() == 0 || faults.FailedAfter.Load() == 0 {
+		t.Fatal("no faults were injected; the test proves nothing")
+	}
+
+	events := storedEvents(t, s)
+	stored := map[string]int{}
+	for _, e := range events {
+		stored[e.VoteID]++
+	}
+	for id := range accepted {
+		if stored[id] != 1 {
+			t.Errorf("accepted vote %s is stored %d times", id, stored[id])
+		}
+	}
+	for id := range stored {
+		if !accepted[id] {
+			t.Errorf("vote %s is stored but was never accepted", id)
+		}
+	}
+	if dl := deadLetters(t, s, s.Queues.DeadLetters); len(dl) > 0 {
+		t.Errorf("dead letters: %v", dl)
+	}
+	if dl := deadLetters(t, s, s.Queues.ProjectorFailed); len(dl) > 0 {
+		t.Errorf("projector failures: %v", dl)
+	}
+	fold := projections.Fold(events)
+	for _, title := range titles {
+		if got := getTallies(t, s.URL, title); !got.Equal(fold[title]) {
+			t.Errorf("%s: tallies %v, fold of the event table %v; diff %v", title, got, fold[title], got.Diff(fold[title]))
+		}
+	}
+}
+
+func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
+	s := startStack(t, nil, fastSettings())
+	if _, err := s.Clients.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{
+		QueueUrl: aws.String(s.QueueURLs[s.Queues.Submissions]), MessageBody: aws.String(`{"v":1,"votes":"nonsense"`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := post(t, s.URL, "", map[string]any{"voterId": "u-1", "titleId": "tt1", "votes": []map[string]string{{"aspect": "story", "choice": "up"}}}); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %v", code, body)
+	}
+	waitIdle(t, s)
+	dl := deadLetters(t, s, s.Queues.DeadLetters)
+	if len(dl) != 1 || !strings.HasPrefix(dl[0], "poison:") {
+		t.Fatalf("dead letters %q, want the one poison message with its reason", dl)
+	}
+	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
+		t.Fatalf("the good vote was held up: tallies %v", got)
+	}
+}
+
+func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
+	faults := kumotest.NewFaults(3)
+	settings := fastSettings()
+	settings.MaxReceiveCount = 2
+	s := startStack(t, faults, settings)
+	// Every write of one voter's vote fails; everyone else's goes through.
+	faults.Set(1, 0, func(target, body string) bool {
+		return kumotest.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
+	})
+	for _, voter := range []string{"u-doomed", "u-1", "u-2"} {
+		if code, body := post(t, s.URL, "", map[string]any{"voterId": voter, "titleId": "tt1", "votes": []map[string]string{{"aspect": "story", "choice": "up"}}}); code != http.StatusAccepted {
+			t.Fatalf("POST: %d %v", code, body)
+		}
+	}
+	waitIdle(t, s)
+	dl := deadLetters(t, s, s.Queues.DeadLetters)
+	if len(dl) != 1 || !strings.Contains(dl[0], "gave up after 2 receives") || !strings.Contains(dl[0], kumotest.ErrInjected.Error()) {
+		t.Fatalf("dead letters %q, want the doomed message with the reason it failed", dl)
+	}
+	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"up": 2}}) {
+		t.Fatalf("the other votes were held up: tallies %v", got)
+	}
+}
+
+func TestUndecodableStreamRecordGoesToFailureQueue(t *testing.T) {
+	s := startStack(t, nil, fastSettings())
+	// An item in the event table that is not a valid event (no vote fields).
+	if _, err := s.Clients.DynamoDB.PutItem(context.Background(), &dynamodb.PutItemInput{
+		TableName: aws.String(s.Tables.Events),
+		Item: map[string]types.AttributeValue{
+			dynamo.AttrCell:   &types.AttributeValueMemberS{Value: "tt1#00"},
+			dynamo.AttrVoteID: &types.AttributeValueMemberS{Value: "broken"},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := post(t, s.URL, "", map[string]any{"voterId": "u-1", "titleId": "tt1", "votes": []map[string]string{{"aspect": "story", "choice": "down"}}}); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %v", code, body)
+	}
+	waitIdle(t, s)
+	dl := deadLetters(t, s, s.Queues.ProjectorFailed)
+	if len(dl) != 1 || !strings.HasPrefix(dl[0], "undecodable event:") {
+		t.Fatalf("projector failures %q, want the broken record with its reason", dl)
+	}
+	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"down": 1}}) {
+		t.Fatalf("the good vote was held up: tallies %v", got)
+	}
+}
