@@ -1,0 +1,25 @@
+# Lambda zips for serverless.yml: one bootstrap per function, linux/arm64,
+# static, stripped, without the RPC shim (provided.al2023).
+FUNCTIONS := receiver processor projector query
+ZIPS := $(FUNCTIONS:%=bin/%.zip)
+GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
+
+.PHONY: build clean package test
+build: $(ZIPS)
+	@for f in $(FUNCTIONS); do printf '%-10s %8d bytes zipped, %8d bytes unzipped\n' $$f $$(stat -c %s bin/$$f.zip) $$(stat -c %s bin/$$f/bootstrap); done
+
+bin/%.zip: FORCE
+	@mkdir -p bin/$*
+	$(GO_LAMBDA) -o bin/$*/bootstrap ./cmd/$*
+	@rm -f $@ && cd bin/$* && touch -d 2000-01-01T00:00:00Z bootstrap && zip -q -X ../$*.zip bootstrap
+
+FORCE:
+
+package: build
+	npx --no-install serverless package --stage $${STAGE:-dev} --region $${REGION:-us-east-1}
+
+test:
+	go test -race ./...
+
+clean:
+	rm -rf bin .serverless
