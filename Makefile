@@ -18,8 +18,14 @@ FORCE:
 package: build
 	npx --no-install serverless package --stage $${STAGE:-dev} --region $${REGION:-us-east-1}
 
-test:
-	go test -race ./...
+# The README's test command: installs the pinned Serverless Framework (the
+# deployment tests package serverless.yml with it), then runs every test.
+test: node_modules/.bin/serverless
+	go test -race -count=1 ./...
+
+node_modules/.bin/serverless: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 clean:
 	rm -rf bin .serverless

@@ -1,0 +1,388 @@
+package deploy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"votes/infra/dynamo"
+	"votes/infra/local"
+	"votes/infra/queue"
+)
+
+var functionNames = []string{"receiver", "processor", "projector", "query"}
+
+// template packages serverless.yml for stage with the Serverless Framework
+// the repository pins (npm ci installs it) and returns the CloudFormation.
+func template(t *testing.T, stage string) map[string]any {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sls := filepath.Join(root, "node_modules", ".bin", "serverless")
+	if _, err := os.Stat(sls); err != nil {
+		t.Fatalf("the Serverless Framework is not installed: run `npm ci` in %s (make test does): %v", root, err)
+	}
+	buildZips(t)
+	dir := t.TempDir()
+	cmd := exec.Command(sls, "package", "--stage", stage, "--region", "eu-west-1", "--package", dir)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "SLS_TELEMETRY_DISABLED=1", "SLS_NOTIFICATIONS_MODE=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("serverless package: %v\n%s", err, out)
+	}
+	t.Logf("serverless package --stage %s:\n%s", stage, out)
+	raw, err := os.ReadFile(filepath.Join(dir, "cloudformation-template-update-stack.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tpl map[string]any
+	if err := json.Unmarshal(raw, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+var (
+	buildOnce sync.Once
+	buildOut  []byte
+	buildErr  error
+)
+
+// buildZips runs make build once per test binary: the Lambda zips that
+// serverless.yml packages.
+func buildZips(t *testing.T) {
+	t.Helper()
+	buildOnce.Do(func() {
+		cmd := exec.Command("make", "-s", "build")
+		cmd.Dir = ".."
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("make build: %v\n%s", buildErr, buildOut)
+	}
+}
+
+// cfn is a generic view of a CloudFormation value.
+type cfn = map[string]any
+
+func resources(tpl cfn) map[string]cfn {
+	out := map[string]cfn{}
+	for k, v := range tpl["Resources"].(cfn) {
+		out[k] = v.(cfn)
+	}
+	return out
+}
+
+func props(r cfn) cfn { return r["Properties"].(cfn) }
+
+func getAtt(v any) string {
+	if m, ok := v.(cfn); ok {
+		if ga, ok := m["Fn::GetAtt"].([]any); ok {
+			return fmt.Sprintf("%v.%v", ga[0], ga[1])
+		}
+		if ref, ok := m["Ref"]; ok {
+			return fmt.Sprintf("%v", ref)
+		}
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+func title(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
+func TestServerlessWiring(t *testing.T) {
+	const stage = "prod"
+	tpl := template(t, stage)
+	res := resources(tpl)
+	settings := local.DefaultSettings()
+	tables := dynamo.TablesFor(stage)
+	queues := queue.NamesFor(stage)
+
+	t.Run("functions", func(t *testing.T) {
+		for _, name := range functionNames {
+			fn, ok := res[title(name)+"LambdaFunction"]
+			if !ok {
+				t.Fatalf("no function %s", name)
+			}
+			p := props(fn)
+			if p["Runtime"] != "provided.al2023" || !slices.Equal(p["Architectures"].([]any), []any{"arm64"}) || p["Handler"] != "bootstrap" {
+				t.Errorf("%s: runtime %v, architectures %v, handler %v", name, p["Runtime"], p["Architectures"], p["Handler"])
+			}
+			if role := getAtt(p["Role"]); role != title(name)+"Role.Arn" {
+				t.Errorf("%s runs as %s, want its own role", name, role)
+			}
+			env := p["Environment"].(cfn)["Variables"].(cfn)
+			for k, want := range map[string]string{
+				"VOTES_EVENTS_TABLE": tables.Events, "VOTES_BALLOTS_TABLE": tables.Ballots, "VOTES_TALLIES_TABLE": tables.Tallies,
+				"VOTES_MAX_RECEIVES": fmt.Sprint(settings.MaxReceiveCount),
+			} {
+				if env[k] != want {
+					t.Errorf("%s: %s = %v, want %s", name, k, env[k], want)
+				}
+			}
+			for k, want := range map[string]string{
+				"VOTES_SUBMISSIONS_QUEUE_URL": "SubmissionsQueue", "VOTES_DEAD_LETTER_QUEUE_URL": "SubmissionsDeadLetterQueue",
+				"VOTES_PROJECTOR_FAILURE_QUEUE_URL": "ProjectorFailureQueue",
+			} {
+				if got := getAtt(env[k]); got != want {
+					t.Errorf("%s: %s refers to %s, want %s", name, k, got, want)
+				}
+			}
+			lg := res[title(name)+"LogGroup"]
+			if lg == nil || props(lg)["RetentionInDays"] == nil {
+				t.Errorf("%s: log group without retention", name)
+			}
+		}
+	})
+
+	t.Run("tables match the adapters", func(t *testing.T) {
+		logical := map[string]string{tables.Events: "EventsTable", tables.Ballots: "BallotsTable", tables.Tallies: "TalliesTable"}
+		for _, spec := range tables.Specs() {
+			r := res[logical[spec.Name]]
+			if r == nil {
+				t.Fatalf("no table resource for %s", spec.Name)
+			}
+			p := props(r)
+			if p["TableName"] != spec.Name || p["BillingMode"] != "PAY_PER_REQUEST" {
+				t.Errorf("%s: name %v, billing %v", spec.Name, p["TableName"], p["BillingMode"])
+			}
+			want := spec.CreateInput()
+			var keys, attrs []string
+			for _, k := range p["KeySchema"].([]any) {
+				keys = append(keys, fmt.Sprintf("%v:%v", k.(cfn)["AttributeName"], k.(cfn)["KeyType"]))
+			}
+			for _, a := range p["AttributeDefinitions"].([]any) {
+				attrs = append(attrs, fmt.Sprintf("%v:%v", a.(cfn)["AttributeName"], a.(cfn)["AttributeType"]))
+			}
+			var wantKeys, wantAttrs []string
+			for _, k := range want.KeySchema {
+				wantKeys = append(wantKeys, fmt.Sprintf("%s:%s", *k.AttributeName, k.KeyType))
+			}
+			for _, a := range want.AttributeDefinitions {
+				wantAttrs = append(wantAttrs, fmt.Sprintf("%s:%s", *a.AttributeName, a.AttributeType))
+			}
+			if !slices.Equal(keys, wantKeys) || !slices.Equal(attrs, wantAttrs) {
+				t.Errorf("%s: keys %v attributes %v, the adapters use %v %v", spec.Name, keys, attrs, wantKeys, wantAttrs)
+			}
+			view := ""
+			if ss, ok := p["StreamSpecification"].(cfn); ok {
+				view = fmt.Sprint(ss["StreamViewType"])
+			}
+			if view != string(spec.StreamView) {
+				t.Errorf("%s: stream view %q, the projector needs %q", spec.Name, view, spec.StreamView)
+			}
+		}
+		ev := res["EventsTable"]
+		if ev["DeletionPolicy"] != "Retain" || ev["UpdateReplacePolicy"] != "Retain" || props(ev)["DeletionProtectionEnabled"] != true {
+			t.Errorf("the %s event table can be deleted: policy %v, protection %v", stage, ev["DeletionPolicy"], props(ev)["DeletionProtectionEnabled"])
+		}
+		if pitr := props(ev)["PointInTimeRecoverySpecification"].(cfn); pitr["PointInTimeRecoveryEnabled"] != true {
+			t.Error("the event table has no point-in-time recovery")
+		}
+	})
+
+	t.Run("queues and event sources match the local stack", func(t *testing.T) {
+		names := map[string]string{"SubmissionsQueue": queues.Submissions, "SubmissionsDeadLetterQueue": queues.DeadLetters, "ProjectorFailureQueue": queues.ProjectorFailed}
+		for logical, name := range names {
+			if got := props(res[logical])["QueueName"]; got != name {
+				t.Errorf("%s is named %v, the code expects %s", logical, got, name)
+			}
+		}
+		sq := props(res["SubmissionsQueue"])
+		procTimeout := props(res["ProcessorLambdaFunction"])["Timeout"].(float64)
+		if vt := sq["VisibilityTimeout"].(float64); vt != settings.VisibilityTimeout.Seconds() || vt < 6*procTimeout {
+			t.Errorf("visibility timeout %v s: want %v s, and at least 6 x the processor's %v s", vt, settings.VisibilityTimeout.Seconds(), procTimeout)
+		}
+		rp := sq["RedrivePolicy"].(cfn)
+		if getAtt(rp["deadLetterTargetArn"]) != "SubmissionsDeadLetterQueue.Arn" || rp["maxReceiveCount"] != float64(settings.MaxReceiveCount) {
+			t.Errorf("redrive policy %v", rp)
+		}
+
+		var sqsESM, streamESM cfn
+		for _, r := range res {
+			if r["Type"] == "AWS::Lambda::EventSourceMapping" {
+				switch getAtt(props(r)["EventSourceArn"]) {
+				case "SubmissionsQueue.Arn":
+					sqsESM = props(r)
+				case "EventsTable.StreamArn":
+					streamESM = props(r)
+				}
+			}
+		}
+		if sqsESM == nil || streamESM == nil {
+			t.Fatal("missing event-source mappings")
+		}
+		if getAtt(sqsESM["FunctionName"]) != "ProcessorLambdaFunction.Arn" || getAtt(streamESM["FunctionName"]) != "ProjectorLambdaFunction.Arn" {
+			t.Error("event sources invoke the wrong functions")
+		}
+		p := settings.Processor
+		if sqsESM["BatchSize"] != float64(p.BatchSize) || sqsESM["MaximumBatchingWindowInSeconds"] != p.Window.Seconds() ||
+			!slices.Equal(sqsESM["FunctionResponseTypes"].([]any), []any{"ReportBatchItemFailures"}) {
+			t.Errorf("SQS mapping %v, the local stack plays batch %d window %v", sqsESM, p.BatchSize, p.Window)
+		}
+		s := settings.Projector
+		if streamESM["BatchSize"] != float64(s.BatchSize) || streamESM["MaximumBatchingWindowInSeconds"] != s.Window.Seconds() ||
+			streamESM["MaximumRetryAttempts"] != float64(s.MaxRetryAttempts) || streamESM["BisectBatchOnFunctionError"] != s.Bisect ||
+			streamESM["StartingPosition"] != "TRIM_HORIZON" || streamESM["ParallelizationFactor"] != float64(1) ||
+			!slices.Equal(streamESM["FunctionResponseTypes"].([]any), []any{"ReportBatchItemFailures"}) {
+			t.Errorf("stream mapping %v, the local stack plays %+v", streamESM, s)
+		}
+		dest := streamESM["DestinationConfig"].(cfn)["OnFailure"].(cfn)["Destination"]
+		if getAtt(dest) != "ProjectorFailureQueue.Arn" {
+			t.Errorf("stream on-failure destination %v", dest)
+		}
+	})
+
+	t.Run("least privilege", func(t *testing.T) {
+		// role -> action -> the resource it may act on
+		want := map[string]map[string]string{
+			"ReceiverRole": {"sqs:SendMessage": "SubmissionsQueue.Arn"},
+			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn"},
+			"ProcessorRole": {
+				"sqs:ReceiveMessage": "SubmissionsQueue.Arn", "sqs:DeleteMessage": "SubmissionsQueue.Arn",
+				"sqs:GetQueueAttributes": "SubmissionsQueue.Arn", "sqs:ChangeMessageVisibility": "SubmissionsQueue.Arn",
+				"sqs:SendMessage":  "SubmissionsDeadLetterQueue.Arn",
+				"dynamodb:PutItem": "EventsTable.Arn", "dynamodb:GetItem": "EventsTable.Arn",
+			},
+			"ProjectorRole": {
+				"dynamodb:DescribeStream": "EventsTable.StreamArn", "dynamodb:GetRecords": "EventsTable.StreamArn",
+				"dynamodb:GetShardIterator": "EventsTable.StreamArn", "dynamodb:ListStreams": "*",
+				"dynamodb:BatchGetItem": "BallotsTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn",
+				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
+				"sqs:SendMessage": "ProjectorFailureQueue.Arn",
+			},
+		}
+		var roles []string
+		for k, r := range res {
+			if r["Type"] == "AWS::IAM::Role" {
+				roles = append(roles, k)
+			}
+		}
+		slices.Sort(roles)
+		if !slices.Equal(roles, []string{"ProcessorRole", "ProjectorRole", "QueryRole", "ReceiverRole"}) {
+			t.Fatalf("roles %v, want one per function", roles)
+		}
+		for role, actions := range want {
+			got := map[string][]string{}
+			for _, pol := range props(res[role])["Policies"].([]any) {
+				for _, st := range pol.(cfn)["PolicyDocument"].(cfn)["Statement"].([]any) {
+					st := st.(cfn)
+					for _, a := range st["Action"].([]any) {
+						action := a.(string)
+						if strings.Contains(action, "*") {
+							t.Errorf("%s allows wildcard action %s", role, action)
+						}
+						if strings.HasPrefix(action, "logs:") {
+							logGroup := fmt.Sprint(st["Resource"])
+							fn := strings.ToLower(strings.TrimSuffix(role, "Role"))
+							if !strings.Contains(logGroup, "log-group:/aws/lambda/votes-${sls:stage}-"+fn+":*") && !strings.Contains(logGroup, "/aws/lambda/votes-"+stage+"-"+fn+":*") {
+								t.Errorf("%s writes logs to %s, want only its own log group", role, logGroup)
+							}
+							continue
+						}
+						got[action] = append(got[action], getAtt(st["Resource"]))
+					}
+				}
+			}
+			for action, resources := range got {
+				slices.Sort(resources)
+				if w, ok := actions[action]; !ok || strings.Join(resources, " ") != w {
+					t.Errorf("%s: %s on %v, want %q", role, action, resources, w)
+				}
+			}
+			for action := range actions {
+				if _, ok := got[action]; !ok {
+					t.Errorf("%s lacks %s, which its function calls", role, action)
+				}
+			}
+		}
+	})
+
+	t.Run("routes", func(t *testing.T) {
+		var routes []string
+		for _, r := range res {
+			if r["Type"] == "AWS::ApiGatewayV2::Route" {
+				routes = append(routes, fmt.Sprint(props(r)["RouteKey"]))
+			}
+		}
+		slices.Sort(routes)
+		if want := []string{"ANY /titles/{titleId}/tallies", "ANY /votes", "GET /healthz"}; !slices.Equal(routes, want) {
+			t.Errorf("routes %v, want %v", routes, want)
+		}
+	})
+
+	t.Run("alarms", func(t *testing.T) {
+		alarmed := map[string]bool{}
+		for _, r := range res {
+			if r["Type"] != "AWS::CloudWatch::Alarm" {
+				continue
+			}
+			p := props(r)
+			dim := p["Dimensions"].([]any)[0].(cfn)["Value"]
+			alarmed[fmt.Sprintf("%v %v", p["MetricName"], dim)] = true
+			if len(p["AlarmActions"].([]any)) == 0 {
+				t.Errorf("alarm on %v %v notifies nobody", p["MetricName"], dim)
+			}
+		}
+		want := []string{
+			"ApproximateNumberOfMessagesVisible " + queues.DeadLetters,
+			"ApproximateNumberOfMessagesVisible " + queues.ProjectorFailed,
+			"IteratorAge votes-" + stage + "-projector",
+		}
+		for _, fn := range functionNames {
+			want = append(want, "Errors votes-"+stage+"-"+fn, "Throttles votes-"+stage+"-"+fn)
+		}
+		for _, w := range want {
+			if !alarmed[w] {
+				t.Errorf("no alarm on %s", w)
+			}
+		}
+	})
+}
+
+// TestDevStageCanBeRemoved: a dev stage is disposable, its event table too.
+func TestDevStageCanBeRemoved(t *testing.T) {
+	ev := resources(template(t, "dev"))["EventsTable"]
+	if ev["DeletionPolicy"] != "Delete" || props(ev)["DeletionProtectionEnabled"] != false {
+		t.Errorf("dev event table: policy %v, protection %v", ev["DeletionPolicy"], props(ev)["DeletionProtectionEnabled"])
+	}
+}
+
+// TestLambdaBinariesLeaveOutTheLocalStack: the functions ship only what
+// runs in Lambda: no emulator, no local runtime.
+func TestLambdaBinariesLeaveOutTheLocalStack(t *testing.T) {
+	for _, fn := range functionNames {
+		out, err := exec.Command("go", "list", "-deps", "votes/cmd/"+fn).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		for dep := range strings.Lines(string(out)) {
+			dep = strings.TrimSpace(dep)
+			if strings.Contains(dep, "sivchari/kumo") || strings.HasPrefix(dep, "votes/infra/local") || strings.HasPrefix(dep, "votes/infra/kumotest") {
+				t.Errorf("%s links %s", fn, dep)
+			}
+		}
+		buildZips(t)
+		bin := filepath.Join("..", "bin", fn, "bootstrap")
+		mods, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go version -m: %v\n%s", err, mods)
+		}
+		if strings.Contains(string(mods), "sivchari/kumo") {
+			t.Errorf("%s's binary holds kumo:\n%s", fn, mods)
+		}
+		zip, err := os.Stat(filepath.Join("..", "bin", fn+".zip"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s.zip: %d bytes", fn, zip.Size())
+	}
+}
