@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -38,33 +39,42 @@ type Submission struct {
 	OccurredAt string // RFC 3339 in UTC, or empty when the client gave none
 }
 
-type submissionJSON struct {
-	VoterID    *string    `json:"voterId"`
-	TitleID    *string    `json:"titleId"`
-	Votes      []voteJSON `json:"votes"`
-	OccurredAt *string    `json:"occurredAt"`
-}
-
-type voteJSON struct {
-	Aspect *string `json:"aspect"`
-	Choice *string `json:"choice"`
-}
-
 // DecodeSubmission parses and validates a request body. authVoter is the
 // authenticated voter (the JWT subject) or empty: when set it is the voter,
 // and a body voterId that differs is refused. Every failure is an *Error.
+// Field names are exact: {"VoterID": …} is an unknown field, not voterId.
 func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submission, error) {
 	if len(body) > MaxBodyBytes {
 		return Submission{}, &Error{Code: CodeBodyTooLarge, Message: fmt.Sprintf("body is over %d bytes", MaxBodyBytes)}
 	}
-	var in submissionJSON
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	var top map[string]json.RawMessage
+	if err := dec.Decode(&top); err != nil {
 		return Submission{}, jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Submission{}, &Error{Code: CodeInvalidJSON, Message: "body has data after the JSON object"}
+	}
+	if top == nil {
+		return Submission{}, &Error{Code: CodeInvalidJSON, Message: "body must be a JSON object"}
+	}
+	if err := onlyFields(top, "", "voterId", "titleId", "votes", "occurredAt"); err != nil {
+		return Submission{}, err
+	}
+	var in struct {
+		VoterID, TitleID, OccurredAt *string
+		Votes                        []json.RawMessage
+	}
+	for _, f := range []struct {
+		name string
+		dst  any
+		kind string
+	}{{"voterId", &in.VoterID, "string"}, {"titleId", &in.TitleID, "string"}, {"occurredAt", &in.OccurredAt, "string"}, {"votes", &in.Votes, "array"}} {
+		if raw, ok := top[f.name]; ok {
+			if err := json.Unmarshal(raw, f.dst); err != nil {
+				return Submission{}, fieldError(CodeInvalidField, f.name, "%s must be a JSON %s", f.name, f.kind)
+			}
+		}
 	}
 
 	var s Submission
@@ -96,8 +106,12 @@ func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submissio
 		return Submission{}, fieldError(CodeInvalidField, "votes", "votes must have 1 to %d entries, got %d", MaxVotes, len(in.Votes))
 	}
 	seen := make(map[string]bool, len(in.Votes))
-	for i, v := range in.Votes {
+	for i, raw := range in.Votes {
 		field := fmt.Sprintf("votes[%d]", i)
+		v, err := decodeVote(raw, field)
+		if err != nil {
+			return Submission{}, err
+		}
 		if v.Aspect == nil {
 			return Submission{}, fieldError(CodeMissingField, field+".aspect", "aspect is required")
 		}
@@ -123,9 +137,51 @@ func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submissio
 		if err != nil {
 			return Submission{}, fieldError(CodeInvalidField, "occurredAt", "occurredAt must be an RFC 3339 time")
 		}
-		s.OccurredAt = t.UTC().Format(time.RFC3339Nano)
+		if t = t.UTC(); t.Year() < 1 || t.Year() > 9999 {
+			return Submission{}, fieldError(CodeInvalidField, "occurredAt", "occurredAt must be between years 0001 and 9999 in UTC")
+		}
+		s.OccurredAt = t.Format(time.RFC3339Nano)
 	}
 	return s, nil
+}
+
+type voteJSON struct {
+	Aspect, Choice *string
+}
+
+// decodeVote decodes one entry of votes, named field in errors.
+func decodeVote(raw json.RawMessage, field string) (voteJSON, *Error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return voteJSON{}, fieldError(CodeInvalidField, field, "%s must be a JSON object", field)
+	}
+	if err := onlyFields(m, field+".", "aspect", "choice"); err != nil {
+		return voteJSON{}, err
+	}
+	var v voteJSON
+	for name, dst := range map[string]**string{"aspect": &v.Aspect, "choice": &v.Choice} {
+		if raw, ok := m[name]; ok {
+			if err := json.Unmarshal(raw, dst); err != nil {
+				return voteJSON{}, fieldError(CodeInvalidField, field+"."+name, "%s.%s must be a JSON string", field, name)
+			}
+		}
+	}
+	return v, nil
+}
+
+// onlyFields refuses a member whose name is not one of names, exactly.
+func onlyFields(m map[string]json.RawMessage, prefix string, names ...string) *Error {
+	var unknown []string
+	for k := range m {
+		if !slices.Contains(names, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return fieldError(CodeUnknownField, prefix+unknown[0], "unknown field %s%s", prefix, unknown[0])
 }
 
 // ValidIdempotencyKey reports whether key may serve as a submission ID:
@@ -150,34 +206,12 @@ func validID(field string, v *string) (string, error) {
 	return id, nil
 }
 
-// jsonError turns an encoding/json failure into a client error naming the
-// field where the decoder can tell it.
+// jsonError turns an encoding/json failure of the whole body into a client
+// error.
 func jsonError(err error) *Error {
-	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return &Error{Code: CodeInvalidJSON, Message: "body is not a valid JSON object"}
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return &Error{Code: CodeInvalidJSON, Message: "body must be a JSON object"}
-		}
-		return fieldError(CodeInvalidField, typ.Field, "%s must be a JSON %s", typ.Field, jsonKind(typ.Type.Kind().String()))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return fieldError(CodeUnknownField, name, "unknown field %s", name)
-	default:
-		return &Error{Code: CodeInvalidJSON, Message: "body is not a valid JSON object"}
+	if errors.As(err, &typ) {
+		return &Error{Code: CodeInvalidJSON, Message: "body must be a JSON object"}
 	}
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "slice":
-		return "array"
-	case "struct", "ptr":
-		return "object"
-	default:
-		return goKind
-	}
+	return &Error{Code: CodeInvalidJSON, Message: "body is not a valid JSON object"}
 }

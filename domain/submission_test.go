@@ -20,13 +20,13 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // clientCodes are the codes DecodeSubmission may give.
 var clientCodes = map[string]bool{
-	domain.CodeInvalidJSON:      true,
-	domain.CodeUnknownField:     true,
-	domain.CodeMissingField:     true,
-	domain.CodeInvalidField:     true,
-	domain.CodeDuplicateAspect:  true,
-	domain.CodeBodyTooLarge:     true,
-	domain.CodeForbidden:        true,
+	domain.CodeInvalidJSON:     true,
+	domain.CodeUnknownField:    true,
+	domain.CodeMissingField:    true,
+	domain.CodeInvalidField:    true,
+	domain.CodeDuplicateAspect: true,
+	domain.CodeBodyTooLarge:    true,
+	domain.CodeForbidden:       true,
 }
 
 func TestDecodeSubmissionAccepts(t *testing.T) {
@@ -145,10 +145,15 @@ func TestDecodeSubmissionRefuses(t *testing.T) {
 		{name: "trailing garbage", body: withVotes(vote) + `x`, code: domain.CodeInvalidJSON},
 		{name: "trailing brace", body: withVotes(vote) + `}`, code: domain.CodeInvalidJSON},
 		{name: "unknown top-level field", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"admin":true}`, code: domain.CodeUnknownField, field: "admin"},
-		{name: "unknown vote field", body: withVotes(`{"aspect":"overall","choice":"up","weight":9}`), code: domain.CodeUnknownField, field: "weight"},
+		{name: "unknown vote field", body: withVotes(`{"aspect":"overall","choice":"up","weight":9}`), code: domain.CodeUnknownField, field: "votes[0].weight"},
 		{name: "voterId not a string", body: `{"voterId":7,"titleId":"t","votes":[` + vote + `]}`, code: domain.CodeInvalidField, field: "voterId"},
 		{name: "votes not an array", body: `{"voterId":"v","titleId":"t","votes":{"aspect":"overall"}}`, code: domain.CodeInvalidField, field: "votes"},
-		{name: "vote not an object", body: withVotes(`"overall"`), code: domain.CodeInvalidField, field: "votes"},
+		{name: "vote not an object", body: withVotes(`"overall"`), code: domain.CodeInvalidField, field: "votes[0]"},
+		{name: "second vote's choice not a string", body: withVotes(`{"aspect":"overall","choice":"up"},{"aspect":"story","choice":7}`), code: domain.CodeInvalidField, field: "votes[1].choice"},
+		{name: "field names are exact", body: `{"VOTERID":"v","titleId":"t","votes":[` + vote + `]}`, code: domain.CodeUnknownField, field: "VOTERID"},
+		{name: "vote field names are exact", body: withVotes(`{"Aspect":"overall","choice":"up"}`), code: domain.CodeUnknownField, field: "votes[0].Aspect"},
+		{name: "occurredAt before year 1 in UTC", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"0000-01-01T00:30:00+01:00"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt after year 9999 in UTC", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"9999-12-31T23:59:59-01:00"}`, code: domain.CodeInvalidField, field: "occurredAt"},
 		{name: "occurredAt not a string", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":1700000000}`, code: domain.CodeInvalidField, field: "occurredAt"},
 
 		{name: "voterId missing", body: `{"titleId":"t","votes":[` + vote + `]}`, code: domain.CodeMissingField, field: "voterId"},
@@ -172,7 +177,7 @@ func TestDecodeSubmissionRefuses(t *testing.T) {
 			`{"aspect":"overall","choice":"up"}`, `{"aspect":"story","choice":"up"}`, `{"aspect":"acting","choice":"up"}`,
 			`{"aspect":"visuals","choice":"up"}`, `{"aspect":"soundtrack","choice":"up"}`, `{"aspect":"overall","choice":"down"}`,
 		), code: domain.CodeInvalidField, field: "votes"},
-		{name: "vote null", body: withVotes(`null`), code: domain.CodeMissingField, field: "votes[0].aspect"},
+		{name: "vote null", body: withVotes(`null`), code: domain.CodeInvalidField, field: "votes[0]"},
 		{name: "aspect missing", body: withVotes(vote, `{"choice":"up"}`), code: domain.CodeMissingField, field: "votes[1].aspect"},
 		{name: "aspect null", body: withVotes(`{"aspect":null,"choice":"up"}`), code: domain.CodeMissingField, field: "votes[0].aspect"},
 		{name: "choice missing", body: withVotes(vote, `{"aspect":"story"}`), code: domain.CodeMissingField, field: "votes[1].choice"},
@@ -239,15 +244,15 @@ func TestDecodeSubmissionBodyLimit(t *testing.T) {
 }
 
 func TestDecodeSubmissionCustomCatalog(t *testing.T) {
-	catalog, err := domain.ParseCatalog("overall=1star|2star|3star;ending=happy|sad")
+	catalog, err := domain.ParseCatalog("overall=one|two|three;ending=happy|sad")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := domain.DecodeSubmission([]byte(`{"voterId":"v","titleId":"t","votes":[{"aspect":"ENDING","choice":"Sad"},{"aspect":"overall","choice":"3STAR"}]}`), catalog, "")
+	got, err := domain.DecodeSubmission([]byte(`{"voterId":"v","titleId":"t","votes":[{"aspect":"ENDING","choice":"Sad"},{"aspect":"overall","choice":"THREE"}]}`), catalog, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []domain.Choice{{"ending", "sad"}, {"overall", "3star"}}
+	want := []domain.Choice{{"ending", "sad"}, {"overall", "three"}}
 	if !slices.Equal(got.Votes, want) {
 		t.Errorf("votes %+v, want %+v", got.Votes, want)
 	}
@@ -355,6 +360,8 @@ func FuzzDecodeSubmission(f *testing.F) {
 		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"extra":1}`, ""},
 		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]} {}`, ""},
 		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":"0000-01-01T00:00:00Z"}`, ""},
+		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":"0000-01-01T00:30:00+01:00"}`, ""},
+		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":"9999-12-31T23:59:59-01:00"}`, ""},
 		{`{"voterId":"` + strings.Repeat("v", 65) + `"}`, ""},
 		{`[]`, ""},
 		{`null`, ""},
