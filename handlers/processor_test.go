@@ -1,0 +1,285 @@
+package handlers_test
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"votes/domain"
+	"votes/infra/dynamo"
+	"votes/infra/functions"
+	"votes/infra/queue"
+)
+
+// sampleVotes are the votes of the submissions in testdata/sqs-event.json.
+var sampleVotes = []domain.VoteCast{
+	{Schema: 1, VoteID: "kmgmqpewmbwlplvjnektfmthl3tbraga", SubmissionID: "sub-alice-1", VoterID: "alice", TitleID: "tt0111161",
+		Aspect: "overall", Choice: "up", RecordedAt: 1700000000000000000, OccurredAt: "2023-11-14T22:13:20Z"},
+	{Schema: 1, VoteID: "7tm2tfiwjyu2giumszyxpnvnuyj645cd", SubmissionID: "sub-alice-1", VoterID: "alice", TitleID: "tt0111161",
+		Aspect: "story", Choice: "down", RecordedAt: 1700000000000000000, OccurredAt: "2023-11-14T22:13:20Z"},
+	{Schema: 1, VoteID: "h2ozkwr2mxeboiaixmty6qwmokt2bqg3", SubmissionID: "sub-bob-1", VoterID: "bob", TitleID: "tt0111161",
+		Aspect: "overall", Choice: "down", RecordedAt: 1700000000500000000},
+}
+
+func sqsEvent(t *testing.T) events.SQSEvent {
+	t.Helper()
+	var ev events.SQSEvent
+	loadEvent(t, "sqs-event.json", &ev)
+	return ev
+}
+
+// storedEvent reads a vote back from the event table by its key.
+func storedEvent(t *testing.T, f fixture, e domain.VoteCast) (domain.VoteCast, bool) {
+	t.Helper()
+	out, err := f.clients.DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(f.cfg.Tables.Events),
+		Key: map[string]dbtypes.AttributeValue{
+			dynamo.AttrCell:   &dbtypes.AttributeValueMemberS{Value: e.Cell().String()},
+			dynamo.AttrVoteID: &dbtypes.AttributeValueMemberS{Value: e.VoteID},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Item == nil {
+		return domain.VoteCast{}, false
+	}
+	got, err := dynamo.DecodeEvent(out.Item)
+	if err != nil {
+		t.Fatalf("stored vote %s: %v", e.VoteID, err)
+	}
+	return got, true
+}
+
+// cellItems counts the items stored in a cell's partition of the event table.
+func cellItems(t *testing.T, f fixture, cell domain.Cell) int {
+	t.Helper()
+	out, err := f.clients.DynamoDB.Query(context.Background(), &dynamodb.QueryInput{
+		TableName:                 aws.String(f.cfg.Tables.Events),
+		KeyConditionExpression:    aws.String("#cell = :cell"),
+		ExpressionAttributeNames:  map[string]string{"#cell": dynamo.AttrCell},
+		ExpressionAttributeValues: map[string]dbtypes.AttributeValue{":cell": &dbtypes.AttributeValueMemberS{Value: cell.String()}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Items)
+}
+
+func eventCount(t *testing.T, f fixture) int {
+	t.Helper()
+	out, err := f.clients.DynamoDB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(f.cfg.Tables.Events)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Items)
+}
+
+func failedIDs(resp events.SQSEventResponse) []string {
+	var ids []string
+	for _, f := range resp.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	return ids
+}
+
+func TestProcessorAppendsEvents(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Processor(f.cfg, f.clients, discard())
+
+	resp, err := h.Handle(context.Background(), sqsEvent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failures %v", failedIDs(resp))
+	}
+	for _, want := range sampleVotes {
+		got, ok := storedEvent(t, f, want)
+		if !ok {
+			t.Errorf("vote %s (%s on %s) not stored", want.VoteID, want.VoterID, want.Aspect)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("stored %+v\nwant   %+v", got, want)
+		}
+	}
+	// Alice's ballot lives in one cell: both her votes are in its partition.
+	if n := cellItems(t, f, domain.CellOf("tt0111161", "alice")); n != 2 {
+		t.Errorf("alice's cell holds %d events, want 2", n)
+	}
+	if msgs := drain(t, f, f.cfg.DeadLettersURL); len(msgs) != 0 {
+		t.Errorf("%d dead letters", len(msgs))
+	}
+}
+
+func TestProcessorRedeliveryIsDuplicate(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Processor(f.cfg, f.clients, discard())
+	ev := sqsEvent(t)
+	if resp, err := h.Handle(context.Background(), ev); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("first delivery: %v, failures %v", err, failedIDs(resp))
+	}
+
+	// SQS delivers the batch again, and the receiver queued alice's
+	// submission a second time (a client retry with the same key), later.
+	again := ev
+	again.Records = append([]events.SQSMessage(nil), ev.Records...)
+	retried := ev.Records[0]
+	retried.MessageId = "MessageID_retry"
+	retried.Body = strings.Replace(retried.Body, `"receivedAt":1700000000000000000`, `"receivedAt":1700000099000000000`, 1)
+	if _, err := domain.DecodeAccepted([]byte(retried.Body)); err != nil {
+		t.Fatalf("retried body: %v", err)
+	}
+	again.Records = append(again.Records, retried)
+	resp, err := h.Handle(context.Background(), again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 0 {
+		t.Errorf("redelivered duplicates failed: %v", failedIDs(resp))
+	}
+	if n := eventCount(t, f); n != len(sampleVotes) {
+		t.Errorf("%d events stored, want %d", n, len(sampleVotes))
+	}
+	// The first time a vote was received stays its time.
+	if got, _ := storedEvent(t, f, sampleVotes[0]); got.RecordedAt != sampleVotes[0].RecordedAt {
+		t.Errorf("recordedAt changed to %d by a duplicate", got.RecordedAt)
+	}
+	if msgs := drain(t, f, f.cfg.DeadLettersURL); len(msgs) != 0 {
+		t.Errorf("%d dead letters", len(msgs))
+	}
+}
+
+func TestProcessorDeadLettersPoison(t *testing.T) {
+	t.Parallel()
+	tampered := strings.Replace(sqsEvent(t).Records[1].Body, `"choice":"down"`, `"choice":"up"`, 1)
+	tampered = strings.Replace(tampered, `"voterId":"bob"`, `"voterId":"mallory"`, 1)
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"the sample's own body", "Message Body"},
+		{"no votes", `{"v":1,"submissionId":"s","voterId":"v","titleId":"t","receivedAt":1,"votes":[]}`},
+		{"unknown schema", strings.Replace(sqsEvent(t).Records[1].Body, `"v":1`, `"v":9`, 1)},
+		{"vote ID not matching", tampered},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			h := functions.Processor(f.cfg, f.clients, discard())
+			ev := sqsEvent(t)
+			ev.Records[0].Body = tt.body
+
+			resp, err := h.Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.BatchItemFailures) != 0 {
+				t.Errorf("poison came back as batch item failures %v; it would be retried forever", failedIDs(resp))
+			}
+			dead := drain(t, f, f.cfg.DeadLettersURL)
+			if len(dead) != 1 {
+				t.Fatalf("%d dead letters, want 1", len(dead))
+			}
+			if got := aws.ToString(dead[0].Body); got != tt.body {
+				t.Errorf("dead letter body %q, want the message %q", got, tt.body)
+			}
+			if reason := attr(dead[0], queue.AttrReason); !strings.HasPrefix(reason, "poison:") {
+				t.Errorf("reason %q, want one starting poison:", reason)
+			}
+			if src := attr(dead[0], queue.AttrSource); src != "processor" {
+				t.Errorf("source %q, want processor", src)
+			}
+			// The good message in the batch is stored all the same.
+			if _, ok := storedEvent(t, f, sampleVotes[2]); !ok {
+				t.Error("the good message of the batch was not stored")
+			}
+			if n := eventCount(t, f); n != 1 {
+				t.Errorf("%d events stored, want bob's 1", n)
+			}
+		})
+	}
+}
+
+func TestProcessorKeepsPoisonWhenDeadLetterQueueFails(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	cfg := f.cfg
+	cfg.DeadLettersURL = f.missingQueueURL(t)
+	h := functions.Processor(cfg, f.clients, discard())
+	ev := sqsEvent(t)
+	ev.Records[0].Body = "Message Body"
+
+	resp, err := h.Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not stored anywhere: SQS must keep it.
+	if got := failedIDs(resp); !reflect.DeepEqual(got, []string{"MessageID_1"}) {
+		t.Errorf("batch item failures %v, want [MessageID_1]", got)
+	}
+}
+
+func TestProcessorAppendFailure(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		receives string
+		failed   []string
+		dead     bool
+	}{
+		{name: "early receive is retried", receives: "2", failed: []string{"MessageID_1"}},
+		{name: "first receive is retried", receives: "1", failed: []string{"MessageID_1"}},
+		{name: "last receive is dead-lettered", receives: "5", dead: true},
+		{name: "past the last receive is dead-lettered", receives: "7", dead: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			cfg := f.cfg
+			cfg.Tables.Events = cfg.Tables.Events + "-missing"
+			h := functions.Processor(cfg, f.clients, discard())
+			ev := sqsEvent(t)
+			ev.Records = ev.Records[:1]
+			ev.Records[0].Attributes["ApproximateReceiveCount"] = tt.receives
+
+			resp, err := h.Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := failedIDs(resp); !reflect.DeepEqual(got, tt.failed) {
+				t.Errorf("batch item failures %v, want %v", got, tt.failed)
+			}
+			dead := drain(t, f, f.cfg.DeadLettersURL)
+			if !tt.dead {
+				if len(dead) != 0 {
+					t.Errorf("%d dead letters before the last receive", len(dead))
+				}
+				return
+			}
+			if len(dead) != 1 {
+				t.Fatalf("%d dead letters, want 1", len(dead))
+			}
+			if aws.ToString(dead[0].Body) != ev.Records[0].Body {
+				t.Errorf("dead letter body %q, want the message", aws.ToString(dead[0].Body))
+			}
+			reason := attr(dead[0], queue.AttrReason)
+			if !strings.Contains(reason, "gave up after "+tt.receives+" receives") || !strings.Contains(reason, sampleVotes[0].VoteID) {
+				t.Errorf("reason %q does not say it gave up on vote %s after %s receives", reason, sampleVotes[0].VoteID, tt.receives)
+			}
+		})
+	}
+}

@@ -1,0 +1,341 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"votes/domain"
+	"votes/infra/functions"
+)
+
+type acceptedBody struct {
+	SubmissionID string   `json:"submissionId"`
+	VoteIDs      []string `json:"voteIds"`
+}
+
+// queued is the one message on the submissions queue, decoded as the
+// processor decodes it.
+func queued(t *testing.T, f fixture) domain.Accepted {
+	t.Helper()
+	msgs := drain(t, f, f.cfg.SubmissionsURL)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages on the submissions queue, want 1", len(msgs))
+	}
+	a, err := domain.DecodeAccepted([]byte(*msgs[0].Body))
+	if err != nil {
+		t.Fatalf("queued message does not decode: %v\n%s", err, *msgs[0].Body)
+	}
+	return a
+}
+
+func TestReceiverQueuesSubmission(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Receiver(f.cfg, f.clients, discard())
+	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
+
+	before := time.Now()
+	resp, err := h.Handle(context.Background(), req)
+	after := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d, want 202: %s", resp.StatusCode, resp.Body)
+	}
+	var body acceptedBody
+	decodeBody(t, resp, &body)
+	if body.SubmissionID == "" {
+		t.Fatal("no submissionId")
+	}
+
+	a := queued(t, f)
+	if a.SubmissionID != body.SubmissionID {
+		t.Errorf("queued submission %q, answered %q", a.SubmissionID, body.SubmissionID)
+	}
+	if !reflect.DeepEqual(a.VoteIDs(), body.VoteIDs) {
+		t.Errorf("queued vote IDs %v, answered %v", a.VoteIDs(), body.VoteIDs)
+	}
+	// The voter is trimmed and aspect and choice folded to lower case.
+	want := []domain.VoteCast{
+		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", body.SubmissionID, "overall"), SubmissionID: body.SubmissionID, VoterID: "alice", TitleID: "tt0111161", Aspect: "overall", Choice: "up", RecordedAt: a.ReceivedAt},
+		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", body.SubmissionID, "story"), SubmissionID: body.SubmissionID, VoterID: "alice", TitleID: "tt0111161", Aspect: "story", Choice: "down", RecordedAt: a.ReceivedAt},
+	}
+	if got := a.Events(); !reflect.DeepEqual(got, want) {
+		t.Errorf("queued events %+v\nwant %+v", got, want)
+	}
+	if a.ReceivedAt < before.UnixNano() || a.ReceivedAt > after.UnixNano() {
+		t.Errorf("receivedAt %d is not the time of the request", a.ReceivedAt)
+	}
+}
+
+func TestReceiverIdempotencyKeyIsSubmissionID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Receiver(f.cfg, f.clients, discard())
+	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
+	req.Headers["idempotency-key"] = "retry-7f3a_1"
+
+	var answers []acceptedBody
+	for range 2 { // the client retries after a lost response
+		resp, err := h.Handle(context.Background(), req)
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d, %v: %s", resp.StatusCode, err, resp.Body)
+		}
+		var body acceptedBody
+		decodeBody(t, resp, &body)
+		answers = append(answers, body)
+	}
+	want := acceptedBody{SubmissionID: "retry-7f3a_1", VoteIDs: []string{
+		domain.VoteID("alice", "tt0111161", "retry-7f3a_1", "overall"),
+		domain.VoteID("alice", "tt0111161", "retry-7f3a_1", "story"),
+	}}
+	for i, got := range answers {
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("answer %d: %+v, want %+v", i, got, want)
+		}
+	}
+	// Each try is queued; the processor stores the votes once by their IDs.
+	msgs := drain(t, f, f.cfg.SubmissionsURL)
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages queued, want 2", len(msgs))
+	}
+	for _, m := range msgs {
+		a, err := domain.DecodeAccepted([]byte(*m.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a.VoteIDs(), want.VoteIDs) {
+			t.Errorf("queued vote IDs %v, want %v", a.VoteIDs(), want.VoteIDs)
+		}
+	}
+}
+
+func TestReceiverWithoutIdempotencyKeyGivesFreshSubmissions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Receiver(f.cfg, f.clients, discard())
+	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
+	ids := map[string]bool{}
+	for range 3 {
+		resp, err := h.Handle(context.Background(), req)
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d, %v: %s", resp.StatusCode, err, resp.Body)
+		}
+		var body acceptedBody
+		decodeBody(t, resp, &body)
+		if !domain.ValidIdempotencyKey(body.SubmissionID) {
+			t.Errorf("generated submission ID %q could not be sent back as an Idempotency-Key", body.SubmissionID)
+		}
+		ids[body.SubmissionID] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("3 submissions without a key got %d distinct IDs", len(ids))
+	}
+}
+
+func TestReceiverTakesVoterFromJWT(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Receiver(f.cfg, f.clients, discard())
+	req := apiRequest(t, "apigw-v2-request-jwt-authorizer.json")
+	const sub = "auth0|5f7c8ec7c33c6c004bbafe82"
+
+	resp, err := h.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d, want 202: %s", resp.StatusCode, resp.Body)
+	}
+	var body acceptedBody
+	decodeBody(t, resp, &body)
+	a := queued(t, f)
+	if a.VoterID != sub {
+		t.Errorf("voter %q, want the JWT subject %q", a.VoterID, sub)
+	}
+	if want := []string{domain.VoteID(sub, "tt0068646", body.SubmissionID, "acting")}; !reflect.DeepEqual(body.VoteIDs, want) {
+		t.Errorf("vote IDs %v, want %v", body.VoteIDs, want)
+	}
+	if a.OccurredAt != "2020-03-12T19:03:58Z" {
+		t.Errorf("occurredAt %q, want the client's time in UTC", a.OccurredAt)
+	}
+
+	// The same voter named in the body as well is fine.
+	req.Body = `{"voterId":"` + sub + `","titleId":"tt0068646","votes":[{"aspect":"acting","choice":"down"}]}`
+	resp, err = h.Handle(context.Background(), req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("voterId equal to the subject: status %d, %v: %s", resp.StatusCode, err, resp.Body)
+	}
+	if a := queued(t, f); a.VoterID != sub {
+		t.Errorf("voter %q, want %q", a.VoterID, sub)
+	}
+}
+
+func TestReceiverBase64Body(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Receiver(f.cfg, f.clients, discard())
+	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
+	req.Body = base64.StdEncoding.EncodeToString([]byte(req.Body))
+	req.IsBase64Encoded = true
+
+	resp, err := h.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d, want 202: %s", resp.StatusCode, resp.Body)
+	}
+	if a := queued(t, f); a.VoterID != "alice" || len(a.Votes) != 2 {
+		t.Errorf("queued %+v", a)
+	}
+}
+
+func TestReceiverRefuses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Receiver(f.cfg, f.clients, discard())
+	body := func(s string) func(*events.APIGatewayV2HTTPRequest) {
+		return func(r *events.APIGatewayV2HTTPRequest) { r.Body = s }
+	}
+	header := func(name, value string) func(*events.APIGatewayV2HTTPRequest) {
+		return func(r *events.APIGatewayV2HTTPRequest) { r.Headers[name] = value }
+	}
+	method := func(m string) func(*events.APIGatewayV2HTTPRequest) {
+		return func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.HTTP.Method = m }
+	}
+	votes := `"votes":[{"aspect":"overall","choice":"up"}]`
+	tests := []struct {
+		name   string
+		sample string // default: the request without authorizer
+		change func(*events.APIGatewayV2HTTPRequest)
+		status int
+		code   string
+		field  string
+	}{
+		{name: "GET", change: method("GET"), status: 405, code: domain.CodeMethodNotAllowed},
+		{name: "PUT", change: method("PUT"), status: 405, code: domain.CodeMethodNotAllowed},
+		{name: "text/plain", change: header("content-type", "text/plain"),
+			status: 415, code: domain.CodeUnsupportedMediaType, field: "Content-Type"},
+		{name: "form", change: header("content-type", "application/x-www-form-urlencoded"),
+			status: 415, code: domain.CodeUnsupportedMediaType, field: "Content-Type"},
+		{name: "no content type", change: func(r *events.APIGatewayV2HTTPRequest) { delete(r.Headers, "content-type") },
+			status: 415, code: domain.CodeUnsupportedMediaType, field: "Content-Type"},
+		{name: "17 KiB body", change: body(`{"voterId":"v","titleId":"t",` + votes + `,"pad":"` + strings.Repeat("x", 17<<10) + `"}`),
+			status: 413, code: domain.CodeBodyTooLarge},
+		{name: "17 KiB body, base64", change: func(r *events.APIGatewayV2HTTPRequest) {
+			r.Body = base64.StdEncoding.EncodeToString([]byte(`{"voterId":"v","titleId":"t",` + votes + `}` + strings.Repeat(" ", 17<<10)))
+			r.IsBase64Encoded = true
+		}, status: 413, code: domain.CodeBodyTooLarge},
+		{name: "bad base64", change: func(r *events.APIGatewayV2HTTPRequest) { r.IsBase64Encoded = true; r.Body = "{not base64" },
+			status: 400, code: domain.CodeInvalidJSON},
+		{name: "malformed JSON", change: body(`{"voterId":"v",`), status: 400, code: domain.CodeInvalidJSON},
+		{name: "empty body", change: body(``), status: 400, code: domain.CodeInvalidJSON},
+		{name: "unknown field", change: body(`{"voterId":"v","titleId":"t",` + votes + `,"weight":10}`),
+			status: 400, code: domain.CodeUnknownField, field: "weight"},
+		{name: "missing voterId", change: body(`{"titleId":"t",` + votes + `}`),
+			status: 400, code: domain.CodeMissingField, field: "voterId"},
+		{name: "invalid titleId", change: body(`{"voterId":"v","titleId":"a/b",` + votes + `}`),
+			status: 400, code: domain.CodeInvalidField, field: "titleId"},
+		{name: "missing votes", change: body(`{"voterId":"v","titleId":"t"}`),
+			status: 400, code: domain.CodeMissingField, field: "votes"},
+		{name: "empty votes", change: body(`{"voterId":"v","titleId":"t","votes":[]}`),
+			status: 400, code: domain.CodeInvalidField, field: "votes"},
+		{name: "six votes", change: body(`{"voterId":"v","titleId":"t","votes":[` + strings.Repeat(`{"aspect":"overall","choice":"up"},`, 5) + `{"aspect":"story","choice":"up"}]}`),
+			status: 400, code: domain.CodeInvalidField, field: "votes"},
+		{name: "unknown aspect", change: body(`{"voterId":"v","titleId":"t","votes":[{"aspect":"popcorn","choice":"up"}]}`),
+			status: 400, code: domain.CodeInvalidField, field: "votes[0].aspect"},
+		{name: "unknown choice", change: body(`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"meh"}]}`),
+			status: 400, code: domain.CodeInvalidField, field: "votes[0].choice"},
+		{name: "duplicate aspect", change: body(`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"},{"aspect":"Overall","choice":"down"}]}`),
+			status: 400, code: domain.CodeDuplicateAspect, field: "votes[1].aspect"},
+		{name: "invalid occurredAt", change: body(`{"voterId":"v","titleId":"t",` + votes + `,"occurredAt":"12/03/2020"}`),
+			status: 400, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "Idempotency-Key with a space", change: header("idempotency-key", "my key"),
+			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
+		{name: "Idempotency-Key with a dot", change: header("idempotency-key", "a.b"),
+			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
+		{name: "Idempotency-Key 65 long", change: header("Idempotency-Key", strings.Repeat("k", 65)),
+			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
+		{name: "JWT subject differs from voterId", sample: "apigw-v2-request-jwt-authorizer.json",
+			change: body(`{"voterId":"someone-else","titleId":"tt0068646",` + votes + `}`),
+			status: 403, code: domain.CodeForbidden, field: "voterId"},
+		{name: "JWT sample with a bad title", sample: "apigw-v2-request-jwt-authorizer.json",
+			change: body(`{"titleId":"tt 1",` + votes + `}`),
+			status: 400, code: domain.CodeInvalidField, field: "titleId"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sample := tt.sample
+			if sample == "" {
+				sample = "apigw-v2-request-no-authorizer.json"
+			}
+			req := apiRequest(t, sample)
+			tt.change(&req)
+			resp, err := h.Handle(context.Background(), req)
+			if err != nil {
+				t.Fatalf("Handle returned an error: %v", err)
+			}
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d, want %d: %s", resp.StatusCode, tt.status, resp.Body)
+			}
+			var eb errorBody
+			decodeBody(t, resp, &eb)
+			if eb.Error.Code != tt.code || eb.Error.Field != tt.field {
+				t.Errorf("error code %q field %q, want %q %q", eb.Error.Code, eb.Error.Field, tt.code, tt.field)
+			}
+			if eb.Error.Message == "" {
+				t.Error("error has no message")
+			}
+			if tt.status == 405 && resp.Headers["allow"] != "POST" {
+				t.Errorf("405 without allow: POST (headers %v)", resp.Headers)
+			}
+			if msgs := drain(t, f, f.cfg.SubmissionsURL); len(msgs) != 0 {
+				t.Errorf("a refused request queued %d messages: %s", len(msgs), *msgs[0].Body)
+			}
+		})
+	}
+}
+
+func TestReceiverUnavailableQueue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	cfg := f.cfg
+	cfg.SubmissionsURL = f.missingQueueURL(t)
+	h := functions.Receiver(cfg, f.clients, discard())
+	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
+	req.Headers["idempotency-key"] = "k1"
+
+	resp, err := h.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", resp.StatusCode, resp.Body)
+	}
+	var eb errorBody
+	decodeBody(t, resp, &eb)
+	if eb.Error.Code != domain.CodeUnavailable {
+		t.Errorf("code %q, want %q", eb.Error.Code, domain.CodeUnavailable)
+	}
+	// The client is told to retry, and nothing of the SDK's error leaks.
+	if !strings.Contains(eb.Error.Message, "Idempotency-Key") {
+		t.Errorf("message %q does not say how to retry", eb.Error.Message)
+	}
+	for _, leak := range []string{"sqs", "queue does not exist", "NonExistentQueue", cfg.SubmissionsURL} {
+		if strings.Contains(strings.ToLower(resp.Body), strings.ToLower(leak)) {
+			t.Errorf("response %s leaks %q", resp.Body, leak)
+		}
+	}
+	if msgs := drain(t, f, f.cfg.SubmissionsURL); len(msgs) != 0 {
+		t.Errorf("%d messages on the real queue", len(msgs))
+	}
+}
