@@ -24,6 +24,9 @@ type Ballot struct {
 	Version int64
 	Step    string
 	Prev    map[string]string // aspect -> choice before Step, "" for none
+	// Fences name steps whose owners may no longer save this ballot:
+	// recoveries took those steps over.
+	Fences []string
 }
 
 // NewBallot is an empty ballot.

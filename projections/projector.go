@@ -8,14 +8,18 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"votes/domain"
 )
 
 // ErrStale means a stored ballot has moved on since it was loaded: another
-// writer touched the cell, which the projection's single-writer design rules
-// out. The step fails and is retried.
+// writer touched it. The step fails and is retried.
 var ErrStale = errors.New("ballot changed since it was read")
+
+// ErrBusy means another writer's step is in flight on a cell and did not end
+// within the wait allowed. The events are retried later.
+var ErrBusy = errors.New("cell is busy with another writer's step")
 
 // Ballots stores ballots, one per voter and title.
 type Ballots interface {
@@ -23,14 +27,18 @@ type Ballots interface {
 	// consistent; a voter with no ballot is absent from the map.
 	Load(ctx context.Context, titleID string, voterIDs []string) (map[string]Ballot, error)
 	// Save writes b if the stored ballot is at b.Version-1 (none stored when
-	// b.Version is 1). Saving a ballot that is already stored as it is (a
-	// retried call the store had applied) succeeds; otherwise a ballot that
-	// moved on gives ErrStale.
+	// b.Version is 1) and does not fence off b.Step. Saving a ballot that
+	// is already stored as it is (a retried call the store had applied)
+	// succeeds; otherwise a ballot that moved on, or is fenced, gives ErrStale.
 	Save(ctx context.Context, b Ballot) error
+	// Create stores ballots at version 1 that must not exist yet, in as few
+	// calls as it can, and returns the indexes of those that existed already
+	// (for which it stored nothing). Every other one is stored.
+	Create(ctx context.Context, bs []Ballot) (existing []int, err error)
 }
 
 // Cells stores tally cells: counts, and at most one projection step in
-// flight per cell, which works as the cell's write-ahead record.
+// flight per cell, which works as the cell's lock and write-ahead record.
 type Cells interface {
 	// Begin records step as in flight on cell. If another step is in flight
 	// it records nothing and returns that step. Beginning the step that is
@@ -43,10 +51,48 @@ type Cells interface {
 }
 
 // Step is one projection step on one cell: its ID, with which the ballots
-// it writes are stamped, and the voters whose ballots it may write.
+// it writes are stamped, the voters whose ballots it may write, who runs it,
+// and when others may take it over (Unix milliseconds).
 type Step struct {
-	ID     string
-	Voters []string
+	ID      string
+	Voters  []string
+	Owner   string
+	Expires int64
+}
+
+// sealSuffix marks a ballot that a recovery fenced off from a step's
+// owner: it still belongs to the step, but the owner can no longer save it.
+const sealSuffix = "~sealed"
+
+func belongsTo(b Ballot, stepID string) bool {
+	return b.Step == stepID || b.Step == stepID+sealSuffix
+}
+
+// Options tune a Projector for who runs it.
+type Options struct {
+	// Concurrency bounds the cells projected at once (at least 1).
+	Concurrency int
+	// Owner names the writer in its steps, "stream" or "rebuild".
+	Owner string
+	// Exclusive says at most one writer of this Owner works on a cell at a
+	// time (the stream consumer: one batch per partition key), so an
+	// in-flight step of the same Owner is a dead attempt, recovered at once.
+	Exclusive bool
+	// Lease is how long a step may stay in flight before another writer may
+	// take it over. It must exceed the longest a step can run.
+	Lease time.Duration
+	// MaxWait is how long to wait for another writer's step to end before
+	// giving up on a cell with ErrBusy.
+	MaxWait time.Duration
+	// Bulk creates the ballots of a step optimistically, many per call,
+	// reading only those that already exist (rebuilds into a new version).
+	Bulk bool
+}
+
+// StreamOptions are the live projector's: one batch per partition key at a
+// time, steps shorter than the Lambda timeout.
+func StreamOptions(concurrency int) Options {
+	return Options{Concurrency: concurrency, Owner: "stream", Exclusive: true, Lease: 2 * time.Minute, MaxWait: 10 * time.Second}
 }
 
 // Projector folds batches of events into ballots and cells, exactly once.
@@ -56,24 +102,39 @@ type Step struct {
 // step's ID and what they held before; Commit adds the counts and clears the
 // step in one write. A step that dies half way is found by the next Begin on
 // the cell, which counts the ballots stamped with the dead step (their Prev
-// says what they changed) and commits it before going on. The ballot fold is
-// idempotent, so redelivered events change nothing, and a ballot is written
-// only when an event changes it.
+// says what they changed) and commits it before going on. When the dead
+// step's owner might still be alive (another kind of writer, whose lease
+// ran out), the recovery first seals each of the step's ballots (a version
+// bump and a fence naming the step, kept with the ballot from then on), so
+// that any later save by that owner fails instead of going uncounted.
+// The ballot fold is idempotent, so redelivered events change nothing, and a
+// ballot is written only when an event changes it.
 //
-// It relies on one writer per cell at a time: every event of a cell is stored
+// The live projector is one writer per cell (every event of a cell is stored
 // under the cell's partition key, and the stream consumer processes a
-// partition key's records in order, one batch at a time.
+// partition key's records in order, one batch at a time); a rebuild writes
+// the same cells of a new version alongside it, taking turns through the
+// cell's step.
 type Projector struct {
-	ballots     Ballots
-	cells       Cells
-	concurrency int
-	newStepID   func() string
+	ballots   Ballots
+	cells     Cells
+	opts      Options
+	newStepID func() string
+	now       func() time.Time
 }
 
-// NewProjector builds a projector; concurrency bounds the cells projected at
-// once (at least 1).
+// NewProjector builds the live (stream) projector.
 func NewProjector(ballots Ballots, cells Cells, concurrency int) *Projector {
-	return &Projector{ballots: ballots, cells: cells, concurrency: max(concurrency, 1), newStepID: randomID}
+	return NewProjectorWith(ballots, cells, StreamOptions(concurrency))
+}
+
+// NewProjectorWith builds a projector with opts.
+func NewProjectorWith(ballots Ballots, cells Cells, opts Options) *Projector {
+	opts.Concurrency = max(opts.Concurrency, 1)
+	if opts.Lease <= 0 {
+		opts.Lease = 2 * time.Minute
+	}
+	return &Projector{ballots: ballots, cells: cells, opts: opts, newStepID: randomID, now: time.Now}
 }
 
 // Report says what one Project call did.
@@ -96,7 +157,7 @@ func (p *Projector) Project(ctx context.Context, events []domain.VoteCast) Repor
 		mu  sync.Mutex
 		rep = Report{Cells: len(byCell), Failed: map[domain.Cell]error{}}
 		wg  sync.WaitGroup
-		sem = make(chan struct{}, p.concurrency)
+		sem = make(chan struct{}, p.opts.Concurrency)
 	)
 	for cell, evs := range byCell {
 		wg.Add(1)
@@ -117,6 +178,42 @@ func (p *Projector) Project(ctx context.Context, events []domain.VoteCast) Repor
 	return rep
 }
 
+// begin makes step the cell's step in flight, completing dead steps and
+// waiting out live ones of other writers.
+func (p *Projector) begin(ctx context.Context, cell domain.Cell, step Step) (recovered int, err error) {
+	deadline := p.now().Add(p.opts.MaxWait)
+	for wait := time.Millisecond; ; {
+		step.Expires = p.now().Add(p.opts.Lease).UnixMilli()
+		inflight, err := p.cells.Begin(ctx, cell, step)
+		if err != nil {
+			return recovered, fmt.Errorf("begin step on cell %s: %w", cell, err)
+		}
+		if inflight == nil {
+			return recovered, nil
+		}
+		switch {
+		case p.opts.Exclusive && inflight.Owner == p.opts.Owner:
+			err = p.recover(ctx, cell, *inflight, false)
+		case p.now().UnixMilli() > inflight.Expires:
+			err = p.recover(ctx, cell, *inflight, true)
+		case p.now().After(deadline):
+			return recovered, fmt.Errorf("cell %s: step of %s in flight: %w", cell, inflight.Owner, ErrBusy)
+		default:
+			select {
+			case <-ctx.Done():
+				return recovered, ctx.Err()
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 50*time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return recovered, err
+		}
+		recovered++
+	}
+}
+
 func (p *Projector) projectCell(ctx context.Context, cell domain.Cell, events []domain.VoteCast) (written, recovered int, err error) {
 	byVoter := map[string][]domain.VoteCast{}
 	for _, e := range events {
@@ -127,58 +224,72 @@ func (p *Projector) projectCell(ctx context.Context, cell domain.Cell, events []
 		voters = append(voters, v)
 	}
 	slices.Sort(voters)
-	step := Step{ID: p.newStepID(), Voters: voters}
-
-	for {
-		inflight, err := p.cells.Begin(ctx, cell, step)
-		if err != nil {
-			return written, recovered, fmt.Errorf("begin step on cell %s: %w", cell, err)
-		}
-		if inflight == nil {
-			break
-		}
-		if err := p.recover(ctx, cell, *inflight); err != nil {
-			return written, recovered, err
-		}
-		recovered++
+	step := Step{ID: p.newStepID(), Voters: voters, Owner: p.opts.Owner}
+	if recovered, err = p.begin(ctx, cell, step); err != nil {
+		return 0, recovered, err
 	}
 
-	stored, err := p.ballots.Load(ctx, cell.TitleID, voters)
-	if err != nil {
-		return written, recovered, fmt.Errorf("load ballots of cell %s: %w", cell, err)
-	}
 	delta := Counts{}
-	for _, voter := range voters {
-		b, ok := stored[voter]
-		if !ok {
-			b = NewBallot(voter, cell.TitleID)
+	toLoad := voters
+	if p.opts.Bulk {
+		// Most ballots of a new version do not exist yet: create them from
+		// the events alone, and read only those that turn out to exist.
+		fresh := make([]Ballot, len(voters))
+		for i, voter := range voters {
+			b := NewBallot(voter, cell.TitleID)
+			for _, e := range byVoter[voter] {
+				b.Apply(e)
+			}
+			b.Version, b.Step, b.Prev = 1, step.ID, map[string]string{}
+			for aspect := range b.Aspects {
+				b.Prev[aspect] = ""
+			}
+			fresh[i] = b
 		}
-		before := b.choices()
-		changed := false
-		for _, e := range byVoter[voter] {
-			changed = b.Apply(e) || changed
+		existing, err := p.ballots.Create(ctx, fresh)
+		if err != nil {
+			return written, recovered, fmt.Errorf("create ballots on cell %s: %w", cell, err)
 		}
-		if !changed {
-			continue
+		toLoad = make([]string, 0, len(existing))
+		isExisting := make(map[int]bool, len(existing))
+		for _, i := range existing {
+			isExisting[i] = true
+			toLoad = append(toLoad, voters[i])
 		}
-		b.Prev = map[string]string{}
-		for aspect, cur := range b.Aspects {
-			if before[aspect] != cur.Choice {
-				b.Prev[aspect] = before[aspect]
+		for i, b := range fresh {
+			if !isExisting[i] {
+				written++
+				delta.Merge(b.stepDelta())
 			}
 		}
-		if len(b.Prev) == 0 {
-			// A newer vote with the same choice: store it so that ordering
-			// stays right, but the tally does not move.
-			b.Prev = nil
+	}
+
+	if len(toLoad) > 0 {
+		stored, err := p.ballots.Load(ctx, cell.TitleID, toLoad)
+		if err != nil {
+			return written, recovered, fmt.Errorf("load ballots of cell %s: %w", cell, err)
 		}
-		b.Step = step.ID
-		b.Version++
-		if err := p.ballots.Save(ctx, b); err != nil {
-			return written, recovered, fmt.Errorf("save ballot on cell %s: %w", cell, err)
+		for _, voter := range toLoad {
+			b, ok := stored[voter]
+			if !ok {
+				b = NewBallot(voter, cell.TitleID)
+			}
+			if b.Step == step.ID {
+				// Saved by an earlier try of this very step (a create whose
+				// answer was lost): count it as saved.
+				written++
+				delta.Merge(b.stepDelta())
+				continue
+			}
+			if !p.fold(&b, byVoter[voter], step.ID) {
+				continue
+			}
+			if err := p.ballots.Save(ctx, b); err != nil {
+				return written, recovered, fmt.Errorf("save ballot on cell %s: %w", cell, err)
+			}
+			written++
+			delta.Merge(b.stepDelta())
 		}
-		written++
-		delta.Merge(b.stepDelta())
 	}
 	if err := p.cells.Commit(ctx, cell, step.ID, delta); err != nil {
 		return written, recovered, fmt.Errorf("commit step on cell %s: %w", cell, err)
@@ -186,23 +297,95 @@ func (p *Projector) projectCell(ctx context.Context, cell domain.Cell, events []
 	return written, recovered, nil
 }
 
-// recover completes a step that an earlier attempt began and did not commit:
-// every ballot it saved carries its ID and says what it changed.
-func (p *Projector) recover(ctx context.Context, cell domain.Cell, step Step) error {
-	stored, err := p.ballots.Load(ctx, cell.TitleID, step.Voters)
-	if err != nil {
-		return fmt.Errorf("recover step %s on cell %s: load ballots: %w", step.ID, cell, err)
+// fold applies events to b and, if it changed, stamps it as the next
+// version written by stepID with what it held before.
+func (p *Projector) fold(b *Ballot, events []domain.VoteCast, stepID string) bool {
+	before := b.choices()
+	changed := false
+	for _, e := range events {
+		changed = b.Apply(e) || changed
 	}
+	if !changed {
+		return false
+	}
+	b.Prev = map[string]string{}
+	for aspect, cur := range b.Aspects {
+		if before[aspect] != cur.Choice {
+			b.Prev[aspect] = before[aspect]
+		}
+	}
+	if len(b.Prev) == 0 {
+		// A newer vote with the same choice: store it so that ordering
+		// stays right, but the tally does not move.
+		b.Prev = nil
+	}
+	b.Step = stepID
+	b.Version++
+	return true
+}
+
+// recover completes a step that an earlier attempt began and did not commit:
+// every ballot it saved carries its ID and says what it changed. With seal,
+// the step's owner may be alive, so each ballot is fenced off from it first.
+func (p *Projector) recover(ctx context.Context, cell domain.Cell, step Step, seal bool) error {
 	delta := Counts{}
-	for _, b := range stored {
-		if b.Step == step.ID {
-			delta.Merge(b.stepDelta())
+	if !seal {
+		stored, err := p.ballots.Load(ctx, cell.TitleID, step.Voters)
+		if err != nil {
+			return fmt.Errorf("recover step %s on cell %s: load ballots: %w", step.ID, cell, err)
+		}
+		for _, b := range stored {
+			if belongsTo(b, step.ID) {
+				delta.Merge(b.stepDelta())
+			}
+		}
+	} else {
+		for _, voter := range step.Voters {
+			d, err := p.seal(ctx, cell, step.ID, voter)
+			if err != nil {
+				return err
+			}
+			delta.Merge(d)
 		}
 	}
 	if err := p.cells.Commit(ctx, cell, step.ID, delta); err != nil {
 		return fmt.Errorf("recover step %s on cell %s: commit: %w", step.ID, cell, err)
 	}
 	return nil
+}
+
+// seal bumps a voter's ballot (creating an empty one if there is none) so
+// that the owner of stepID can no longer save it, and returns what the
+// ballot's part in the step adds to the tally.
+func (p *Projector) seal(ctx context.Context, cell domain.Cell, stepID, voter string) (Counts, error) {
+	for {
+		stored, err := p.ballots.Load(ctx, cell.TitleID, []string{voter})
+		if err != nil {
+			return nil, fmt.Errorf("seal step %s on cell %s: %w", stepID, cell, err)
+		}
+		b, ok := stored[voter]
+		if !ok {
+			b = NewBallot(voter, cell.TitleID)
+		}
+		sealed := b
+		sealed.Version++
+		if !slices.Contains(sealed.Fences, stepID) {
+			sealed.Fences = append(slices.Clone(sealed.Fences), stepID)
+		}
+		var d Counts
+		if belongsTo(b, stepID) {
+			d = b.stepDelta()
+			sealed.Step = stepID + sealSuffix
+		}
+		err = p.ballots.Save(ctx, sealed)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, ErrStale) {
+			return nil, fmt.Errorf("seal step %s on cell %s: %w", stepID, cell, err)
+		}
+		// The owner saved it meanwhile: read it again.
+	}
 }
 
 func randomID() string {

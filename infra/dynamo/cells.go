@@ -18,6 +18,8 @@ import (
 const (
 	attrStepID     = "stepId"
 	attrStepVoters = "stepVoters"
+	attrStepOwner  = "stepOwner"
+	attrStepExpiry = "stepExpires"
 	countPrefix    = "n_" // n_<aspect>_<choice>
 )
 
@@ -50,14 +52,16 @@ func (s *CellStore) Begin(ctx context.Context, cell domain.Cell, step projection
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(s.table),
 		Key:                 s.key(cell),
-		UpdateExpression:    aws.String("SET #sid = :sid, #sv = :sv, #title = :title, #shard = :shard"),
+		UpdateExpression:    aws.String("SET #sid = :sid, #sv = :sv, #so = :so, #se = :se, #title = :title, #shard = :shard"),
 		ConditionExpression: aws.String("attribute_not_exists(#sid)"),
 		ExpressionAttributeNames: map[string]string{
-			"#sid": attrStepID, "#sv": attrStepVoters, "#title": AttrTitleID, "#shard": "shard",
+			"#sid": attrStepID, "#sv": attrStepVoters, "#so": attrStepOwner, "#se": attrStepExpiry, "#title": AttrTitleID, "#shard": "shard",
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":sid":   &types.AttributeValueMemberS{Value: step.ID},
 			":sv":    &types.AttributeValueMemberL{Value: voters},
+			":so":    &types.AttributeValueMemberS{Value: step.Owner},
+			":se":    &types.AttributeValueMemberN{Value: strconv.FormatInt(step.Expires, 10)},
 			":title": &types.AttributeValueMemberS{Value: cell.TitleID},
 			":shard": &types.AttributeValueMemberN{Value: strconv.Itoa(cell.Shard)},
 		},
@@ -75,6 +79,12 @@ func (s *CellStore) Begin(ctx context.Context, cell domain.Cell, step projection
 	inflight := projections.Step{}
 	if v, ok := out.Item[attrStepID].(*types.AttributeValueMemberS); ok {
 		inflight.ID = v.Value
+	}
+	if v, ok := out.Item[attrStepOwner].(*types.AttributeValueMemberS); ok {
+		inflight.Owner = v.Value
+	}
+	if v, ok := out.Item[attrStepExpiry].(*types.AttributeValueMemberN); ok {
+		inflight.Expires, _ = strconv.ParseInt(v.Value, 10, 64)
 	}
 	if l, ok := out.Item[attrStepVoters].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
@@ -95,7 +105,7 @@ func (s *CellStore) Begin(ctx context.Context, cell domain.Cell, step projection
 
 // Commit adds delta and clears stepID in one conditional update.
 func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, stepID string, delta projections.Counts) error {
-	names := map[string]string{"#sid": attrStepID, "#sv": attrStepVoters}
+	names := map[string]string{"#sid": attrStepID, "#sv": attrStepVoters, "#so": attrStepOwner, "#se": attrStepExpiry}
 	values := map[string]types.AttributeValue{":sid": &types.AttributeValueMemberS{Value: stepID}}
 	var adds []string
 	i := 0
@@ -111,7 +121,7 @@ func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, stepID string,
 			i++
 		}
 	}
-	expr := "REMOVE #sid, #sv"
+	expr := "REMOVE #sid, #sv, #so, #se"
 	if len(adds) > 0 {
 		expr = "ADD " + strings.Join(adds, ", ") + " " + expr
 	}

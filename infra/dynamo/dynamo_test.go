@@ -288,3 +288,68 @@ func genDelivery(t *rapid.T, events []domain.VoteCast) [][]domain.VoteCast {
 }
 
 var _ = types.AttributeValueMemberS{}
+
+// TestTwoWritersExactlyOnceUnderFaults: while a rebuild writes a projection
+// version, the live projector writes it too. Both fold the same events, in
+// their own orders, at the same time, under faults, with leases short
+// enough that steps outlive them and get taken over (and sealed) by the
+// other writer. The tallies still equal the fold.
+func TestTwoWritersExactlyOnceUnderFaults(t *testing.T) {
+	var seed uint64 = 1000
+	rapid.Check(t, func(rt *rapid.T) {
+		seed++
+		faults := kumotest.NewFaults(seed)
+		f := newFixture(t, faults)
+		lease := time.Duration(rapid.IntRange(5, 40).Draw(rt, "leaseMs")) * time.Millisecond
+		stream := projections.NewProjectorWith(f.ballots, f.cells, projections.Options{
+			Concurrency: 2, Owner: "stream", Exclusive: true, Lease: lease, MaxWait: 20 * time.Millisecond,
+		})
+		rebuild := projections.NewProjectorWith(f.ballots, f.cells, projections.Options{
+			Concurrency: 2, Owner: "rebuild", Lease: lease, MaxWait: 20 * time.Millisecond, Bulk: rapid.Bool().Draw(rt, "bulk"),
+		})
+		events := genEvents(rt)
+		deliveries := [][][]domain.VoteCast{genDelivery(rt, events), genDelivery(rt, events)}
+		faults.Set(rapid.Float64Range(0, 0.2).Draw(rt, "before"), rapid.Float64Range(0, 0.2).Draw(rt, "after"), nil)
+
+		run := func(p *projections.Projector, pending [][]domain.VoteCast) error {
+			for attempts := 0; len(pending) > 0; attempts++ {
+				if attempts > 500 {
+					return fmt.Errorf("no progress after %d attempts", attempts)
+				}
+				batch := pending[0]
+				pending = pending[1:]
+				rep := p.Project(context.Background(), batch)
+				var failed []domain.VoteCast
+				for _, e := range batch {
+					if _, ok := rep.Failed[e.Cell()]; ok {
+						failed = append(failed, e)
+					}
+				}
+				if len(failed) > 0 {
+					pending = append(pending, failed)
+				}
+			}
+			return nil
+		}
+		errs := make(chan error, 2)
+		go func() { errs <- run(stream, deliveries[0]) }()
+		go func() { errs <- run(rebuild, deliveries[1]) }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				rt.Fatal(err)
+			}
+		}
+		faults.Off()
+		want := projections.Fold(events)
+		for _, title := range []string{"t1", "t2"} {
+			got, err := f.cells.Tally(context.Background(), title)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			if !got.Equal(want[title]) {
+				rt.Fatalf("%s (lease %v; %d calls failed before, %d after applied): tally %v, fold %v, diff %v",
+					title, lease, faults.FailedBefore.Load(), faults.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
+			}
+		}
+	})
+}
