@@ -245,7 +245,7 @@ func TestServerlessWiring(t *testing.T) {
 		// role -> action -> the resource it may act on
 		want := map[string]map[string]string{
 			"ReceiverRole": {"sqs:SendMessage": "SubmissionsQueue.Arn"},
-			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn"},
+			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn", "dynamodb:GetItem": "TalliesTable.Arn"},
 			"ProcessorRole": {
 				"sqs:ReceiveMessage": "SubmissionsQueue.Arn", "sqs:DeleteMessage": "SubmissionsQueue.Arn",
 				"sqs:GetQueueAttributes": "SubmissionsQueue.Arn", "sqs:ChangeMessageVisibility": "SubmissionsQueue.Arn",

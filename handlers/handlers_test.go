@@ -51,14 +51,13 @@ func newFixture(t *testing.T) fixture {
 	return fixture{
 		clients: clients,
 		cfg: functions.Config{
-			Tables:            tables,
-			SubmissionsURL:    url(names.Submissions),
-			DeadLettersURL:    url(names.DeadLetters),
-			FailuresURL:       url(names.ProjectorFailed),
-			Catalog:           domain.DefaultCatalog(),
-			ProjectionVersion: "1",
-			MaxReceives:       5,
-			Concurrency:       4,
+			Tables:         tables,
+			SubmissionsURL: url(names.Submissions),
+			DeadLettersURL: url(names.DeadLetters),
+			FailuresURL:    url(names.ProjectorFailed),
+			Catalog:        domain.DefaultCatalog(),
+			MaxReceives:    5,
+			Concurrency:    4,
 		},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -15,17 +16,37 @@ import (
 	"votes/projections"
 )
 
+// WriteSet says which projection versions the live projector writes: the
+// active one, and any being rebuilt or ready to be promoted.
+type WriteSet interface {
+	WriteSet(ctx context.Context) ([]string, error)
+}
+
 // Projector handles DynamoDB Stream batches of the event table and folds
-// them into ballots and tally cells.
+// them into the ballots and tally cells of every version it writes.
 type Projector struct {
-	projector   *projections.Projector
-	deadLetters DeadLetterer
-	log         *slog.Logger
+	versions     WriteSet
+	projectorFor func(version string) *projections.Projector
+	mu           sync.Mutex
+	projectors   map[string]*projections.Projector
+	deadLetters  DeadLetterer
+	log          *slog.Logger
 }
 
 // NewProjector builds the stream handler.
-func NewProjector(p *projections.Projector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
-	return &Projector{projector: p, deadLetters: deadLetters, log: log}
+func NewProjector(versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
+	return &Projector{versions: versions, projectorFor: projectorFor, projectors: map[string]*projections.Projector{}, deadLetters: deadLetters, log: log}
+}
+
+func (h *Projector) projector(version string) *projections.Projector {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, ok := h.projectors[version]
+	if !ok {
+		p = h.projectorFor(version)
+		h.projectors[version] = p
+	}
+	return p
 }
 
 // Handle is the Lambda handler for the event table's stream. It reports the
@@ -53,9 +74,26 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		votes = append(votes, e)
 		seqOf[e.Cell()] = append(seqOf[e.Cell()], rec.Change.SequenceNumber)
 	}
-	rep := h.projector.Project(ctx, votes)
-	for cell, err := range rep.Failed {
-		h.log.WarnContext(ctx, "project cell", "cell", cell.String(), "err", err)
+	versions, err := h.versions.WriteSet(ctx)
+	if err != nil {
+		// Nothing can be projected: retry the batch from its start.
+		h.log.ErrorContext(ctx, "read projection versions", "err", err)
+		if len(ev.Records) > 0 {
+			resp.BatchItemFailures = []events.DynamoDBBatchItemFailure{{ItemIdentifier: ev.Records[0].Change.SequenceNumber}}
+		}
+		return resp, nil
+	}
+	var rep projections.Report
+	failed := map[domain.Cell]bool{}
+	for _, version := range versions {
+		r := h.projector(version).Project(ctx, votes)
+		rep.Cells, rep.Ballots, rep.Recovered = rep.Cells+r.Cells, rep.Ballots+r.Ballots, rep.Recovered+r.Recovered
+		for cell, err := range r.Failed {
+			h.log.WarnContext(ctx, "project cell", "version", version, "cell", cell.String(), "err", err)
+			failed[cell] = true
+		}
+	}
+	for cell := range failed {
 		for _, seq := range seqOf[cell] {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seq})
 		}
@@ -64,7 +102,7 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		return compareSeq(a.ItemIdentifier, b.ItemIdentifier)
 	})
 	h.log.InfoContext(ctx, "projected events", "records", len(ev.Records), "votes", len(votes), "cells", rep.Cells,
-		"ballots", rep.Ballots, "recovered", rep.Recovered, "failedCells", len(rep.Failed), "failedRecords", len(resp.BatchItemFailures))
+		"ballots", rep.Ballots, "recovered", rep.Recovered, "versions", len(versions), "failedCells", len(failed), "failedRecords", len(resp.BatchItemFailures))
 	return resp, nil
 }
 

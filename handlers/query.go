@@ -17,16 +17,22 @@ type TallyReader interface {
 	Tally(ctx context.Context, titleID string) (projections.Counts, error)
 }
 
+// ActiveVersion says which projection version queries read.
+type ActiveVersion interface {
+	Active(ctx context.Context) (string, error)
+}
+
 // Query handles GET /titles/{titleId}/tallies and GET /healthz.
 type Query struct {
-	catalog domain.Catalog
-	tallies TallyReader
-	log     *slog.Logger
+	catalog    domain.Catalog
+	versions   ActiveVersion
+	talliesFor func(version string) TallyReader
+	log        *slog.Logger
 }
 
 // NewQuery builds the query handler.
-func NewQuery(catalog domain.Catalog, tallies TallyReader, log *slog.Logger) *Query {
-	return &Query{catalog: catalog, tallies: tallies, log: log}
+func NewQuery(catalog domain.Catalog, versions ActiveVersion, talliesFor func(version string) TallyReader, log *slog.Logger) *Query {
+	return &Query{catalog: catalog, versions: versions, talliesFor: talliesFor, log: log}
 }
 
 // TallyBody is the tallies response.
@@ -49,7 +55,11 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 		errors.As(err, &de)
 		return errorResponse(de), nil
 	}
-	counts, err := q.tallies.Tally(ctx, titleID)
+	version, err := q.versions.Active(ctx)
+	var counts projections.Counts
+	if err == nil {
+		counts, err = q.talliesFor(version).Tally(ctx, titleID)
+	}
 	if err != nil {
 		q.log.ErrorContext(ctx, "read tally", "title", titleID, "err", err)
 		return errorResponse(&domain.Error{Code: domain.CodeUnavailable, Message: "tallies cannot be read right now"}), nil

@@ -17,14 +17,13 @@ import (
 
 // Config is what the functions need to know of their deployment.
 type Config struct {
-	Tables            dynamo.Tables
-	SubmissionsURL    string // the submissions queue
-	DeadLettersURL    string // the submissions' dead-letter queue
-	FailuresURL       string // the projector's failure queue
-	Catalog           domain.Catalog
-	ProjectionVersion string // the projection the projector writes and queries read
-	MaxReceives       int    // the submissions queue's maxReceiveCount
-	Concurrency       int    // SDK calls in flight within one invocation
+	Tables         dynamo.Tables
+	SubmissionsURL string // the submissions queue
+	DeadLettersURL string // the submissions' dead-letter queue
+	FailuresURL    string // the projector's failure queue
+	Catalog        domain.Catalog
+	MaxReceives    int // the submissions queue's maxReceiveCount
+	Concurrency    int // SDK calls in flight within one invocation
 }
 
 // Validate reports the first missing setting.
@@ -34,8 +33,6 @@ func (c Config) Validate() error {
 		return errors.New("config: table names are required")
 	case len(c.Catalog.Aspects()) == 0:
 		return errors.New("config: catalog is empty")
-	case c.ProjectionVersion == "":
-		return errors.New("config: projection version is required")
 	case c.Concurrency < 1:
 		return errors.New("config: concurrency must be at least 1")
 	}
@@ -57,14 +54,20 @@ func Processor(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Processo
 
 // Projector is the event stream's function.
 func Projector(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Projector {
-	p := projections.NewProjector(
-		dynamo.NewBallotStore(cl.DynamoDB, c.Tables.Ballots, c.ProjectionVersion),
-		dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, c.ProjectionVersion),
-		c.Concurrency)
-	return handlers.NewProjector(p, queue.NewDeadLetters(cl.SQS, c.FailuresURL, "projector"), log)
+	projectorFor := func(version string) *projections.Projector {
+		return projections.NewProjector(
+			dynamo.NewBallotStore(cl.DynamoDB, c.Tables.Ballots, version),
+			dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version),
+			c.Concurrency)
+	}
+	return handlers.NewProjector(dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
+		queue.NewDeadLetters(cl.SQS, c.FailuresURL, "projector"), log)
 }
 
 // Query is the tallies function.
 func Query(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Query {
-	return handlers.NewQuery(c.Catalog, dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, c.ProjectionVersion), log)
+	talliesFor := func(version string) handlers.TallyReader {
+		return dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version)
+	}
+	return handlers.NewQuery(c.Catalog, dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), talliesFor, log)
 }

@@ -120,14 +120,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 
 	fc := functions.Config{
-		Tables:            s.Tables,
-		SubmissionsURL:    s.QueueURLs[s.Queues.Submissions],
-		DeadLettersURL:    s.QueueURLs[s.Queues.DeadLetters],
-		FailuresURL:       s.QueueURLs[s.Queues.ProjectorFailed],
-		Catalog:           cfg.Catalog,
-		ProjectionVersion: "1",
-		MaxReceives:       cfg.Settings.MaxReceiveCount,
-		Concurrency:       cfg.Settings.Concurrency,
+		Tables:         s.Tables,
+		SubmissionsURL: s.QueueURLs[s.Queues.Submissions],
+		DeadLettersURL: s.QueueURLs[s.Queues.DeadLetters],
+		FailuresURL:    s.QueueURLs[s.Queues.ProjectorFailed],
+		Catalog:        cfg.Catalog,
+		MaxReceives:    cfg.Settings.MaxReceiveCount,
+		Concurrency:    cfg.Settings.Concurrency,
 	}
 	if err := fc.Validate(); err != nil {
 		s.closeKumo()

@@ -1,0 +1,142 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"votes/domain"
+)
+
+// Cursor is a position in one segment of a scan of the event table: empty
+// at the start. Its form belongs to the Scanner.
+type Cursor string
+
+// Scanner reads the event table in segments that together cover it, as a
+// parallel scan does.
+type Scanner interface {
+	// Page reads the events of segment (of total) that follow after. next
+	// is empty when the segment is read to its end. Items that are not valid
+	// events are counted in invalid and left out.
+	Page(ctx context.Context, segment, total int, after Cursor) (events []domain.VoteCast, invalid int, next Cursor, err error)
+}
+
+// Checkpoint is how far a rebuild got in one segment.
+type Checkpoint struct {
+	Segment int
+	After   Cursor
+	Done    bool
+	Events  int64
+}
+
+// Checkpoints keeps a rebuild's progress per segment.
+type Checkpoints interface {
+	// Load returns the checkpoints of version's segments, a zero one (the
+	// start) for each segment with none.
+	Load(ctx context.Context, version string, segments int) ([]Checkpoint, error)
+	Save(ctx context.Context, version string, cp Checkpoint) error
+}
+
+// Rebuild folds the whole event table into a projection version, segment by
+// segment in parallel, a page at a time: it holds one page per segment and
+// nothing that grows with the table. After each page is projected its
+// segment's checkpoint moves past it, so a rebuild that is interrupted
+// carries on from there; the pages it projects again change nothing.
+type Rebuild struct {
+	Scanner     Scanner
+	Checkpoints Checkpoints
+	Projector   *Projector
+	Segments    int
+	// Progress, when set, is told of every page projected.
+	Progress func(events int)
+	// Retries bounds the attempts at a page's failing cells (busy or
+	// failing calls) before the rebuild stops with an error.
+	Retries int
+}
+
+// RebuildResult counts what a rebuild read.
+type RebuildResult struct {
+	Events  int64 // events read, in this run and in the runs it resumes
+	Invalid int64 // items that were not valid events, left out as the live projector leaves them out
+}
+
+// Run rebuilds version until every segment is done or ctx ends.
+func (r *Rebuild) Run(ctx context.Context, version string) (RebuildResult, error) {
+	cps, err := r.Checkpoints.Load(ctx, version, r.Segments)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	var (
+		events, invalid atomic.Int64
+		wg              sync.WaitGroup
+		errs            = make([]error, len(cps))
+	)
+	for i, cp := range cps {
+		events.Add(cp.Events)
+		if cp.Done {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.segment(ctx, version, cp, &events, &invalid)
+		}()
+	}
+	wg.Wait()
+	return RebuildResult{Events: events.Load(), Invalid: invalid.Load()}, errors.Join(errs...)
+}
+
+func (r *Rebuild) segment(ctx context.Context, version string, cp Checkpoint, events, invalid *atomic.Int64) error {
+	for !cp.Done {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, bad, next, err := r.Scanner.Page(ctx, cp.Segment, r.Segments, cp.After)
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", cp.Segment, err)
+		}
+		if err := r.project(ctx, page); err != nil {
+			return fmt.Errorf("segment %d: %w", cp.Segment, err)
+		}
+		cp.After, cp.Done, cp.Events = next, next == "", cp.Events+int64(len(page)+bad)
+		if err := r.Checkpoints.Save(ctx, version, cp); err != nil {
+			return fmt.Errorf("segment %d: save checkpoint: %w", cp.Segment, err)
+		}
+		events.Add(int64(len(page) + bad))
+		invalid.Add(int64(bad))
+		if r.Progress != nil {
+			r.Progress(len(page) + bad)
+		}
+	}
+	return nil
+}
+
+// project folds a page, retrying the cells that failed.
+func (r *Rebuild) project(ctx context.Context, page []domain.VoteCast) error {
+	for attempt := 0; len(page) > 0; attempt++ {
+		rep := r.Projector.Project(ctx, page)
+		if len(rep.Failed) == 0 {
+			return nil
+		}
+		if attempt >= max(r.Retries, 1) || ctx.Err() != nil {
+			for cell, err := range rep.Failed {
+				return fmt.Errorf("%d cells failed, %s among them: %w", len(rep.Failed), cell, err)
+			}
+		}
+		var again []domain.VoteCast
+		for _, e := range page {
+			if _, ok := rep.Failed[e.Cell()]; ok {
+				again = append(again, e)
+			}
+		}
+		page = again
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(min(attempt+1, 20)) * 50 * time.Millisecond):
+		}
+	}
+	return nil
+}
