@@ -19,14 +19,29 @@ Usage:
   votes dev [--addr 127.0.0.1:8080]   run the whole pipeline in this process
   votes tallies TITLE [--api URL]     print a title's tallies
 
+Projection versions (against the running votes dev, --endpoint URL, or
+--stage STAGE [--region REGION] with the default AWS credentials):
+  votes rebuild [--segments 8] [--resume]  fold the event table into a new version, live traffic going on
+  votes versions                           list versions, their state and counts
+  votes promote VERSION                    switch queries to a rebuilt version
+  votes verify [VERSION]                   compare a version with the event table; exit 1 on any difference
+  votes retire VERSION                     delete a version's items
+  votes seed --events N                    write synthetic events straight into a local event table
+
 Run "votes COMMAND -h" for a command's flags.
 `
 
 type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 var commands = map[string]command{
-	"dev":     runDev,
-	"tallies": runTallies,
+	"dev":      runDev,
+	"tallies":  runTallies,
+	"rebuild":  runRebuild,
+	"versions": runVersions,
+	"promote":  runPromote,
+	"verify":   runVerify,
+	"retire":   runRetire,
+	"seed":     runSeed,
 }
 
 func main() {
@@ -48,6 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := cmd(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		if errors.Is(err, errDiffers) {
+			return 1
 		}
 		var ue usageError
 		if errors.As(err, &ue) {

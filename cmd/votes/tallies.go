@@ -21,12 +21,15 @@ func defaultAPI() string {
 	if v := os.Getenv("VOTES_API"); v != "" {
 		return v
 	}
+	if dev, ok := runningDev(); ok && dev.API != "" {
+		return dev.API
+	}
 	return "http://127.0.0.1:8080"
 }
 
 func runTallies(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tallies", stderr)
-	api := fs.String("api", defaultAPI(), "base URL of the HTTP API (env VOTES_API)")
+	api := fs.String("api", defaultAPI(), "base URL of the HTTP API (env VOTES_API; default: the running votes dev)")
 	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
 	pos, err := parse(fs, args)
 	if err != nil {

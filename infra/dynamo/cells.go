@@ -155,6 +155,15 @@ func (s *CellStore) Tally(ctx context.Context, titleID string) (projections.Coun
 func sumCells(items []map[string]types.AttributeValue) projections.Counts {
 	out := projections.Counts{}
 	for _, item := range items {
+		out.Merge(CellCounts(item))
+	}
+	return out.Compact()
+}
+
+// CellCounts reads the counts of one tally cell item.
+func CellCounts(item map[string]types.AttributeValue) projections.Counts {
+	out := projections.Counts{}
+	{
 		for name, av := range item {
 			rest, ok := strings.CutPrefix(name, countPrefix)
 			if !ok {
@@ -172,5 +181,5 @@ func sumCells(items []map[string]types.AttributeValue) projections.Counts {
 			out.Add(aspect, choice, v)
 		}
 	}
-	return out.Compact()
+	return out
 }

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"votes/infra/admin"
+	"votes/infra/dynamo"
+	"votes/projections"
+)
+
+func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("rebuild", stderr)
+	tgt := targetFlags(fs)
+	segments := fs.Int("segments", 8, "parallel scan segments")
+	page := fs.Int("page", 5000, "items per scan page")
+	concurrency := fs.Int("concurrency", 8, "cells projected at once per segment")
+	resume := fs.Bool("resume", false, "carry on with the interrupted rebuild from its checkpoints")
+	compare := fs.Bool("compare-scan", false, "first time a raw parallel scan of the event table, and print the rebuild's rate against it")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *segments < 1 || *segments > 1000 || *page < 1 || *concurrency < 1 {
+		return usageError{errors.New("--segments 1..1000, --page and --concurrency at least 1")}
+	}
+	clients, tables, err := tgt.connect(ctx)
+	if err != nil {
+		return err
+	}
+	a := admin.New(clients.DynamoDB, tables)
+	if err := a.CheckTables(ctx); err != nil {
+		return err
+	}
+
+	var scanRate float64
+	if *compare {
+		n, d, err := rawScan(ctx, dynamo.NewEventScanner(clients.DynamoDB, tables.Events, *page), *segments)
+		if err != nil {
+			return err
+		}
+		scanRate = float64(n) / d.Seconds()
+		fmt.Fprintf(stdout, "raw parallel scan: %d items in %s, %.0f items/s (%d segments, pages of %d)\n", n, d.Round(time.Millisecond), scanRate, *segments, *page)
+	}
+
+	prog := newProgress(stderr, a.EventCount(ctx))
+	res, err := a.Rebuild(ctx, admin.RebuildOptions{
+		Resume: *resume, Segments: *segments, PageSize: *page, Concurrency: *concurrency,
+		Progress: prog.add,
+		OnStart: func(version string, done int64) {
+			prog.start(fmt.Sprintf("rebuild v%s", version), done)
+		},
+	})
+	prog.finish()
+	if err != nil {
+		if errors.Is(err, context.Canceled) && res.Version != "" {
+			fmt.Fprintf(stdout, "rebuild of version %s interrupted after %d events; carry on with: votes rebuild --resume\n", res.Version, res.Events)
+			return err
+		}
+		return err
+	}
+	rate := float64(prog.count.Load()) / res.Elapsed.Seconds()
+	fmt.Fprintf(stdout, "rebuilt version %s: %d events (%d not valid, left out) in %s, %.0f events/s, %d segments\n",
+		res.Version, res.Events, res.Invalid, res.Elapsed.Round(time.Millisecond), rate, res.Segments)
+	if scanRate > 0 {
+		fmt.Fprintf(stdout, "rebuild rate / raw scan rate: %.2f\n", rate/scanRate)
+	}
+	if rss := peakRSS(); rss != "" {
+		fmt.Fprintf(stdout, "peak RSS: %s\n", rss)
+	}
+	fmt.Fprintf(stdout, "version %s is ready: the live projector keeps it current; switch queries to it with: votes promote %s\n", res.Version, res.Version)
+	return nil
+}
+
+// rawScan reads the event table with the same parallel scan and page size as
+// a rebuild, doing nothing with the items: the floor a rebuild is held to.
+func rawScan(ctx context.Context, s *dynamo.EventScanner, segments int) (int64, time.Duration, error) {
+	start := time.Now()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, segments)
+	for seg := range segments {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var after projections.Cursor
+			for {
+				items, next, err := s.RawPage(ctx, seg, segments, after)
+				if err != nil {
+					errs[seg] = err
+					return
+				}
+				n.Add(int64(len(items)))
+				if after = next; after == "" {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return n.Load(), time.Since(start), errors.Join(errs...)
+}
+
+// progress shows a bar on a terminal and a log line every few seconds
+// elsewhere.
+type progress struct {
+	out   io.Writer
+	total int64
+	count atomic.Int64 // events read in this run
+	bar   *progressbar.ProgressBar
+	stop  chan struct{}
+	done  sync.WaitGroup
+}
+
+func newProgress(out io.Writer, total int64) *progress {
+	return &progress{out: out, total: total}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (p *progress) start(what string, done int64) {
+	remaining := int64(-1)
+	if p.total > 0 {
+		remaining = max(p.total-done, 1)
+	}
+	if isTerminal(p.out) {
+		p.bar = progressbar.NewOptions64(remaining,
+			progressbar.OptionSetWriter(p.out),
+			progressbar.OptionSetDescription(what),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("events"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionFullWidth(),
+		)
+		return
+	}
+	p.stop = make(chan struct{})
+	p.done.Add(1)
+	began := time.Now()
+	go func() {
+		defer p.done.Done()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(5 * time.Second):
+			}
+			n := p.count.Load()
+			rate := float64(n) / time.Since(began).Seconds()
+			left := "unknown"
+			if remaining > 0 && rate > 0 {
+				left = (time.Duration(float64(max(remaining-n, 0))/rate) * time.Second).Round(time.Second).String()
+			}
+			fmt.Fprintf(p.out, "%s: %d events read, %.0f events/s, time left %s\n", what, n, rate, left)
+		}
+	}()
+}
+
+func (p *progress) add(n int) {
+	p.count.Add(int64(n))
+	if p.bar != nil {
+		_ = p.bar.Add(n)
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.out)
+	}
+	if p.stop != nil {
+		close(p.stop)
+		p.done.Wait()
+	}
+}
+
+// peakRSS is the process's peak resident set size (Linux), or "".
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

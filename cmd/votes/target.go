@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"votes/infra/awscfg"
+	"votes/infra/dynamo"
+)
+
+// devState is what a running votes dev leaves for other commands to find it.
+type devState struct {
+	Endpoint string `json:"endpoint"`
+	API      string `json:"api"`
+	Stage    string `json:"stage"`
+	PID      int    `json:"pid"`
+}
+
+func devStatePath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "votes", "dev.json")
+}
+
+func writeDevState(s devState) error {
+	p := devStatePath()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(s)
+	return os.WriteFile(p, b, 0o644)
+}
+
+// runningDev finds a votes dev that is still running.
+func runningDev() (devState, bool) {
+	b, err := os.ReadFile(devStatePath())
+	if err != nil {
+		return devState{}, false
+	}
+	var s devState
+	if json.Unmarshal(b, &s) != nil || s.PID <= 0 || syscall.Kill(s.PID, 0) != nil {
+		return devState{}, false
+	}
+	return s, true
+}
+
+// target says which deployment a command works on.
+type target struct {
+	endpoint, stage, region *string
+}
+
+func targetFlags(fs *flag.FlagSet) target {
+	return target{
+		endpoint: fs.String("endpoint", "", "AWS endpoint of a local stack (default: the running votes dev)"),
+		stage:    fs.String("stage", "", "a deployed stage, reached with the default AWS credential chain"),
+		region:   fs.String("region", "", "the stage's region (default: the AWS configuration's)"),
+	}
+}
+
+// connect builds clients for the target and names its tables.
+func (t target) connect(ctx context.Context) (awscfg.Clients, dynamo.Tables, error) {
+	endpoint, stage := *t.endpoint, *t.stage
+	switch {
+	case endpoint != "" && stage != "":
+		return awscfg.Clients{}, dynamo.Tables{}, usageError{errors.New("give --endpoint or --stage, not both")}
+	case endpoint == "" && stage == "":
+		dev, ok := runningDev()
+		if !ok {
+			return awscfg.Clients{}, dynamo.Tables{}, usageError{errors.New("no votes dev is running here: start one, or give --endpoint or --stage")}
+		}
+		endpoint, stage = dev.Endpoint, dev.Stage
+	case endpoint != "":
+		stage = "local"
+	}
+	c, err := awscfg.New(ctx, awscfg.Options{Endpoint: endpoint, Region: *t.region})
+	if err != nil {
+		return awscfg.Clients{}, dynamo.Tables{}, fmt.Errorf("connect: %w", err)
+	}
+	return c, dynamo.TablesFor(stage), nil
+}

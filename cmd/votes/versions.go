@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"votes/infra/admin"
+)
+
+func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("versions", stderr)
+	tgt := targetFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	clients, tables, err := tgt.connect(ctx)
+	if err != nil {
+		return err
+	}
+	a := admin.New(clients.DynamoDB, tables)
+	if err := a.CheckTables(ctx); err != nil {
+		return err
+	}
+	versions, active, err := a.Versions(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tREBUILT\tEVENTS READ\tCELLS\tVOTES COUNTED")
+	for _, v := range versions {
+		name := v.Name
+		if name == active {
+			name += " *"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", name, v.State, stamp(v.Created), stamp(v.Completed), dash(v.Events), v.Cells, v.Votes)
+	}
+	return tw.Flush()
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+func dash(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("promote", stderr)
+	tgt := targetFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("want one VERSION")}
+	}
+	clients, tables, err := tgt.connect(ctx)
+	if err != nil {
+		return err
+	}
+	a := admin.New(clients.DynamoDB, tables)
+	if err := a.CheckTables(ctx); err != nil {
+		return err
+	}
+	prev, err := a.Promote(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if prev == "" {
+		fmt.Fprintf(stdout, "version %s is active\n", pos[0])
+		return nil
+	}
+	fmt.Fprintf(stdout, "version %s is active; version %s is retired (no longer written); delete it with: votes retire %s\n", pos[0], prev, prev)
+	return nil
+}
+
+func runRetire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("retire", stderr)
+	tgt := targetFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("want one VERSION")}
+	}
+	clients, tables, err := tgt.connect(ctx)
+	if err != nil {
+		return err
+	}
+	a := admin.New(clients.DynamoDB, tables)
+	if err := a.CheckTables(ctx); err != nil {
+		return err
+	}
+	prog := newProgress(stderr, -1)
+	prog.start("retire v"+pos[0]+" (items deleted)", 0)
+	n, err := a.Retire(ctx, pos[0], prog.add)
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "version %s retired: %d items deleted\n", pos[0], n)
+	return nil
+}
+
+// errDiffers makes verify exit non-zero without an extra message.
+var errDiffers = errors.New("tallies differ from the event table")
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", stderr)
+	tgt := targetFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usageError{errors.New("want at most one VERSION")}
+	}
+	version := ""
+	if len(pos) == 1 {
+		version = pos[0]
+	}
+	clients, tables, err := tgt.connect(ctx)
+	if err != nil {
+		return err
+	}
+	a := admin.New(clients.DynamoDB, tables)
+	if err := a.CheckTables(ctx); err != nil {
+		return err
+	}
+	prog := newProgress(stderr, a.EventCount(ctx))
+	prog.start("verify", 0)
+	res, err := a.Verify(ctx, version, prog.add)
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	for _, d := range res.Differences {
+		fmt.Fprintf(stdout, "%s %s %s: version %s counts %d, the event table %d\n", d.TitleID, d.Aspect, d.Choice, res.Version, d.Got, d.Want)
+	}
+	fmt.Fprintf(stdout, "version %s: %d titles, %d events, %d differences\n", res.Version, res.Titles, res.Events, len(res.Differences))
+	if len(res.Differences) > 0 {
+		return errDiffers
+	}
+	return nil
+}
