@@ -78,6 +78,10 @@ type Options struct {
 	// time (the stream consumer: one batch per partition key), so an
 	// in-flight step of the same Owner is a dead attempt, recovered at once.
 	Exclusive bool
+	// Dead, when set, recognises owners known to be gone (an earlier,
+	// interrupted run of a rebuild): their steps are taken over at once,
+	// sealed, without waiting for the lease.
+	Dead func(owner string) bool
 	// Lease is how long a step may stay in flight before another writer may
 	// take it over. It must exceed the longest a step can run.
 	Lease time.Duration
@@ -194,7 +198,7 @@ func (p *Projector) begin(ctx context.Context, cell domain.Cell, step Step) (rec
 		switch {
 		case p.opts.Exclusive && inflight.Owner == p.opts.Owner:
 			err = p.recover(ctx, cell, *inflight, false)
-		case p.now().UnixMilli() > inflight.Expires:
+		case p.now().UnixMilli() > inflight.Expires, p.opts.Dead != nil && p.opts.Dead(inflight.Owner):
 			err = p.recover(ctx, cell, *inflight, true)
 		case p.now().After(deadline):
 			return recovered, fmt.Errorf("cell %s: step of %s in flight: %w", cell, inflight.Owner, ErrBusy)

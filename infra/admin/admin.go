@@ -187,13 +187,18 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 		o.OnStart(version, done)
 	}
 	start := a.now()
+	// Steps of earlier runs of this rebuild are dead: the registry lease
+	// lets one run at a time build a version. Steps of this run's other
+	// segments are alive and waited for.
+	owner := "rebuild:" + version + ":" + me
+	dead := func(o string) bool { return strings.HasPrefix(o, "rebuild:"+version+":") && o != owner }
 	rb := &projections.Rebuild{
 		Scanner:     dynamo.NewEventScanner(a.DB, a.Tables.Events, max(o.PageSize, 1)),
 		Checkpoints: cps,
 		Projector: projections.NewProjectorWith(
 			dynamo.NewBallotStore(a.DB, a.Tables.Ballots, version),
 			dynamo.NewCellStore(a.DB, a.Tables.Tallies, version),
-			projections.Options{Concurrency: max(o.Concurrency, 1), Owner: "rebuild", Lease: time.Minute, MaxWait: 30 * time.Second, Bulk: true}),
+			projections.Options{Concurrency: max(o.Concurrency, 1), Owner: owner, Dead: dead, Lease: 15 * time.Second, MaxWait: 30 * time.Second, Bulk: true}),
 		Segments: segments,
 		Progress: o.Progress,
 		Retries:  20,
