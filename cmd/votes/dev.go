@@ -34,7 +34,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if os.Getenv("GOGC") == "" {
 		// The emulator keeps every item in this process's heap: collect
 		// less often, trading memory (plentiful here) for CPU.
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(200)
 	}
 	stack, err := local.Start(ctx, local.Config{
 		Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log,
