@@ -4,7 +4,7 @@ FUNCTIONS := receiver processor projector query
 ZIPS := $(FUNCTIONS:%=bin/%.zip)
 GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: build clean package test
+.PHONY: build clean package test bench microbench
 build: $(ZIPS)
 	@for f in $(FUNCTIONS); do printf '%-10s %8d bytes zipped, %8d bytes unzipped\n' $$f $$(stat -c %s bin/$$f.zip) $$(stat -c %s bin/$$f/bootstrap); done
 
@@ -26,6 +26,14 @@ test: node_modules/.bin/serverless
 node_modules/.bin/serverless: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# Headline figures on the local stack, one "name: value" line each.
+bench:
+	go run ./cmd/bench
+
+# Go benchmarks of the hot paths, with allocations, each beside its floor.
+microbench:
+	go test -run '^$$' -bench . -benchmem ./domain ./projections ./infra/dynamo
 
 clean:
 	rm -rf bin .serverless

@@ -18,6 +18,7 @@ const usage = `votes runs and inspects the vote pipeline.
 Usage:
   votes dev [--addr 127.0.0.1:8080]   run the whole pipeline in this process
   votes tallies TITLE [--api URL]     print a title's tallies
+  votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
 
 Projection versions (against the running votes dev, --endpoint URL, or
 --stage STAGE [--region REGION] with the default AWS credentials):
@@ -42,6 +43,7 @@ var commands = map[string]command{
 	"verify":   runVerify,
 	"retire":   runRetire,
 	"seed":     runSeed,
+	"load":     runLoad,
 }
 
 func main() {

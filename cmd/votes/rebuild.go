@@ -15,8 +15,6 @@ import (
 	"golang.org/x/term"
 
 	"votes/infra/admin"
-	"votes/infra/dynamo"
-	"votes/projections"
 )
 
 func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -44,7 +42,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	var scanRate float64
 	if *compare {
-		n, d, err := rawScan(ctx, dynamo.NewEventScanner(clients.DynamoDB, tables.Events, *page), *segments)
+		n, d, err := a.RawScan(ctx, *segments, *page)
 		if err != nil {
 			return err
 		}
@@ -79,35 +77,6 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "version %s is ready: the live projector keeps it current; switch queries to it with: votes promote %s\n", res.Version, res.Version)
 	return nil
-}
-
-// rawScan reads the event table with the same parallel scan and page size as
-// a rebuild, doing nothing with the items: the floor a rebuild is held to.
-func rawScan(ctx context.Context, s *dynamo.EventScanner, segments int) (int64, time.Duration, error) {
-	start := time.Now()
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, segments)
-	for seg := range segments {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var after projections.Cursor
-			for {
-				items, next, err := s.RawPage(ctx, seg, segments, after)
-				if err != nil {
-					errs[seg] = err
-					return
-				}
-				n.Add(int64(len(items)))
-				if after = next; after == "" {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return n.Load(), time.Since(start), errors.Join(errs...)
 }
 
 // progress shows a bar on a terminal and a log line every few seconds

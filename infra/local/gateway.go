@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -28,10 +29,11 @@ type Route struct {
 // Gateway plays the HTTP API: it turns each request into an
 // events.APIGatewayV2HTTPRequest (payload format 2.0), invokes the route's
 // function, and writes its events.APIGatewayV2HTTPResponse back.
-func Gateway(routes []Route) http.Handler {
+func Gateway(routes []Route, requests *atomic.Int64) http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range routes {
 		mux.HandleFunc(r.Pattern, func(w http.ResponseWriter, req *http.Request) {
+			requests.Add(1)
 			serveRoute(w, req, r)
 		})
 	}

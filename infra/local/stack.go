@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +22,7 @@ import (
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	stypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/sivchari/kumo"
 
 	"votes/domain"
@@ -38,6 +40,8 @@ type Settings struct {
 	VisibilityTimeout time.Duration
 	MaxReceiveCount   int
 	Concurrency       int // SDK calls in flight within one invocation
+	// MemoryMB is each function's memory size, for billing estimates.
+	MemoryMB map[string]int
 }
 
 // DefaultSettings are the values serverless.yml deploys.
@@ -48,6 +52,7 @@ func DefaultSettings() Settings {
 		VisibilityTimeout: 180 * time.Second,
 		MaxReceiveCount:   5,
 		Concurrency:       16,
+		MemoryMB:          map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128},
 	}
 }
 
@@ -63,10 +68,12 @@ type Config struct {
 	// HTTPClient, when set, carries every SDK call (to inject faults).
 	HTTPClient aws.HTTPClient
 	// Retryer, when set, replaces the SDK's standard retryer.
-	Retryer  func() aws.Retryer
-	Settings Settings
-	Catalog  domain.Catalog
-	Log      *slog.Logger
+	Retryer func() aws.Retryer
+	// APIOptions are added to the functions' SDK clients (to meter them).
+	APIOptions []func(*middleware.Stack) error
+	Settings   Settings
+	Catalog    domain.Catalog
+	Log        *slog.Logger
 }
 
 // Stack is a running local pipeline.
@@ -78,10 +85,15 @@ type Stack struct {
 	Tables    dynamo.Tables
 	Queues    queue.Names
 	QueueURLs map[string]string // by queue name
+	// Clients are the functions' and pollers' SDK clients; Admin are the
+	// same without APIOptions, for the stack's own bookkeeping and tests.
 	Clients   awscfg.Clients
+	Admin     awscfg.Clients
 	Functions struct{ Receiver, Processor, Projector, Query *Function }
 	// Gateway serves the HTTP API, for tests that do not listen.
 	Gateway http.Handler
+	// Requests counts the HTTP requests the gateway served.
+	Requests atomic.Int64
 
 	kumo    *kumo.Server
 	server  *http.Server
@@ -108,7 +120,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.Endpoint = s.kumo.URL
 	}
 	var err error
-	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer})
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
+	if err == nil {
+		s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, Retryer: cfg.Retryer})
+	}
 	if err != nil {
 		s.closeKumo()
 		return nil, err
@@ -140,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		{Pattern: "/votes", RouteKey: "ANY /votes", Function: s.Functions.Receiver},
 		{Pattern: "/titles/{titleId}/tallies", RouteKey: "ANY /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
 		{Pattern: "/healthz", RouteKey: "GET /healthz", Function: s.Functions.Query},
-	})
+	}, &s.Requests)
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -270,7 +285,7 @@ func waitTick(ctx context.Context) error {
 
 // QueueDepth counts a queue's messages, visible or in flight.
 func (s *Stack) QueueDepth(ctx context.Context, name string) (int, error) {
-	out, err := s.Clients.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+	out, err := s.Admin.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(s.QueueURLs[name]),
 		AttributeNames: []stypes.QueueAttributeName{
 			stypes.QueueAttributeNameApproximateNumberOfMessages, stypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
@@ -285,6 +300,22 @@ func (s *Stack) QueueDepth(ctx context.Context, name string) (int, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// Usage reports each function's invocations and time spent, by name.
+func (s *Stack) Usage() map[string]Usage {
+	return map[string]Usage{
+		"receiver": s.Functions.Receiver.Usage(), "processor": s.Functions.Processor.Usage(),
+		"projector": s.Functions.Projector.Usage(), "query": s.Functions.Query.Usage(),
+	}
+}
+
+// ResetUsage starts counting function usage and gateway requests afresh.
+func (s *Stack) ResetUsage() {
+	for _, f := range []*Function{s.Functions.Receiver, s.Functions.Processor, s.Functions.Projector, s.Functions.Query} {
+		f.ResetUsage()
+	}
+	s.Requests.Store(0)
 }
 
 // Close stops taking requests, lets the pipeline finish what it holds (until

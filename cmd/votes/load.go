@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"time"
+
+	"votes/infra/loadgen"
+	"votes/projections"
+)
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("load", stderr)
+	cfg := loadgen.Config{}
+	fs.StringVar(&cfg.URL, "api", defaultAPI(), "base URL of the HTTP API (env VOTES_API; default: the running votes dev)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "submissions per second (0: as fast as the API answers)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send (with --count 0)")
+	fs.IntVar(&cfg.Count, "count", 0, "how many submissions to send (default 10000 when no --duration)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "submissions in flight")
+	fs.IntVar(&cfg.Voters, "voters", 100000, "distinct voters")
+	fs.IntVar(&cfg.Titles, "titles", 20, "distinct titles (named load-RUN-N)")
+	fs.StringVar(&cfg.Skew, "skew", "zipf", `title popularity: "uniform" or "zipf"`)
+	fs.IntVar(&cfg.Aspects, "aspects-per-submission", 1, "aspects voted on per submission, 1 to 5")
+	fs.Float64Var(&cfg.ChangeShare, "changes", 0.1, "share of submissions that change an earlier vote")
+	fs.Float64Var(&cfg.RetryShare, "retries", 0.05, "share of submissions sent again with the same Idempotency-Key")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed")
+	check := fs.Bool("check", false, "after the run, wait for the tallies and compare them with what the run must produce")
+	checkTimeout := fs.Duration("check-timeout", 2*time.Minute, "how long --check waits for the pipeline")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.Count == 0 && cfg.Duration == 0 {
+		cfg.Count = 10000
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	if isTerminal(stderr) {
+		cfg.Tick = func(s loadgen.Stats) {
+			fmt.Fprintf(stderr, "\r%s  sent %d  accepted %d  rejected %d  failed %d  %.0f/s   ",
+				s.Elapsed.Round(time.Second), s.Sent, s.Accepted, s.Rejected, s.Failed, float64(s.Accepted)/s.Elapsed.Seconds())
+		}
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if cfg.Tick != nil {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sent %d submissions (%d votes accepted, %d resent with the same key) in %s\n", res.Sent, res.Votes, res.Retries, res.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "accepted %d, rejected %d, connection failures %d; %.0f submissions/s\n", res.Accepted, res.Rejected, res.Failed, res.Rate)
+	fmt.Fprintf(stdout, "accept latency p50 %s  p90 %s  p99 %s  max %s\n",
+		ms(res.Percentile(0.50)), ms(res.Percentile(0.90)), ms(res.Percentile(0.99)), ms(res.Percentile(1)))
+	fmt.Fprintln(stdout, "tallies this run must produce:")
+	titles := append([]string(nil), res.Titles...)
+	sort.Strings(titles)
+	for _, t := range titles {
+		if len(res.Expected[t]) > 0 {
+			fmt.Fprintf(stdout, "  %s %s\n", t, compact(res.Expected[t]))
+		}
+	}
+	if !*check {
+		return nil
+	}
+	bad, err := loadgen.Check(ctx, http.DefaultClient, cfg.URL, res, *checkTimeout)
+	if err != nil {
+		return err
+	}
+	for _, m := range bad {
+		fmt.Fprintf(stdout, "MISMATCH %s: tallies %s, want %s\n", m.TitleID, compact(m.Got), compact(m.Want))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%d of %d titles differ: votes lost or counted twice", len(bad), len(res.Titles))
+	}
+	fmt.Fprintf(stdout, "check: all %d titles tally exactly what was accepted (%d votes, none lost, none counted twice)\n", len(res.Titles), res.Votes)
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+
+func compact(c projections.Counts) string {
+	return fmt.Sprint(map[string]map[string]int64(c.Compact()))
+}

@@ -1,0 +1,27 @@
+package dynamo_test
+
+import (
+	"testing"
+
+	"votes/infra/dynamo"
+)
+
+// BenchmarkEventItem marshals an event into its DynamoDB item (the
+// processor's hot path) and BenchmarkDecodeEvent reads it back (rebuild).
+func BenchmarkEventItem(b *testing.B) {
+	e := vote("u-12345", "tt0111161", "sub-1", "story", "up", 1764237600000000000)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = dynamo.EventItem(e)
+	}
+}
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	item := dynamo.EventItem(vote("u-12345", "tt0111161", "sub-1", "story", "up", 1764237600000000000))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := dynamo.DecodeEvent(item); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

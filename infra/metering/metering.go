@@ -1,0 +1,263 @@
+// Package metering counts what the pipeline asks of AWS, from middleware on
+// the real SDK clients: requests by service and action, the billable units
+// DynamoDB and SQS charge for them, and writes per DynamoDB partition key.
+// Prices turn the counts into dollars.
+package metering
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Meter counts SDK calls. Its zero value is not usable: use New.
+type Meter struct {
+	hashKeys map[string]string // table -> partition key attribute
+
+	mu       sync.Mutex
+	requests map[string]int64 // "Service Action" -> calls
+	wcu      float64          // DynamoDB write request units
+	rcu      float64          // DynamoDB read request units
+	sqsUnits int64            // SQS requests, one per started 64 KiB of payload
+	keys     map[string]float64
+}
+
+// New counts calls; hashKeys names each table's partition key attribute,
+// so that writes can be counted per partition key.
+func New(hashKeys map[string]string) *Meter {
+	m := &Meter{hashKeys: hashKeys}
+	m.Reset()
+	return m
+}
+
+// Reset forgets everything counted.
+func (m *Meter) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests, m.keys = map[string]int64{}, map[string]float64{}
+	m.wcu, m.rcu, m.sqsUnits = 0, 0, 0
+}
+
+// APIOption adds the meter to an SDK client's middleware stack.
+func (m *Meter) APIOption(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("votesMeter",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			m.record(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), in.Parameters, out.Result)
+			return out, md, err
+		}), middleware.After)
+}
+
+func (m *Meter) record(service, action string, input, output any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[service+" "+action]++
+	switch in := input.(type) {
+	case *dynamodb.PutItemInput:
+		m.write(*in.TableName, in.Item, itemSize(in.Item), 1)
+	case *dynamodb.UpdateItemInput:
+		// The stored item's size is not known here: count the key and what
+		// the update sets. Our updated items (tally cells) stay under 1 KB.
+		size := itemSize(in.Key) + itemSize(in.ExpressionAttributeValues)
+		m.write(*in.TableName, in.Key, size, 1)
+	case *dynamodb.DeleteItemInput:
+		m.write(*in.TableName, in.Key, itemSize(in.Key), 1)
+	case *dynamodb.TransactWriteItemsInput:
+		for _, it := range in.TransactItems {
+			switch {
+			case it.Put != nil:
+				m.write(*it.Put.TableName, it.Put.Item, itemSize(it.Put.Item), 2)
+			case it.Update != nil:
+				m.write(*it.Update.TableName, it.Update.Key, itemSize(it.Update.Key)+itemSize(it.Update.ExpressionAttributeValues), 2)
+			case it.Delete != nil:
+				m.write(*it.Delete.TableName, it.Delete.Key, itemSize(it.Delete.Key), 2)
+			case it.ConditionCheck != nil:
+				m.rcu += 2
+			}
+		}
+	case *dynamodb.BatchWriteItemInput:
+		for table, reqs := range in.RequestItems {
+			for _, r := range reqs {
+				if r.PutRequest != nil {
+					m.write(table, r.PutRequest.Item, itemSize(r.PutRequest.Item), 1)
+				} else if r.DeleteRequest != nil {
+					m.write(table, r.DeleteRequest.Key, itemSize(r.DeleteRequest.Key), 1)
+				}
+			}
+		}
+	case *dynamodb.GetItemInput:
+		factor := 0.5
+		if in.ConsistentRead != nil && *in.ConsistentRead {
+			factor = 1
+		}
+		size := 0
+		if out, ok := output.(*dynamodb.GetItemOutput); ok && out != nil {
+			size = itemSize(out.Item)
+		}
+		m.rcu += factor * float64(units(size, 4096))
+	case *dynamodb.BatchGetItemInput:
+		if out, ok := output.(*dynamodb.BatchGetItemOutput); ok && out != nil {
+			for table, items := range out.Responses {
+				factor := 0.5
+				if ka, ok := in.RequestItems[table]; ok && ka.ConsistentRead != nil && *ka.ConsistentRead {
+					factor = 1
+				}
+				for _, item := range items {
+					m.rcu += factor * float64(units(itemSize(item), 4096))
+				}
+			}
+		}
+	case *dynamodb.ScanInput, *dynamodb.QueryInput:
+		var items []map[string]types.AttributeValue
+		consistent := false
+		switch out := output.(type) {
+		case *dynamodb.ScanOutput:
+			if out != nil {
+				items = out.Items
+			}
+			consistent = in.(*dynamodb.ScanInput).ConsistentRead != nil && *in.(*dynamodb.ScanInput).ConsistentRead
+		case *dynamodb.QueryOutput:
+			if out != nil {
+				items = out.Items
+			}
+		}
+		total := 0
+		for _, item := range items {
+			total += itemSize(item)
+		}
+		factor := 0.5
+		if consistent {
+			factor = 1
+		}
+		m.rcu += factor * float64(units(total, 4096))
+	case *sqs.SendMessageInput:
+		m.sqsUnits += int64(units(len(*in.MessageBody), 64<<10))
+	case *sqs.SendMessageBatchInput:
+		size := 0
+		for _, e := range in.Entries {
+			size += len(*e.MessageBody)
+		}
+		m.sqsUnits += int64(units(size, 64<<10))
+	case *sqs.ReceiveMessageInput:
+		size := 0
+		if out, ok := output.(*sqs.ReceiveMessageOutput); ok && out != nil {
+			for _, msg := range out.Messages {
+				size += len(*msg.Body)
+			}
+		}
+		m.sqsUnits += int64(units(size, 64<<10))
+	default:
+		if service == "SQS" {
+			m.sqsUnits++
+		}
+	}
+}
+
+// write counts a write of size bytes to the item's partition key, times
+// factor (2 in a transaction).
+func (m *Meter) write(table string, item map[string]types.AttributeValue, size, factor int) {
+	wcu := float64(factor * units(size, 1024))
+	m.wcu += wcu
+	if key, ok := m.hashKeys[table]; ok {
+		if v, ok := item[key].(*types.AttributeValueMemberS); ok {
+			m.keys[table+" "+v.Value] += wcu
+		}
+	}
+}
+
+// units is how many started blocks of size n bytes hold; at least one.
+func units(n, block int) int {
+	return max(1, (n+block-1)/block)
+}
+
+// itemSize follows DynamoDB's item size rules: attribute names plus values.
+func itemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return (len(strings.TrimLeft(v.Value, "-0"))+1)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range v.Value {
+			n += len(s)
+		}
+		return n
+	case *types.AttributeValueMemberNS:
+		return 21 * len(v.Value)
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, x := range v.Value {
+			n += 1 + valueSize(x)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, x := range v.Value {
+			n += 1 + len(k) + valueSize(x)
+		}
+		return n
+	}
+	return 0
+}
+
+// Counts is a snapshot of what a Meter counted.
+type Counts struct {
+	Requests   map[string]int64
+	WCU, RCU   float64
+	SQSUnits   int64
+	HottestKey string  // table and partition key with the most write units
+	HottestWCU float64 // its write units
+}
+
+// Snapshot copies the counts.
+func (m *Meter) Snapshot() Counts {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := Counts{Requests: maps.Clone(m.requests), WCU: m.wcu, RCU: m.rcu, SQSUnits: m.sqsUnits}
+	for k, w := range m.keys {
+		if w > c.HottestWCU || (w == c.HottestWCU && k < c.HottestKey) {
+			c.HottestKey, c.HottestWCU = k, w
+		}
+	}
+	return c
+}
+
+// Actions lists "Service Action" keys in order.
+func (c Counts) Actions() []string {
+	return slices.Sorted(maps.Keys(c.Requests))
+}
+
+// Total is every request counted.
+func (c Counts) Total() int64 {
+	var n int64
+	for _, v := range c.Requests {
+		n += v
+	}
+	return n
+}
+
+func (c Counts) String() string {
+	return fmt.Sprintf("%d requests, %.0f WCU, %.1f RCU, %d SQS units", c.Total(), c.WCU, c.RCU, c.SQSUnits)
+}

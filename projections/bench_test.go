@@ -1,0 +1,44 @@
+package projections
+
+import (
+	"fmt"
+	"testing"
+
+	"votes/domain"
+)
+
+func benchEvents(n int) []domain.VoteCast {
+	events := make([]domain.VoteCast, n)
+	aspects := []string{"overall", "story", "acting", "visuals", "soundtrack"}
+	for i := range events {
+		events[i] = vote(fmt.Sprintf("u%d", i%(n/2+1)), fmt.Sprintf("t%d", i%20), fmt.Sprint(i), aspects[i%5], []string{"up", "down"}[i%2], int64(i+1))
+	}
+	return events
+}
+
+// BenchmarkFold is the pure fold of 10,000 events, per event.
+func BenchmarkFold(b *testing.B) {
+	events := benchEvents(10000)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Fold(events)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(events)), "ns/event")
+}
+
+// BenchmarkBallotApply folds one event into a ballot and takes its step
+// delta, the projector's work per event besides I/O.
+func BenchmarkBallotApply(b *testing.B) {
+	events := benchEvents(1000)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ballot := NewBallot("u1", "t1")
+		e := events[i%len(events)]
+		e.VoterID, e.TitleID = "u1", "t1"
+		ballot.Apply(e)
+		ballot.Prev = map[string]string{e.Aspect: ""}
+		_ = ballot.stepDelta()
+		i++
+	}
+}
