@@ -46,7 +46,7 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	type key struct{ voter, title, aspect string }
 	latest := map[key]domain.VoteCast{}
 	var mu sync.Mutex
-	scanner := dynamo.NewEventScanner(a.DB, a.Tables.Events, 5000)
+	scanner := dynamo.NewEventScanner(a.DB, a.Tables.Events, 20000)
 	const segments = 8
 	errs := make(chan error, segments)
 	for seg := range segments {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -71,9 +72,13 @@ type Config struct {
 	Retryer func() aws.Retryer
 	// APIOptions are added to the functions' SDK clients (to meter them).
 	APIOptions []func(*middleware.Stack) error
-	Settings   Settings
-	Catalog    domain.Catalog
-	Log        *slog.Logger
+	// FunctionAPIOptions, when set, add options to one function's clients
+	// only: the function's own calls and its event-source mapping's, which
+	// AWS makes with the function's role.
+	FunctionAPIOptions func(function string) []func(*middleware.Stack) error
+	Settings           Settings
+	Catalog            domain.Catalog
+	Log                *slog.Logger
 }
 
 // Stack is a running local pipeline.
@@ -147,10 +152,23 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.closeKumo()
 		return nil, err
 	}
-	s.Functions.Receiver = NewFunction("receiver", functions.Receiver(fc, s.Clients, cfg.Log.With("function", "receiver")).Handle)
-	s.Functions.Processor = NewFunction("processor", functions.Processor(fc, s.Clients, cfg.Log.With("function", "processor")).Handle)
-	s.Functions.Projector = NewFunction("projector", functions.Projector(fc, s.Clients, cfg.Log.With("function", "projector")).Handle)
-	s.Functions.Query = NewFunction("query", functions.Query(fc, s.Clients, cfg.Log.With("function", "query")).Handle)
+	clients := map[string]awscfg.Clients{}
+	for _, name := range []string{"receiver", "processor", "projector", "query"} {
+		clients[name] = s.Clients
+		if cfg.FunctionAPIOptions != nil {
+			c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer,
+				APIOptions: append(slices.Clone(cfg.APIOptions), cfg.FunctionAPIOptions(name)...)})
+			if err != nil {
+				s.closeKumo()
+				return nil, err
+			}
+			clients[name] = c
+		}
+	}
+	s.Functions.Receiver = NewFunction("receiver", functions.Receiver(fc, clients["receiver"], cfg.Log.With("function", "receiver")).Handle)
+	s.Functions.Processor = NewFunction("processor", functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
+	s.Functions.Projector = NewFunction("projector", functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
+	s.Functions.Query = NewFunction("query", functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
 	s.Gateway = Gateway([]Route{
 		{Pattern: "/votes", RouteKey: "ANY /votes", Function: s.Functions.Receiver},
 		{Pattern: "/titles/{titleId}/tallies", RouteKey: "ANY /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
@@ -162,7 +180,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	region := s.Clients.Config.Region
 	for range max(cfg.Settings.Processor.Pollers, 1) {
 		p := &sqsPoller{
-			client: s.Clients.SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
+			client: clients["processor"].SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
 			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, log: cfg.Log.With("mapping", "submissions"),
 		}
 		s.goRun(func() { p.run(runCtx) })
@@ -170,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	sm := cfg.Settings.Projector
 	sm.FailureQueueURL = fc.FailuresURL
 	s.streams = &streamPoller{
-		streams: s.Clients.Streams, sqs: s.Clients.SQS, streamARN: streamARN, region: region,
+		streams: clients["projector"].Streams, sqs: clients["projector"].SQS, streamARN: streamARN, region: region,
 		mapping: sm, fn: s.Functions.Projector, log: cfg.Log.With("mapping", "events-stream"),
 	}
 	s.goRun(func() { s.streams.run(runCtx) })
@@ -204,7 +222,7 @@ func (s *Stack) queueARN(region, name string) string {
 // createResources creates the tables and queues as serverless.yml defines
 // them and returns the event table's stream ARN.
 func (s *Stack) createResources(ctx context.Context, st Settings) (string, error) {
-	db := s.Clients.DynamoDB
+	db := s.Admin.DynamoDB
 	for _, spec := range s.Tables.Specs() {
 		if _, err := db.CreateTable(ctx, spec.CreateInput()); err != nil {
 			var inUse *dtypes.ResourceInUseException
@@ -223,7 +241,7 @@ func (s *Stack) createResources(ctx context.Context, st Settings) (string, error
 	}
 
 	create := func(name string, attrs map[string]string) error {
-		out, err := s.Clients.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+		out, err := s.Admin.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
 		if err != nil {
 			return fmt.Errorf("sqs: create queue %s: %w", name, err)
 		}

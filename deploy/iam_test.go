@@ -1,0 +1,128 @@
+package deploy
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/middleware"
+
+	"votes/infra/dynamo"
+	"votes/infra/kumotest"
+	"votes/infra/loadgen"
+	"votes/infra/local"
+	"votes/infra/metering"
+)
+
+// iamAction turns a metered "Service Action" into its IAM action. SQS
+// authorises a batch call by its single action (DeleteMessageBatch needs
+// sqs:DeleteMessage).
+func iamAction(call string) string {
+	i := strings.LastIndex(call, " ")
+	service, action := call[:i], call[i+1:]
+	switch service {
+	case "DynamoDB", "DynamoDB Streams":
+		return "dynamodb:" + action
+	case "SQS":
+		return "sqs:" + strings.TrimSuffix(action, "Batch")
+	}
+	return strings.ToLower(service) + ":" + action
+}
+
+// TestRolesAllowEveryCallTheFunctionsMake runs the pipeline locally with a
+// meter on each function's own clients (its event-source mapping's calls
+// included, as AWS makes them with the function's role), through the paths
+// that only failures take (lost answers make conditional writes re-read,
+// poison messages and records go to their queues), and requires every call
+// to be allowed by the function's role in the packaged CloudFormation.
+func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
+	meters := map[string]*metering.Meter{}
+	for _, fn := range functionNames {
+		meters[fn] = metering.New(nil)
+	}
+	faults := kumotest.NewFaults(11)
+	settings := local.DefaultSettings()
+	settings.Processor.Window = 20 * time.Millisecond
+	settings.Projector.PollInterval = 10 * time.Millisecond
+	settings.VisibilityTimeout = time.Second
+	opts := kumotest.Options(nil)
+	s, err := local.Start(context.Background(), local.Config{
+		Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings,
+		HTTPClient: faults.Client(),
+		FunctionAPIOptions: func(fn string) []func(*middleware.Stack) error {
+			return []func(*middleware.Stack) error{meters[fn].APIOption}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+
+	// Answers lost after DynamoDB applied a write: the retries find their
+	// own writes and read them back.
+	faults.Set(0, 0.2, func(target, _ string) bool {
+		return kumotest.Action(target, "PutItem", "UpdateItem", "TransactWriteItems")
+	})
+	if _, err := loadgen.Run(context.Background(), loadgen.Config{
+		URL: s.URL, Count: 200, Concurrency: 8, Voters: 20, Titles: 3, Skew: "uniform", Aspects: 2, ChangeShare: 0.3, RetryShare: 0.1, Run: "iam",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Admin.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(s.QueueURLs[s.Queues.Submissions]), MessageBody: aws.String("poison")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Admin.DynamoDB.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(s.Tables.Events), Item: map[string]types.AttributeValue{
+		dynamo.AttrCell: &types.AttributeValueMemberS{Value: "x#00"}, dynamo.AttrVoteID: &types.AttributeValueMemberS{Value: "broken"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	faults.Off()
+	for _, path := range []string{"/titles/load-iam-0/tallies", "/healthz"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if faults.FailedAfter.Load() == 0 {
+		t.Fatal("no answer was lost: the re-read paths were not exercised")
+	}
+
+	res := resources(template(t, "prod"))
+	for _, fn := range functionNames {
+		allowed := map[string]bool{}
+		for _, pol := range props(res[title(fn)+"Role"])["Policies"].([]any) {
+			for _, st := range pol.(cfn)["PolicyDocument"].(cfn)["Statement"].([]any) {
+				for _, a := range st.(cfn)["Action"].([]any) {
+					allowed[a.(string)] = true
+				}
+			}
+		}
+		calls := meters[fn].Snapshot()
+		var used []string
+		for _, call := range calls.Actions() {
+			action := iamAction(call)
+			used = append(used, action)
+			if !allowed[action] {
+				t.Errorf("%s calls %s (%d times), which its role does not allow", fn, action, calls.Requests[call])
+			}
+		}
+		slices.Sort(used)
+		t.Logf("%s called %s", fn, strings.Join(used, ", "))
+		if len(used) == 0 {
+			t.Errorf("%s made no calls: the test exercised nothing", fn)
+		}
+	}
+}
