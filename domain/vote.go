@@ -191,3 +191,17 @@ func DecodeAccepted(body []byte) (Accepted, error) {
 	}
 	return a, nil
 }
+
+// Outcome says what appending an event to the event table did.
+type Outcome int
+
+// Outcomes of an append.
+const (
+	Appended  Outcome = iota // stored now
+	Duplicate                // stored before, with the same content: nothing to do
+	Conflict                 // another vote is stored under the same ID: kept out
+)
+
+func (o Outcome) String() string {
+	return [...]string{"appended", "duplicate", "conflict"}[o]
+}

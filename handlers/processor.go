@@ -10,12 +10,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"votes/domain"
-	"votes/infra/dynamo"
 )
 
 // EventAppender appends vote events to the event table, idempotently.
 type EventAppender interface {
-	Append(ctx context.Context, e domain.VoteCast) (dynamo.Outcome, error)
+	Append(ctx context.Context, e domain.VoteCast) (domain.Outcome, error)
 }
 
 // DeadLetterer stores a message that cannot be processed, with the reason.
@@ -100,11 +99,11 @@ func (p *Processor) handleMessage(ctx context.Context, msg events.SQSMessage, s 
 			return false
 		}
 		switch out {
-		case dynamo.Appended:
+		case domain.Appended:
 			s.Appended++
-		case dynamo.Duplicate:
+		case domain.Duplicate:
 			s.Duplicates++
-		case dynamo.Conflict:
+		case domain.Conflict:
 			s.Conflicts++
 			p.log.WarnContext(ctx, "vote conflict: another vote is stored under this ID; kept out",
 				"vote", e.VoteID, "submission", e.SubmissionID, "title", e.TitleID)

@@ -31,12 +31,8 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *segments < 1 || *segments > 1000 || *page < 1 || *concurrency < 1 {
 		return usageError{errors.New("--segments 1..1000, --page and --concurrency at least 1")}
 	}
-	clients, tables, err := tgt.connect(ctx)
+	a, err := tgt.admin(ctx)
 	if err != nil {
-		return err
-	}
-	a := admin.New(clients.DynamoDB, tables)
-	if err := a.CheckTables(ctx); err != nil {
 		return err
 	}
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"votes/infra/admin"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 )
@@ -63,6 +64,19 @@ func targetFlags(fs *flag.FlagSet) target {
 		stage:    fs.String("stage", "", "a deployed stage, reached with the default AWS credential chain"),
 		region:   fs.String("region", "", "the stage's region (default: the AWS configuration's)"),
 	}
+}
+
+// admin connects to the target and checks its tables exist.
+func (t target) admin(ctx context.Context) (*admin.Admin, error) {
+	clients, tables, err := t.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a := admin.New(clients.DynamoDB, tables)
+	if err := a.CheckTables(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // connect builds clients for the target and names its tables.

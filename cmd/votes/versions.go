@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"votes/infra/admin"
 )
 
 func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -17,12 +16,8 @@ func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	clients, tables, err := tgt.connect(ctx)
+	a, err := tgt.admin(ctx)
 	if err != nil {
-		return err
-	}
-	a := admin.New(clients.DynamoDB, tables)
-	if err := a.CheckTables(ctx); err != nil {
 		return err
 	}
 	versions, active, err := a.Versions(ctx)
@@ -65,12 +60,8 @@ func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) != 1 {
 		return usageError{errors.New("want one VERSION")}
 	}
-	clients, tables, err := tgt.connect(ctx)
+	a, err := tgt.admin(ctx)
 	if err != nil {
-		return err
-	}
-	a := admin.New(clients.DynamoDB, tables)
-	if err := a.CheckTables(ctx); err != nil {
 		return err
 	}
 	prev, err := a.Promote(ctx, pos[0])
@@ -95,12 +86,8 @@ func runRetire(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) != 1 {
 		return usageError{errors.New("want one VERSION")}
 	}
-	clients, tables, err := tgt.connect(ctx)
+	a, err := tgt.admin(ctx)
 	if err != nil {
-		return err
-	}
-	a := admin.New(clients.DynamoDB, tables)
-	if err := a.CheckTables(ctx); err != nil {
 		return err
 	}
 	prog := newProgress(stderr, -1)
@@ -131,12 +118,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) == 1 {
 		version = pos[0]
 	}
-	clients, tables, err := tgt.connect(ctx)
+	a, err := tgt.admin(ctx)
 	if err != nil {
-		return err
-	}
-	a := admin.New(clients.DynamoDB, tables)
-	if err := a.CheckTables(ctx); err != nil {
 		return err
 	}
 	prog := newProgress(stderr, a.EventCount(ctx))

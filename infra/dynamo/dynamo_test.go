@@ -81,17 +81,17 @@ func TestEventStoreAppendsOnce(t *testing.T) {
 	f := newFixture(t, nil)
 	e := vote("u1", "t1", "s1", "story", "up", 100)
 
-	if got, err := f.events.Append(ctx, e); err != nil || got != dynamo.Appended {
+	if got, err := f.events.Append(ctx, e); err != nil || got != domain.Appended {
 		t.Fatalf("first append: %v, %v; want appended", got, err)
 	}
 	retried := e
 	retried.RecordedAt = 200 // the same submission accepted again later
-	if got, err := f.events.Append(ctx, retried); err != nil || got != dynamo.Duplicate {
+	if got, err := f.events.Append(ctx, retried); err != nil || got != domain.Duplicate {
 		t.Fatalf("redelivered append: %v, %v; want duplicate", got, err)
 	}
 	other := e
 	other.Choice = "down" // another vote under the same ID
-	if got, err := f.events.Append(ctx, other); err != nil || got != dynamo.Conflict {
+	if got, err := f.events.Append(ctx, other); err != nil || got != domain.Conflict {
 		t.Fatalf("conflicting append: %v, %v; want conflict", got, err)
 	}
 	stored := storedEvents(t, f.tables.Events)
@@ -112,7 +112,7 @@ func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
 	}
 	faults.Off()
 	got, err := f.events.Append(context.Background(), e)
-	if err != nil || got != dynamo.Duplicate {
+	if err != nil || got != domain.Duplicate {
 		t.Fatalf("append after the lost responses: %v, %v; want duplicate", got, err)
 	}
 	if n := len(storedEvents(t, f.tables.Events)); n != 1 {

@@ -12,20 +12,6 @@ import (
 	"votes/domain"
 )
 
-// Outcome says what appending an event did.
-type Outcome int
-
-// Outcomes of Append.
-const (
-	Appended  Outcome = iota // stored now
-	Duplicate                // stored before, with the same content: nothing to do
-	Conflict                 // another vote is stored under the same ID: kept out
-)
-
-func (o Outcome) String() string {
-	return [...]string{"appended", "duplicate", "conflict"}[o]
-}
-
 // EventStore appends vote events to the event table, each once: a
 // conditional put on the vote ID, under the partition key of the vote's
 // tally cell.
@@ -43,7 +29,7 @@ func NewEventStore(client *dynamodb.Client, table string) *EventStore {
 // duplicate is Duplicate; a different vote under the same ID is Conflict. It
 // is safe to retry after any error, including one raised after DynamoDB
 // applied the write.
-func (s *EventStore) Append(ctx context.Context, e domain.VoteCast) (Outcome, error) {
+func (s *EventStore) Append(ctx context.Context, e domain.VoteCast) (domain.Outcome, error) {
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.table),
 		Item:                     EventItem(e),
@@ -51,7 +37,7 @@ func (s *EventStore) Append(ctx context.Context, e domain.VoteCast) (Outcome, er
 		ExpressionAttributeNames: map[string]string{"#id": AttrVoteID},
 	})
 	if err == nil {
-		return Appended, nil
+		return domain.Appended, nil
 	}
 	if !conditionFailed(err) {
 		return 0, fmt.Errorf("dynamodb: append vote %s: %w", e.VoteID, err)
@@ -66,12 +52,12 @@ func (s *EventStore) Append(ctx context.Context, e domain.VoteCast) (Outcome, er
 	}
 	stored, err := DecodeEvent(out.Item)
 	if err != nil {
-		return Conflict, nil
+		return domain.Conflict, nil
 	}
 	if stored.SameVote(e) {
-		return Duplicate, nil
+		return domain.Duplicate, nil
 	}
-	return Conflict, nil
+	return domain.Conflict, nil
 }
 
 func eventKey(e domain.VoteCast) map[string]types.AttributeValue {
