@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"votes/domain"
@@ -31,15 +30,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		// The emulator keeps every item in this process's heap: collect
-		// less often, trading memory for CPU, but collect harder before
-		// the heap nears 60% of the machine's memory.
-		debug.SetGCPercent(400)
-		if total := totalMemory(); total > 0 {
-			debug.SetMemoryLimit(total / 10 * 6)
-		}
-	}
 	stack, err := local.Start(ctx, local.Config{
 		Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log,
 	})
@@ -66,15 +56,3 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// totalMemory is the machine's memory in bytes (Linux), or 0.
-func totalMemory() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err != nil {
-		return 0
-	}
-	return kb * 1024
-}
