@@ -55,4 +55,3 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintln(stdout, "stopped")
 	return nil
 }
-

@@ -7,7 +7,6 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
-
 )
 
 func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
