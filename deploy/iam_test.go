@@ -51,6 +51,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	settings := local.DefaultSettings()
 	settings.Processor.Window = 20 * time.Millisecond
 	settings.Projector.PollInterval = 10 * time.Millisecond
+	settings.Projector.Window = 10 * time.Millisecond
 	settings.VisibilityTimeout = time.Second
 	opts := kumotest.Options(nil)
 	s, err := local.Start(context.Background(), local.Config{

@@ -49,7 +49,7 @@ type Settings struct {
 func DefaultSettings() Settings {
 	return Settings{
 		Processor:         SQSMapping{BatchSize: 100, Window: time.Second, Pollers: 4},
-		Projector:         StreamMapping{BatchSize: 1000, Window: 0, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
+		Projector:         StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
 		VisibilityTimeout: 180 * time.Second,
 		MaxReceiveCount:   5,
 		Concurrency:       16,

@@ -32,6 +32,7 @@ func fastSettings() local.Settings {
 	s := local.DefaultSettings()
 	s.Processor.Window = 20 * time.Millisecond
 	s.Projector.PollInterval = 10 * time.Millisecond
+	s.Projector.Window = 10 * time.Millisecond
 	s.Projector.RetryBackoff = 10 * time.Millisecond
 	s.VisibilityTimeout = time.Second
 	return s
