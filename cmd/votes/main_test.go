@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"votes/domain"
+	"votes/infra/dynamo"
+	"votes/infra/local"
+)
+
+func votes(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestCommandLine drives the CLI as an engineer would, against a local
+// stack: what it prints and the exit status scripts rely on.
+func TestCommandLine(t *testing.T) {
+	if code, _, errOut := votes(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+	settings := local.DefaultSettings()
+	settings.Processor.Window = 20 * time.Millisecond
+	settings.Projector.Window = 10 * time.Millisecond
+	settings.Projector.PollInterval = 10 * time.Millisecond
+	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: "local", Settings: settings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	ep := []string{"--endpoint", s.Endpoint}
+
+	for _, body := range []string{
+		`{"voterId":"u-1","titleId":"tt1","votes":[{"aspect":"story","choice":"up"}]}`,
+		`{"voterId":"u-2","titleId":"tt1","votes":[{"aspect":"story","choice":"down"}]}`,
+	} {
+		resp, err := http.Post(s.URL+"/votes", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, _ := votes(t, "tallies", "tt1", "--api", s.URL)
+	if code != 0 || !strings.Contains(out, "tt1    story   up      1") || !strings.Contains(out, "tt1    story   down    1") {
+		t.Errorf("tallies: exit %d\n%s", code, out)
+	}
+	if code, out, _ := votes(t, append([]string{"verify"}, ep...)...); code != 0 || !strings.Contains(out, "version 1: 1 titles, 2 events, 0 differences") {
+		t.Errorf("verify: exit %d\n%s", code, out)
+	}
+	if code, out, _ := votes(t, append([]string{"versions"}, ep...)...); code != 0 || !strings.Contains(out, "1 *") || !strings.Contains(out, "active") {
+		t.Errorf("versions: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := votes(t, append([]string{"promote", "7"}, ep...)...); code != 1 || !strings.Contains(errOut, "no such projection version") {
+		t.Errorf("promote 7: exit %d, %q", code, errOut)
+	}
+
+	// A tally altered behind the projector's back: verify names it and fails.
+	cell := domain.CellOf("tt1", "u-1")
+	if _, err := s.Admin.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.Tables.Tallies),
+		Key:                       map[string]types.AttributeValue{dynamo.AttrPK: &types.AttributeValueMemberS{Value: "1#" + cell.String()}},
+		UpdateExpression:          aws.String("ADD #n :n"),
+		ExpressionAttributeNames:  map[string]string{"#n": "n_story_up"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":n": &types.AttributeValueMemberN{Value: "5"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = votes(t, append([]string{"verify"}, ep...)...)
+	if code != 1 || !strings.Contains(out, "tt1 story up: version 1 counts 6, the event table 1") {
+		t.Errorf("verify after tampering: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = votes(t, append([]string{"rebuild", "--segments", "2", "--page", "10"}, ep...)...)
+	if code != 0 || !strings.Contains(out, "rebuilt version 2: 2 events") {
+		t.Fatalf("rebuild: exit %d\n%s", code, out)
+	}
+	if code, out, _ := votes(t, append([]string{"promote", "2"}, ep...)...); code != 0 || !strings.Contains(out, "version 2 is active") {
+		t.Errorf("promote 2: exit %d\n%s", code, out)
+	}
+	if code, out, _ := votes(t, append([]string{"verify"}, ep...)...); code != 0 || !strings.Contains(out, "version 2: 1 titles, 2 events, 0 differences") {
+		t.Errorf("verify after the rebuild: exit %d\n%s", code, out)
+	}
+}
