@@ -48,11 +48,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 		meters[fn] = metering.New(nil)
 	}
 	faults := kumotest.NewFaults(11)
-	settings := local.DefaultSettings()
-	settings.Processor.Window = 20 * time.Millisecond
-	settings.Projector.PollInterval = 10 * time.Millisecond
-	settings.Projector.Window = 10 * time.Millisecond
-	settings.VisibilityTimeout = time.Second
+	settings := local.FastSettings()
 	opts := kumotest.Options(nil)
 	s, err := local.Start(context.Background(), local.Config{
 		Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings,

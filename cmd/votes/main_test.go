@@ -30,10 +30,7 @@ func TestCommandLine(t *testing.T) {
 	if code, _, errOut := votes(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: exit %d, %q", code, errOut)
 	}
-	settings := local.DefaultSettings()
-	settings.Processor.Window = 20 * time.Millisecond
-	settings.Projector.Window = 10 * time.Millisecond
-	settings.Projector.PollInterval = 10 * time.Millisecond
+	settings := local.FastSettings()
 	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: "local", Settings: settings})
 	if err != nil {
 		t.Fatal(err)

@@ -27,11 +27,7 @@ import (
 
 func startStack(t *testing.T) *local.Stack {
 	t.Helper()
-	settings := local.DefaultSettings()
-	settings.Processor.Window = 20 * time.Millisecond
-	settings.Projector.PollInterval = 10 * time.Millisecond
-	settings.Projector.Window = 10 * time.Millisecond
-	settings.VisibilityTimeout = time.Second
+	settings := local.FastSettings()
 	opts := kumotest.Options(nil)
 	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings})
 	if err != nil {

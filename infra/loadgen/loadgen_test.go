@@ -14,10 +14,7 @@ import (
 // submissions tallies exactly what it expects, and a check of a run that
 // did not happen fails.
 func TestLoadAgainstTheLocalStack(t *testing.T) {
-	settings := local.DefaultSettings()
-	settings.Processor.Window = 20 * time.Millisecond
-	settings.Projector.PollInterval = 10 * time.Millisecond
-	settings.Projector.Window = 10 * time.Millisecond
+	settings := local.FastSettings()
 	opts := kumotest.Options(nil)
 	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings})
 	if err != nil {

@@ -57,6 +57,18 @@ func DefaultSettings() Settings {
 	}
 }
 
+// FastSettings are DefaultSettings with windows, polls and timeouts cut
+// to milliseconds, so that tests see retries and redeliveries quickly.
+func FastSettings() Settings {
+	s := DefaultSettings()
+	s.Processor.Window = 20 * time.Millisecond
+	s.Projector.Window = 10 * time.Millisecond
+	s.Projector.PollInterval = 10 * time.Millisecond
+	s.Projector.RetryBackoff = 10 * time.Millisecond
+	s.VisibilityTimeout = time.Second
+	return s
+}
+
 // Config says how to run the stack.
 type Config struct {
 	// Addr is where the gateway listens ("127.0.0.1:0" for any free port);

@@ -26,18 +26,6 @@ import (
 	"votes/projections"
 )
 
-// fastSettings are the deployment's settings with short windows and
-// timeouts, so that retries happen within a test's time.
-func fastSettings() local.Settings {
-	s := local.DefaultSettings()
-	s.Processor.Window = 20 * time.Millisecond
-	s.Projector.PollInterval = 10 * time.Millisecond
-	s.Projector.Window = 10 * time.Millisecond
-	s.Projector.RetryBackoff = 10 * time.Millisecond
-	s.VisibilityTimeout = time.Second
-	return s
-}
-
 func startStack(t *testing.T, faults *kumotest.Faults, settings local.Settings) *local.Stack {
 	t.Helper()
 	opts := kumotest.Options(nil)
@@ -163,7 +151,7 @@ func deadLetters(t *testing.T, s *local.Stack, name string) []string {
 }
 
 func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
-	s := startStack(t, nil, fastSettings())
+	s := startStack(t, nil, local.FastSettings())
 	resp, err := http.Get(s.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %v %v", resp, err)
@@ -217,7 +205,7 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 // event table.
 func TestNoVoteLostUnderFaults(t *testing.T) {
 	faults := kumotest.NewFaults(42)
-	s := startStack(t, faults, fastSettings())
+	s := startStack(t, faults, local.FastSettings())
 	faults.Set(0.08, 0.08, nil)
 	stop := make(chan struct{})
 	go func() { // outages: every call fails for a few milliseconds, now and then
@@ -311,7 +299,7 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 }
 
 func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
-	s := startStack(t, nil, fastSettings())
+	s := startStack(t, nil, local.FastSettings())
 	if _, err := s.Clients.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{
 		QueueUrl: aws.String(s.QueueURLs[s.Queues.Submissions]), MessageBody: aws.String(`{"v":1,"votes":"nonsense"`),
 	}); err != nil {
@@ -332,7 +320,7 @@ func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
 
 func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 	faults := kumotest.NewFaults(3)
-	settings := fastSettings()
+	settings := local.FastSettings()
 	settings.MaxReceiveCount = 2
 	s := startStack(t, faults, settings)
 	// Every write of one voter's vote fails; everyone else's goes through.
@@ -355,7 +343,7 @@ func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 }
 
 func TestUndecodableStreamRecordGoesToFailureQueue(t *testing.T) {
-	s := startStack(t, nil, fastSettings())
+	s := startStack(t, nil, local.FastSettings())
 	// An item in the event table that is not a valid event (no vote fields).
 	if _, err := s.Clients.DynamoDB.PutItem(context.Background(), &dynamodb.PutItemInput{
 		TableName: aws.String(s.Tables.Events),
