@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"votes/domain"
+	"votes/projections/projectiontest"
 )
 
 func benchEvents(n int) []domain.VoteCast {
 	events := make([]domain.VoteCast, n)
 	aspects := []string{"overall", "story", "acting", "visuals", "soundtrack"}
 	for i := range events {
-		events[i] = vote(fmt.Sprintf("u%d", i%(n/2+1)), fmt.Sprintf("t%d", i%20), fmt.Sprint(i), aspects[i%5], []string{"up", "down"}[i%2], int64(i+1))
+		events[i] = projectiontest.Vote(fmt.Sprintf("u%d", i%(n/2+1)), fmt.Sprintf("t%d", i%20), fmt.Sprint(i), aspects[i%5], []string{"up", "down"}[i%2], int64(i+1))
 	}
 	return events
 }

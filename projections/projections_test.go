@@ -1,27 +1,19 @@
 package projections
 
 import (
-	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"pgregory.net/rapid"
 
 	"votes/domain"
+	"votes/projections/projectiontest"
 )
 
-// vote makes a valid event: voter votes choice on aspect of title in
-// submission sub, received at nanosecond at.
-func vote(voter, title, sub, aspect, choice string, at int64) domain.VoteCast {
-	s := domain.Submission{VoterID: voter, TitleID: title, Votes: []domain.Choice{{Aspect: aspect, Choice: choice}}}
-	return s.Accept(sub, time.Unix(0, at)).Events()[0]
-}
-
 func TestBallotApply(t *testing.T) {
-	first := vote("u1", "t1", "s1", "story", "up", 100)
-	later := vote("u1", "t1", "s2", "story", "down", 200)
-	sameTimeLow, sameTimeHigh := vote("u1", "t1", "a", "story", "up", 300), vote("u1", "t1", "b", "story", "down", 300)
+	first := projectiontest.Vote("u1", "t1", "s1", "story", "up", 100)
+	later := projectiontest.Vote("u1", "t1", "s2", "story", "down", 200)
+	sameTimeLow, sameTimeHigh := projectiontest.Vote("u1", "t1", "a", "story", "up", 300), projectiontest.Vote("u1", "t1", "b", "story", "down", 300)
 	if sameTimeLow.VoteID > sameTimeHigh.VoteID {
 		sameTimeLow, sameTimeHigh = sameTimeHigh, sameTimeLow
 	}
@@ -56,11 +48,11 @@ func TestBallotApply(t *testing.T) {
 
 func TestFold(t *testing.T) {
 	events := []domain.VoteCast{
-		vote("u1", "t1", "s1", "story", "up", 1),
-		vote("u1", "t1", "s2", "story", "down", 2), // u1 changes their mind
-		vote("u2", "t1", "s3", "story", "up", 1),
-		vote("u2", "t1", "s3", "acting", "down", 1),
-		vote("u1", "t2", "s4", "story", "up", 1),
+		projectiontest.Vote("u1", "t1", "s1", "story", "up", 1),
+		projectiontest.Vote("u1", "t1", "s2", "story", "down", 2), // u1 changes their mind
+		projectiontest.Vote("u2", "t1", "s3", "story", "up", 1),
+		projectiontest.Vote("u2", "t1", "s3", "acting", "down", 1),
+		projectiontest.Vote("u1", "t2", "s4", "story", "up", 1),
 	}
 	got := Fold(append(slices.Clone(events), events[0], events[3]))
 	want := map[string]Counts{
@@ -77,60 +69,15 @@ func TestFold(t *testing.T) {
 	}
 }
 
-// genEvents draws a small set of votes with many collisions: few voters,
-// titles and aspects, and receive times that tie.
-func genEvents(t *rapid.T) []domain.VoteCast {
-	n := rapid.IntRange(1, 40).Draw(t, "events")
-	out := make([]domain.VoteCast, n)
-	for i := range out {
-		out[i] = vote(
-			rapid.SampledFrom([]string{"u1", "u2", "u3", "u4"}).Draw(t, "voter"),
-			rapid.SampledFrom([]string{"t1", "t2"}).Draw(t, "title"),
-			fmt.Sprintf("s%d", rapid.IntRange(0, 9).Draw(t, "submission")),
-			rapid.SampledFrom([]string{"story", "acting"}).Draw(t, "aspect"),
-			rapid.SampledFrom([]string{"up", "down"}).Draw(t, "choice"),
-			int64(rapid.IntRange(1, 6).Draw(t, "at")),
-		)
-	}
-	// One vote ID carries one vote: drop draws that reuse an ID with other content.
-	seen := map[string]domain.VoteCast{}
-	kept := out[:0]
-	for _, e := range out {
-		if prev, ok := seen[e.VoteID]; ok && !prev.SameVote(e) {
-			continue
-		}
-		seen[e.VoteID] = e
-		kept = append(kept, e)
-	}
-	return kept
-}
-
-// genDelivery redelivers events as at-least-once transports do: shuffled,
-// some repeated, in batches of random sizes.
-func genDelivery(t *rapid.T, events []domain.VoteCast) [][]domain.VoteCast {
-	stream := slices.Clone(events)
-	for range rapid.IntRange(0, len(events)).Draw(t, "repeats") {
-		stream = append(stream, events[rapid.IntRange(0, len(events)-1).Draw(t, "repeat")])
-	}
-	stream = rapid.Permutation(stream).Draw(t, "order")
-	var batches [][]domain.VoteCast
-	for len(stream) > 0 {
-		n := rapid.IntRange(1, len(stream)).Draw(t, "batch")
-		batches = append(batches, stream[:n])
-		stream = stream[n:]
-	}
-	return batches
-}
-
 // TestIncrementalFoldMatchesFold checks the projector's arithmetic without
 // stores: ballots folded batch by batch, each changed ballot moving the
 // counts by its step delta, end where the pure fold does.
 func TestIncrementalFoldMatchesFold(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		events := genEvents(t)
+		events := projectiontest.Events(t, projectiontest.Space{Voters: []string{"u1", "u2", "u3", "u4"}, Titles: []string{"t1", "t2"}, Aspects: []string{"story", "acting"}, MaxEvents: 40, Submissions: 10, Times: 6})
 		ballots := map[[2]string]Ballot{}
 		counts := map[string]Counts{}
-		for _, batch := range genDelivery(t, events) {
+		for _, batch := range projectiontest.Delivery(t, events) {
 			for _, e := range batch {
 				k := [2]string{e.VoterID, e.TitleID}
 				b, ok := ballots[k]

@@ -7,6 +7,8 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"votes/infra/admin"
 )
 
 func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,54 +51,52 @@ func dash(n int64) string {
 	return fmt.Sprint(n)
 }
 
-func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("promote", stderr)
+// versionCommand parses the flags and the one VERSION of a command that
+// acts on a version, and connects to the target.
+func versionCommand(ctx context.Context, name string, args []string, stderr io.Writer) (*admin.Admin, string, error) {
+	fs := newFlags(name, stderr)
 	tgt := targetFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if len(pos) != 1 {
-		return usageError{errors.New("want one VERSION")}
+		return nil, "", usageError{errors.New("want one VERSION")}
 	}
 	a, err := tgt.admin(ctx)
+	return a, pos[0], err
+}
+
+func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a, version, err := versionCommand(ctx, "promote", args, stderr)
 	if err != nil {
 		return err
 	}
-	prev, err := a.Promote(ctx, pos[0])
+	prev, err := a.Promote(ctx, version)
 	if err != nil {
 		return err
 	}
 	if prev == "" {
-		fmt.Fprintf(stdout, "version %s is active\n", pos[0])
+		fmt.Fprintf(stdout, "version %s is active\n", version)
 		return nil
 	}
-	fmt.Fprintf(stdout, "version %s is active; version %s is retired (no longer written); delete it with: votes retire %s\n", pos[0], prev, prev)
+	fmt.Fprintf(stdout, "version %s is active; version %s is retired (no longer written); delete it with: votes retire %s\n", version, prev, prev)
 	return nil
 }
 
 func runRetire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("retire", stderr)
-	tgt := targetFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{errors.New("want one VERSION")}
-	}
-	a, err := tgt.admin(ctx)
+	a, version, err := versionCommand(ctx, "retire", args, stderr)
 	if err != nil {
 		return err
 	}
 	prog := newProgress(stderr, -1)
-	prog.start("retire v"+pos[0]+" (items deleted)", 0)
-	n, err := a.Retire(ctx, pos[0], prog.add)
+	prog.start("retire v"+version+" (items deleted)", 0)
+	n, err := a.Retire(ctx, version, prog.add)
 	prog.finish()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "version %s retired: %d items deleted\n", pos[0], n)
+	fmt.Fprintf(stdout, "version %s retired: %d items deleted\n", version, n)
 	return nil
 }
 

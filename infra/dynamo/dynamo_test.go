@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"pgregory.net/rapid"
 
 	"votes/domain"
@@ -18,6 +17,7 @@ import (
 	"votes/infra/dynamo"
 	"votes/infra/kumotest"
 	"votes/projections"
+	"votes/projections/projectiontest"
 )
 
 type fixture struct {
@@ -49,11 +49,6 @@ func newFixture(t testing.TB, faults *kumotest.Faults) fixture {
 	return f
 }
 
-func vote(voter, title, sub, aspect, choice string, at int64) domain.VoteCast {
-	s := domain.Submission{VoterID: voter, TitleID: title, Votes: []domain.Choice{{Aspect: aspect, Choice: choice}}}
-	return s.Accept(sub, time.Unix(0, at)).Events()[0]
-}
-
 // storedEvents scans the event table with a client of its own.
 func storedEvents(t testing.TB, table string) []domain.VoteCast {
 	t.Helper()
@@ -79,7 +74,7 @@ func storedEvents(t testing.TB, table string) []domain.VoteCast {
 func TestEventStoreAppendsOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
-	e := vote("u1", "t1", "s1", "story", "up", 100)
+	e := projectiontest.Vote("u1", "t1", "s1", "story", "up", 100)
 
 	if got, err := f.events.Append(ctx, e); err != nil || got != domain.Appended {
 		t.Fatalf("first append: %v, %v; want appended", got, err)
@@ -105,7 +100,7 @@ func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
 	f := newFixture(t, faults)
 	// Every PutItem is applied and its response lost; the SDK retries.
 	faults.Set(0, 1, func(target, _ string) bool { return kumotest.Action(target, "PutItem") })
-	e := vote("u1", "t1", "s1", "story", "up", 100)
+	e := projectiontest.Vote("u1", "t1", "s1", "story", "up", 100)
 	_, err := f.events.Append(context.Background(), e)
 	if err == nil {
 		t.Fatal("append succeeded although every response was lost")
@@ -124,7 +119,7 @@ func TestBallotStoreVersions(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
 	b := projections.NewBallot("u1", "t1")
-	b.Apply(vote("u1", "t1", "s1", "story", "up", 100))
+	b.Apply(projectiontest.Vote("u1", "t1", "s1", "story", "up", 100))
 	b.Version, b.Step, b.Prev = 1, "step-a", map[string]string{"story": ""}
 	if err := f.ballots.Save(ctx, b); err != nil {
 		t.Fatal(err)
@@ -138,7 +133,7 @@ func TestBallotStoreVersions(t *testing.T) {
 		t.Fatalf("a second writer at the same version: %v, want ErrStale", err)
 	}
 	next := b
-	next.Apply(vote("u1", "t1", "s2", "story", "down", 200))
+	next.Apply(projectiontest.Vote("u1", "t1", "s2", "story", "down", 200))
 	next.Version, next.Step, next.Prev = 2, "step-c", map[string]string{"story": "up"}
 	if err := f.ballots.Save(ctx, next); err != nil {
 		t.Fatal(err)
@@ -203,8 +198,8 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 		p := projections.NewProjector(f.ballots, f.cells, rapid.IntRange(1, 4).Draw(rt, "concurrency"))
 		ctx := context.Background()
 
-		events := genEvents(rt)
-		pending := genDelivery(rt, events)
+		events := projectiontest.Events(rt, eventSpace)
+		pending := projectiontest.Delivery(rt, events)
 		attempts, recovered := 0, 0
 		for len(pending) > 0 {
 			batch := pending[0]
@@ -250,45 +245,6 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 	})
 }
 
-func genEvents(t *rapid.T) []domain.VoteCast {
-	n := rapid.IntRange(1, 30).Draw(t, "events")
-	seen := map[string]domain.VoteCast{}
-	var out []domain.VoteCast
-	for range n {
-		e := vote(
-			rapid.SampledFrom([]string{"u1", "u2", "u3", "u4", "u5"}).Draw(t, "voter"),
-			rapid.SampledFrom([]string{"t1", "t2"}).Draw(t, "title"),
-			fmt.Sprintf("s%d", rapid.IntRange(0, 5).Draw(t, "submission")),
-			rapid.SampledFrom([]string{"story", "acting", "overall"}).Draw(t, "aspect"),
-			rapid.SampledFrom([]string{"up", "down"}).Draw(t, "choice"),
-			int64(rapid.IntRange(1, 5).Draw(t, "at")),
-		)
-		if prev, ok := seen[e.VoteID]; ok && !prev.SameVote(e) {
-			continue // one vote ID carries one vote
-		}
-		seen[e.VoteID] = e
-		out = append(out, e)
-	}
-	return out
-}
-
-func genDelivery(t *rapid.T, events []domain.VoteCast) [][]domain.VoteCast {
-	stream := slices.Clone(events)
-	for range rapid.IntRange(0, len(events)).Draw(t, "repeats") {
-		stream = append(stream, events[rapid.IntRange(0, len(events)-1).Draw(t, "repeat")])
-	}
-	stream = rapid.Permutation(stream).Draw(t, "order")
-	var batches [][]domain.VoteCast
-	for len(stream) > 0 {
-		n := rapid.IntRange(1, len(stream)).Draw(t, "batch")
-		batches = append(batches, stream[:n])
-		stream = stream[n:]
-	}
-	return batches
-}
-
-var _ = types.AttributeValueMemberS{}
-
 // TestTwoWritersExactlyOnceUnderFaults: while a rebuild writes a projection
 // version, the live projector writes it too. Both fold the same events, in
 // their own orders, at the same time, under faults, with leases short
@@ -307,8 +263,8 @@ func TestTwoWritersExactlyOnceUnderFaults(t *testing.T) {
 		rebuild := projections.NewProjectorWith(f.ballots, f.cells, projections.Options{
 			Concurrency: 2, Owner: "rebuild", Lease: lease, MaxWait: 20 * time.Millisecond, Bulk: rapid.Bool().Draw(rt, "bulk"),
 		})
-		events := genEvents(rt)
-		deliveries := [][][]domain.VoteCast{genDelivery(rt, events), genDelivery(rt, events)}
+		events := projectiontest.Events(rt, eventSpace)
+		deliveries := [][][]domain.VoteCast{projectiontest.Delivery(rt, events), projectiontest.Delivery(rt, events)}
 		faults.Set(rapid.Float64Range(0, 0.2).Draw(rt, "before"), rapid.Float64Range(0, 0.2).Draw(rt, "after"), nil)
 
 		run := func(p *projections.Projector, pending [][]domain.VoteCast) error {
@@ -353,3 +309,6 @@ func TestTwoWritersExactlyOnceUnderFaults(t *testing.T) {
 		}
 	})
 }
+
+// eventSpace is where the store-backed property tests draw their votes.
+var eventSpace = projectiontest.Space{Voters: []string{"u1", "u2", "u3", "u4", "u5"}, Titles: []string{"t1", "t2"}, Aspects: []string{"story", "acting", "overall"}, MaxEvents: 30, Submissions: 6, Times: 5}
