@@ -82,24 +82,6 @@ func waitIdle(t *testing.T, s *local.Stack) {
 	}
 }
 
-func storedEvents(t *testing.T, s *local.Stack) []domain.VoteCast {
-	t.Helper()
-	var out []domain.VoteCast
-	p := dynamodb.NewScanPaginator(s.Clients.DynamoDB, &dynamodb.ScanInput{TableName: aws.String(s.Tables.Events)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, item := range page.Items {
-			if e, err := dynamo.DecodeEvent(item); err == nil {
-				out = append(out, e)
-			}
-		}
-	}
-	return out
-}
-
 func tally(t *testing.T, s *local.Stack, version, title string) projections.Counts {
 	t.Helper()
 	c, err := dynamo.NewCellStore(s.Clients.DynamoDB, s.Tables.Tallies, version).Tally(context.Background(), title)
@@ -143,7 +125,7 @@ func TestRebuildWhileVotesArrive(t *testing.T) {
 	wg.Wait()
 	waitIdle(t, s)
 
-	fold := projections.Fold(storedEvents(t, s))
+	fold := projections.Fold(kumotest.StoredEvents(t, s.Tables.Events))
 	for _, title := range titles {
 		resp, err := http.Get(s.URL + "/titles/" + title + "/tallies")
 		if err != nil {
@@ -192,7 +174,7 @@ func TestRebuiltVersionMatchesTheLiveOne(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	waitIdle(t, s)
-	fold := projections.Fold(storedEvents(t, s))
+	fold := projections.Fold(kumotest.StoredEvents(t, s.Tables.Events))
 	for _, title := range titles {
 		live, rebuilt := tally(t, s, "1", title), tally(t, s, res.Version, title)
 		if !live.Equal(rebuilt) || !rebuilt.Equal(fold[title]) {
@@ -248,7 +230,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 	if interrupts < 3 {
 		t.Fatalf("only %d interrupts: the test did not exercise resuming", interrupts)
 	}
-	fold := projections.Fold(storedEvents(t, s))
+	fold := projections.Fold(kumotest.StoredEvents(t, s.Tables.Events))
 	for _, title := range titles {
 		if got := tally(t, s, "2", title); !got.Equal(fold[title]) {
 			t.Errorf("%s after %d interrupts: rebuilt %v, fold %v", title, interrupts, got, fold[title])

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"pgregory.net/rapid"
 
 	"votes/domain"
@@ -49,28 +47,6 @@ func newFixture(t testing.TB, faults *kumotest.Faults) fixture {
 	return f
 }
 
-// storedEvents scans the event table with a client of its own.
-func storedEvents(t testing.TB, table string) []domain.VoteCast {
-	t.Helper()
-	db := kumotest.Clients(t, nil).DynamoDB
-	var out []domain.VoteCast
-	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, item := range page.Items {
-			e, err := dynamo.DecodeEvent(item)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func TestEventStoreAppendsOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
@@ -89,7 +65,7 @@ func TestEventStoreAppendsOnce(t *testing.T) {
 	if got, err := f.events.Append(ctx, other); err != nil || got != domain.Conflict {
 		t.Fatalf("conflicting append: %v, %v; want conflict", got, err)
 	}
-	stored := storedEvents(t, f.tables.Events)
+	stored := kumotest.StoredEvents(t, f.tables.Events)
 	if len(stored) != 1 || stored[0] != e {
 		t.Fatalf("event table holds %+v, want only the first vote %+v", stored, e)
 	}
@@ -110,7 +86,7 @@ func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
 	if err != nil || got != domain.Duplicate {
 		t.Fatalf("append after the lost responses: %v, %v; want duplicate", got, err)
 	}
-	if n := len(storedEvents(t, f.tables.Events)); n != 1 {
+	if n := len(kumotest.StoredEvents(t, f.tables.Events)); n != 1 {
 		t.Fatalf("event table holds %d items, want 1", n)
 	}
 }

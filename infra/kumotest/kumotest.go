@@ -15,9 +15,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/sivchari/kumo"
 
+	"votes/domain"
 	"votes/infra/awscfg"
+	"votes/infra/dynamo"
 )
 
 var (
@@ -65,4 +68,27 @@ func Clients(t testing.TB, httpClient aws.HTTPClient) awscfg.Clients {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// StoredEvents scans an event table of the emulator and decodes every item;
+// an item that is not a valid event fails the test.
+func StoredEvents(t testing.TB, table string) []domain.VoteCast {
+	t.Helper()
+	db := Clients(t, nil).DynamoDB
+	var out []domain.VoteCast
+	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range page.Items {
+			e, err := dynamo.DecodeEvent(item)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"votes/domain"
 	"votes/infra/dynamo"
 	"votes/infra/kumotest"
 	"votes/infra/local"
@@ -95,27 +94,6 @@ func getTallies(t *testing.T, url, title string) projections.Counts {
 		t.Fatalf("tallies of %s came back for %s", title, body.TitleID)
 	}
 	return body.Aspects
-}
-
-func storedEvents(t *testing.T, s *local.Stack) []domain.VoteCast {
-	t.Helper()
-	db := kumotest.Clients(t, nil).DynamoDB
-	var out []domain.VoteCast
-	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(s.Tables.Events)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, item := range page.Items {
-			e, err := dynamo.DecodeEvent(item)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 func waitIdle(t *testing.T, s *local.Stack) {
@@ -269,7 +247,7 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 		t.Fatal("no faults were injected; the test proves nothing")
 	}
 
-	events := storedEvents(t, s)
+	events := kumotest.StoredEvents(t, s.Tables.Events)
 	stored := map[string]int{}
 	for _, e := range events {
 		stored[e.VoteID]++
