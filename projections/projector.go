@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +21,19 @@ var ErrStale = errors.New("ballot changed since it was read")
 // ErrBusy means another writer's step is in flight on a cell and did not end
 // within the wait allowed. The events are retried later.
 var ErrBusy = errors.New("cell is busy with another writer's step")
+
+// StepOrderError is Cells.Begin's answer when the cell has already finished
+// a step whose ID is not below the one begun: that step was begun and
+// finished before (a Begin landing late: an SDK retry, or an invocation
+// frozen and thawed), or the writer's clock is behind. Nothing was recorded.
+type StepOrderError struct {
+	Cell domain.Cell
+	Last string // the ID of the last step the cell finished
+}
+
+func (e *StepOrderError) Error() string {
+	return fmt.Sprintf("cell %s has finished step %s, not older than the one begun", e.Cell, e.Last)
+}
 
 // Ballots stores ballots, one per voter and title.
 type Ballots interface {
@@ -39,14 +53,19 @@ type Ballots interface {
 
 // Cells stores tally cells: counts, and at most one projection step in
 // flight per cell, which works as the cell's lock and write-ahead record.
+// A cell also remembers the ID of the last step it finished; step IDs on a
+// cell only ever increase, so a finished step can never be begun again.
 type Cells interface {
 	// Begin records step as in flight on cell. If another step is in flight
 	// it records nothing and returns that step. Beginning the step that is
-	// already in flight returns nil.
+	// already in flight returns nil. If the cell's last finished step has an
+	// ID not below step.ID it records nothing and returns a
+	// *StepOrderError.
 	Begin(ctx context.Context, cell domain.Cell, step Step) (*Step, error)
-	// Commit adds delta to the cell's counts and clears step stepID in one
-	// atomic write. If stepID is not in flight (it was committed already) it
-	// changes nothing and returns nil.
+	// Commit adds delta to the cell's counts, clears step stepID and records
+	// it as the cell's last finished step, in one atomic write. If stepID is
+	// not in flight (it was committed already) it changes nothing and
+	// returns nil.
 	Commit(ctx context.Context, cell domain.Cell, stepID string, delta Counts) error
 }
 
@@ -74,10 +93,13 @@ type Options struct {
 	Concurrency int
 	// Owner names the writer in its steps, "stream" or "rebuild".
 	Owner string
-	// Exclusive says at most one writer of this Owner works on a cell at a
-	// time (the stream consumer: one batch per partition key), so an
-	// in-flight step of the same Owner is a dead attempt, recovered at once.
-	Exclusive bool
+	// TakeOverOwn takes over an in-flight step of the same Owner at once
+	// instead of waiting for its lease. For the stream consumer such a step
+	// is nearly always an earlier attempt at the same batch that died (a
+	// crashed or timed-out invocation); when it is in fact alive (two
+	// invocations overlapping on a cell) the takeover fences it like any
+	// other, so this is a matter of speed, never of correctness.
+	TakeOverOwn bool
 	// Dead, when set, recognises owners known to be gone (an earlier,
 	// interrupted run of a rebuild): their steps are taken over at once,
 	// sealed, without waiting for the lease.
@@ -93,37 +115,42 @@ type Options struct {
 	Bulk bool
 }
 
-// StreamOptions are the live projector's: one batch per partition key at a
-// time, steps shorter than the Lambda timeout.
+// StreamOptions are the live projector's: steps shorter than the Lambda
+// timeout, and an earlier attempt's step taken over at once.
 func StreamOptions(concurrency int) Options {
-	return Options{Concurrency: concurrency, Owner: "stream", Exclusive: true, Lease: 2 * time.Minute, MaxWait: 10 * time.Second}
+	return Options{Concurrency: concurrency, Owner: "stream", TakeOverOwn: true, Lease: 2 * time.Minute, MaxWait: 10 * time.Second}
 }
 
-// Projector folds batches of events into ballots and cells, exactly once.
+// Projector folds batches of events into ballots and cells, exactly once,
+// for any number of writers working on a cell at the same time.
 //
 // Each cell is updated by one step at a time: Begin records the step and the
 // voters it may touch; the ballots that change are saved stamped with the
 // step's ID and what they held before; Commit adds the counts and clears the
-// step in one write. A step that dies half way is found by the next Begin on
-// the cell, which counts the ballots stamped with the dead step (their Prev
-// says what they changed) and commits it before going on. When the dead
-// step's owner might still be alive (another kind of writer, whose lease
-// ran out), the recovery first seals each of the step's ballots (a version
-// bump and a fence naming the step, kept with the ballot from then on), so
-// that any later save by that owner fails instead of going uncounted.
-// The ballot fold is idempotent, so redelivered events change nothing, and a
-// ballot is written only when an event changes it.
+// step in one write. A writer that finds another's step in flight either
+// waits for it or takes it over: it seals each of the step's ballots (a
+// version bump and a fence naming the step, kept with the ballot from then
+// on), counts those the step had saved (their Prev says what they changed),
+// and commits the step for it. The step's owner may still be running (a
+// paused or overlapping invocation, a lease that ran out, a clock that
+// disagrees): every save it makes after the seal fails instead of going
+// uncounted, its commit changes nothing, and its events are retried. Step
+// IDs on a cell only increase and a cell refuses a step not newer than the
+// last it finished, so a Begin that lands late cannot bring a finished step
+// back. Leases and clocks only decide when to wait and when to take over;
+// exactness rests on conditional writes alone.
 //
-// The live projector is one writer per cell (every event of a cell is stored
-// under the cell's partition key, and the stream consumer processes a
-// partition key's records in order, one batch at a time); a rebuild writes
-// the same cells of a new version alongside it, taking turns through the
-// cell's step.
+// The ballot fold is idempotent, so redelivered events change nothing, and a
+// ballot is written only when an event changes it. A title's events are
+// stored under its cells' partition keys, so one invocation at a time per
+// cell is the usual case and a takeover the exception; nothing depends on
+// it. DynamoDB Streams orders records per item only, may hand sibling shards
+// of one partition key to concurrent invocations, and delivers at least once.
 type Projector struct {
 	ballots   Ballots
 	cells     Cells
 	opts      Options
-	newStepID func() string
+	newStepID func(after string) string
 	now       func() time.Time
 }
 
@@ -138,7 +165,9 @@ func NewProjectorWith(ballots Ballots, cells Cells, opts Options) *Projector {
 	if opts.Lease <= 0 {
 		opts.Lease = 2 * time.Minute
 	}
-	return &Projector{ballots: ballots, cells: cells, opts: opts, newStepID: randomID, now: time.Now}
+	p := &Projector{ballots: ballots, cells: cells, opts: opts, now: time.Now}
+	p.newStepID = func(after string) string { return nextStepID(p.now(), after) }
+	return p
 }
 
 // Report says what one Project call did.
@@ -182,39 +211,49 @@ func (p *Projector) Project(ctx context.Context, events []domain.VoteCast) Repor
 	return rep
 }
 
-// begin makes step the cell's step in flight, completing dead steps and
-// waiting out live ones of other writers.
-func (p *Projector) begin(ctx context.Context, cell domain.Cell, step Step) (recovered int, err error) {
+// begin makes step the cell's step in flight, taking over steps of other
+// writers that look dead and waiting out those that look alive. It may give
+// the step a newer ID, which it returns.
+func (p *Projector) begin(ctx context.Context, cell domain.Cell, step Step) (_ Step, recovered int, err error) {
 	deadline := p.now().Add(p.opts.MaxWait)
 	for wait := time.Millisecond; ; {
 		step.Expires = p.now().Add(p.opts.Lease).UnixMilli()
 		inflight, err := p.cells.Begin(ctx, cell, step)
+		var order *StepOrderError
+		if errors.As(err, &order) {
+			step.ID = p.newStepID(order.Last)
+			continue
+		}
 		if err != nil {
-			return recovered, fmt.Errorf("begin step on cell %s: %w", cell, err)
+			return step, recovered, fmt.Errorf("begin step on cell %s: %w", cell, err)
 		}
 		if inflight == nil {
-			return recovered, nil
+			return step, recovered, nil
 		}
 		switch {
-		case p.opts.Exclusive && inflight.Owner == p.opts.Owner:
-			err = p.recover(ctx, cell, *inflight, false)
-		case p.now().UnixMilli() > inflight.Expires, p.opts.Dead != nil && p.opts.Dead(inflight.Owner):
-			err = p.recover(ctx, cell, *inflight, true)
+		case p.opts.TakeOverOwn && inflight.Owner == p.opts.Owner,
+			p.now().UnixMilli() > inflight.Expires,
+			p.opts.Dead != nil && p.opts.Dead(inflight.Owner):
+			err = p.recover(ctx, cell, *inflight)
 		case p.now().After(deadline):
-			return recovered, fmt.Errorf("cell %s: step of %s in flight: %w", cell, inflight.Owner, ErrBusy)
+			return step, recovered, fmt.Errorf("cell %s: step of %s in flight: %w", cell, inflight.Owner, ErrBusy)
 		default:
 			select {
 			case <-ctx.Done():
-				return recovered, ctx.Err()
+				return step, recovered, ctx.Err()
 			case <-time.After(wait):
 			}
 			wait = min(2*wait, 50*time.Millisecond)
 			continue
 		}
 		if err != nil {
-			return recovered, err
+			return step, recovered, err
 		}
 		recovered++
+		if inflight.ID >= step.ID {
+			// The step taken over was newer than ours: ours must follow it.
+			step.ID = p.newStepID(inflight.ID)
+		}
 	}
 }
 
@@ -228,8 +267,8 @@ func (p *Projector) projectCell(ctx context.Context, cell domain.Cell, events []
 		voters = append(voters, v)
 	}
 	slices.Sort(voters)
-	step := Step{ID: p.newStepID(), Voters: voters, Owner: p.opts.Owner}
-	if recovered, err = p.begin(ctx, cell, step); err != nil {
+	step := Step{ID: p.newStepID(""), Voters: voters, Owner: p.opts.Owner}
+	if step, recovered, err = p.begin(ctx, cell, step); err != nil {
 		return 0, recovered, err
 	}
 
@@ -328,29 +367,18 @@ func (p *Projector) fold(b *Ballot, events []domain.VoteCast, stepID string) boo
 	return true
 }
 
-// recover completes a step that an earlier attempt began and did not commit:
-// every ballot it saved carries its ID and says what it changed. With seal,
-// the step's owner may be alive, so each ballot is fenced off from it first.
-func (p *Projector) recover(ctx context.Context, cell domain.Cell, step Step, seal bool) error {
+// recover completes a step that another writer (or an earlier attempt of
+// this one) began and did not commit: every ballot it saved carries its ID
+// and says what it changed. Its owner may still be running, so each ballot
+// is fenced off from it before it is counted.
+func (p *Projector) recover(ctx context.Context, cell domain.Cell, step Step) error {
 	delta := Counts{}
-	if !seal {
-		stored, err := p.ballots.Load(ctx, cell.TitleID, step.Voters)
+	for _, voter := range step.Voters {
+		d, err := p.seal(ctx, cell, step.ID, voter)
 		if err != nil {
-			return fmt.Errorf("recover step %s on cell %s: load ballots: %w", step.ID, cell, err)
+			return err
 		}
-		for _, b := range stored {
-			if belongsTo(b, step.ID) {
-				delta.Merge(b.stepDelta())
-			}
-		}
-	} else {
-		for _, voter := range step.Voters {
-			d, err := p.seal(ctx, cell, step.ID, voter)
-			if err != nil {
-				return err
-			}
-			delta.Merge(d)
-		}
+		delta.Merge(d)
 	}
 	if err := p.cells.Commit(ctx, cell, step.ID, delta); err != nil {
 		return fmt.Errorf("recover step %s on cell %s: commit: %w", step.ID, cell, err)
@@ -392,8 +420,18 @@ func (p *Projector) seal(ctx context.Context, cell domain.Cell, stepID, voter st
 	}
 }
 
-func randomID() string {
-	var b [12]byte
+// nextStepID makes a step ID that sorts after after (an ID, or empty): 16
+// hex digits of a counter that is the clock's nanoseconds, or one more than
+// after's when the clock is behind, then 8 random hex digits so that
+// writers on other hosts do not collide. IDs compare as strings.
+func nextStepID(now time.Time, after string) string {
+	n := uint64(now.UnixNano())
+	if len(after) >= 16 {
+		if last, err := strconv.ParseUint(after[:16], 16, 64); err == nil && last >= n {
+			n = last + 1
+		}
+	}
+	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return fmt.Sprintf("%016x%s", n, hex.EncodeToString(b[:]))
 }

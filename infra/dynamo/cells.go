@@ -20,6 +20,7 @@ const (
 	attrStepVoters = "stepVoters"
 	attrStepOwner  = "stepOwner"
 	attrStepExpiry = "stepExpires"
+	attrLastStep   = "lastStep" // the last step the cell finished; step IDs only increase
 	countPrefix    = "n_" // n_<aspect>_<choice>
 )
 
@@ -53,9 +54,14 @@ func (s *CellStore) Begin(ctx context.Context, cell domain.Cell, step projection
 		TableName:           aws.String(s.table),
 		Key:                 s.key(cell),
 		UpdateExpression:    aws.String("SET #sid = :sid, #sv = :sv, #so = :so, #se = :se, #title = :title, #shard = :shard"),
-		ConditionExpression: aws.String("attribute_not_exists(#sid)"),
+		// A step not newer than the last finished one is refused, so that
+		// a Begin landing late (the SDK retrying a call whose first try was
+		// applied, after another writer took the step over and finished
+		// it) cannot put a finished step back in flight.
+		ConditionExpression: aws.String("attribute_not_exists(#sid) AND (attribute_not_exists(#last) OR #last < :sid)"),
 		ExpressionAttributeNames: map[string]string{
 			"#sid": attrStepID, "#sv": attrStepVoters, "#so": attrStepOwner, "#se": attrStepExpiry, "#title": AttrTitleID, "#shard": "shard",
+			"#last": attrLastStep,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":sid":   &types.AttributeValueMemberS{Value: step.ID},
@@ -96,16 +102,19 @@ func (s *CellStore) Begin(ctx context.Context, cell domain.Cell, step projection
 	if inflight.ID == step.ID {
 		return nil, nil // an earlier try of this call was applied
 	}
-	if inflight.ID == "" {
-		// Committed between the two calls; the caller begins again.
-		return s.Begin(ctx, cell, step)
+	if inflight.ID != "" {
+		return &inflight, nil
 	}
-	return &inflight, nil
+	if last, ok := out.Item[attrLastStep].(*types.AttributeValueMemberS); ok && last.Value >= step.ID {
+		return nil, &projections.StepOrderError{Cell: cell, Last: last.Value}
+	}
+	// Committed between the two calls: begin again.
+	return s.Begin(ctx, cell, step)
 }
 
 // Commit adds delta and clears stepID in one conditional update.
 func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, stepID string, delta projections.Counts) error {
-	names := map[string]string{"#sid": attrStepID, "#sv": attrStepVoters, "#so": attrStepOwner, "#se": attrStepExpiry}
+	names := map[string]string{"#sid": attrStepID, "#sv": attrStepVoters, "#so": attrStepOwner, "#se": attrStepExpiry, "#last": attrLastStep}
 	values := map[string]types.AttributeValue{":sid": &types.AttributeValueMemberS{Value: stepID}}
 	var adds []string
 	i := 0
@@ -121,7 +130,7 @@ func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, stepID string,
 			i++
 		}
 	}
-	expr := "REMOVE #sid, #sv, #so, #se"
+	expr := "SET #last = :sid REMOVE #sid, #sv, #so, #se"
 	if len(adds) > 0 {
 		expr = "ADD " + strings.Join(adds, ", ") + " " + expr
 	}
