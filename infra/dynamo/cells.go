@@ -21,7 +21,7 @@ const (
 	attrStepOwner  = "stepOwner"
 	attrStepExpiry = "stepExpires"
 	attrLastStep   = "lastStep" // the last step the cell finished; step IDs only increase
-	countPrefix    = "n_" // n_<aspect>_<choice>
+	countPrefix    = "n_"       // n_<aspect>_<choice>
 )
 
 // CellStore keeps the tally cells of one projection version: one item per
@@ -51,9 +51,9 @@ func (s *CellStore) Begin(ctx context.Context, cell domain.Cell, step projection
 		voters[i] = &types.AttributeValueMemberS{Value: v}
 	}
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 s.key(cell),
-		UpdateExpression:    aws.String("SET #sid = :sid, #sv = :sv, #so = :so, #se = :se, #title = :title, #shard = :shard"),
+		TableName:        aws.String(s.table),
+		Key:              s.key(cell),
+		UpdateExpression: aws.String("SET #sid = :sid, #sv = :sv, #so = :so, #se = :se, #title = :title, #shard = :shard"),
 		// A step not newer than the last finished one is refused, so that
 		// a Begin landing late (the SDK retrying a call whose first try was
 		// applied, after another writer took the step over and finished
