@@ -317,6 +317,12 @@ func (p *Projector) projectCell(ctx context.Context, cell domain.Cell, events []
 			if !ok {
 				b = NewBallot(voter, cell.TitleID)
 			}
+			if slices.Contains(b.Fences, step.ID) {
+				// Another writer took this step over: it counts what the
+				// step saved and commits it. Committing here instead could
+				// leave out a ballot it counted.
+				return written, recovered, fmt.Errorf("cell %s: step %s was taken over: %w", cell, step.ID, ErrStale)
+			}
 			if b.Step == step.ID {
 				// Saved by an earlier try of this very step (a create whose
 				// answer was lost): count it as saved.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"votes/domain"
 	"votes/projections"
@@ -19,7 +20,7 @@ import (
 type pausing struct {
 	projections.Ballots
 	projections.Cells
-	at       string // "save", "commit" or "late-begin"
+	at       string // "save", "commit", "late-begin" or "lost-create"
 	once     sync.Once
 	paused   chan struct{}
 	resume   chan struct{}
@@ -44,6 +45,28 @@ func (p *pausing) Save(ctx context.Context, b projections.Ballot) error {
 	return p.Ballots.Save(ctx, b)
 }
 
+// Create, at "lost-create", applies the creation and then answers as a
+// retry whose first try had been applied does: every ballot exists. The
+// writer then pauses before it reads them.
+func (p *pausing) Create(ctx context.Context, bs []projections.Ballot) ([]int, error) {
+	existing, err := p.Ballots.Create(ctx, bs)
+	if p.at != "lost-create" || err != nil {
+		return existing, err
+	}
+	all := make([]int, len(bs))
+	for i := range bs {
+		all[i] = i
+	}
+	return all, nil
+}
+
+func (p *pausing) Load(ctx context.Context, titleID string, voterIDs []string) (map[string]projections.Ballot, error) {
+	if p.at == "lost-create" {
+		p.hold()
+	}
+	return p.Ballots.Load(ctx, titleID, voterIDs)
+}
+
 func (p *pausing) Begin(ctx context.Context, cell domain.Cell, step projections.Step) (*projections.Step, error) {
 	in, err := p.Cells.Begin(ctx, cell, step)
 	if p.at == "late-begin" && err == nil && in == nil {
@@ -56,7 +79,7 @@ func (p *pausing) Begin(ctx context.Context, cell domain.Cell, step projections.
 }
 
 func (p *pausing) Commit(ctx context.Context, cell domain.Cell, stepID string, delta projections.Counts) error {
-	if p.at == "commit" || p.at == "late-begin" {
+	if p.at == "commit" || p.at == "late-begin" || p.at == "recovery-commit" {
 		p.hold()
 	}
 	return p.Cells.Commit(ctx, cell, stepID, delta)
@@ -133,5 +156,51 @@ func TestOverlappingStreamInvocationsOnOneCell(t *testing.T) {
 				t.Fatalf("tally %v, fold %v: %v", got, want, got.Diff(want))
 			}
 		})
+	}
+}
+
+// TestRebuildStepTakenOverAfterALostCreate: a rebuild creates a ballot and
+// loses the answer, so it reads the ballot back; meanwhile its lease runs
+// out and a stream writer takes the step over, seals the ballot and counts
+// it, and is slow to commit. The rebuild must not commit the step without
+// that ballot ahead of it: the vote would be counted by nobody.
+func TestRebuildStepTakenOverAfterALostCreate(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	voters := sameCellVoters("t1", 2)
+	xEvents := []domain.VoteCast{projectiontest.Vote(voters[0], "t1", "s1", "story", "up", 1)}
+	yEvents := []domain.VoteCast{projectiontest.Vote(voters[1], "t1", "s2", "story", "down", 2)}
+
+	px := newPausing(f.ballots, f.cells, "lost-create")
+	x := projections.NewProjectorWith(px, px, projections.Options{Owner: "rebuild", Lease: time.Millisecond, MaxWait: time.Second, Bulk: true})
+	py := newPausing(f.ballots, f.cells, "recovery-commit")
+	y := projections.NewProjectorWith(py, py, projections.StreamOptions(1))
+
+	xDone := make(chan projections.Report)
+	go func() { xDone <- x.Project(ctx, xEvents) }()
+	<-px.paused
+	time.Sleep(5 * time.Millisecond) // the rebuild's lease runs out
+	yDone := make(chan projections.Report)
+	go func() { yDone <- y.Project(ctx, yEvents) }()
+	<-py.paused // Y has sealed X's ballot and is about to commit X's step
+	close(px.resume)
+	xRep := <-xDone
+	close(py.resume)
+	if rep := <-yDone; len(rep.Failed) > 0 {
+		t.Fatalf("stream writer: %v", rep.Failed)
+	}
+	for attempt := 0; len(xRep.Failed) > 0; attempt++ {
+		if attempt > 5 {
+			t.Fatalf("rebuild still failing: %v", xRep.Failed)
+		}
+		xRep = x.Project(ctx, failedEvents(xEvents, xRep))
+	}
+	want := projections.Fold(append(xEvents, yEvents...))["t1"]
+	got, err := f.cells.Tally(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(want) {
+		t.Fatalf("tally %v, fold %v: %v", got, want, got.Diff(want))
 	}
 }
