@@ -77,7 +77,7 @@ var (
 	ErrNothingToResume   = errors.New("no interrupted rebuild to resume")
 	ErrNothingToRollBack = errors.New("no superseded version to roll back to")
 	ErrNotRetiring       = errors.New("version is not being retired")
-	ErrRetired           = errors.New("version is retired: its items are deleted")
+	ErrRetired           = errors.New("version is retired and its items deleted")
 )
 
 // Version is one projection version.

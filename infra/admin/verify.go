@@ -52,9 +52,9 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 		if !v.Deleted.IsZero() {
 			when = " at " + v.Deleted.UTC().Format(time.RFC3339)
 		}
-		return VerifyResult{Version: version}, fmt.Errorf("version %s was retired%s and its items deleted; nothing to verify: %w", version, when, lifecycle.ErrRetired)
+		return VerifyResult{Version: version}, retired{fmt.Sprintf("version %s was retired%s and its items deleted; nothing to verify", version, when)}
 	case lifecycle.Retiring:
-		return VerifyResult{Version: version}, fmt.Errorf("version %s is being retired and its items deleted; nothing to verify: %w", version, lifecycle.ErrRetired)
+		return VerifyResult{Version: version}, retired{fmt.Sprintf("version %s is being retired, its items deleted; nothing to verify", version)}
 	}
 	res := VerifyResult{Version: version}
 
@@ -140,3 +140,10 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	}
 	return res, nil
 }
+
+// retired says a version has no items to verify, and is
+// lifecycle.ErrRetired.
+type retired struct{ msg string }
+
+func (e retired) Error() string { return e.msg }
+func (e retired) Unwrap() error { return lifecycle.ErrRetired }
