@@ -37,11 +37,14 @@ type Admin struct {
 	// Nil means none.
 	Unrepaired func(ctx context.Context) (int, error)
 	now        func() time.Time
+	// lease is how long a rebuild holds its version without a heartbeat;
+	// it heartbeats every third of it.
+	lease time.Duration
 }
 
 // New operates on tables through db.
 func New(db *dynamodb.Client, tables dynamo.Tables) *Admin {
-	return &Admin{DB: db, Tables: tables, Registry: dynamo.NewRegistries(db, tables.Tallies), now: time.Now}
+	return &Admin{DB: db, Tables: tables, Registry: dynamo.NewRegistries(db, tables.Tallies), now: time.Now, lease: 30 * time.Second}
 }
 
 // CheckTables fails with a clear error when a table is missing.
@@ -91,10 +94,6 @@ type RebuildResult struct {
 	Segments int
 }
 
-// builderLease is how long a rebuild holds its version without a
-// heartbeat; it heartbeats every third of it.
-const builderLease = 30 * time.Second
-
 // Rebuild creates a new version (or takes up the interrupted one with
 // Resume), and folds the whole event table into it. The version joins the
 // live projector's write set before the scan starts, so every event is
@@ -117,9 +116,9 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		var err error
 		if o.Resume {
-			version, err = r.Resume(me, a.now(), builderLease)
+			version, err = r.Resume(me, a.now(), a.lease)
 		} else {
-			version, err = r.StartRebuild(me, a.now(), builderLease, o.Segments)
+			version, err = r.StartRebuild(me, a.now(), a.lease, o.Segments)
 		}
 		if err != nil {
 			return err
@@ -144,10 +143,10 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(builderLease / 3):
+			case <-time.After(a.lease / 3):
 			}
 			if _, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
-				return r.Heartbeat(version, me, a.now(), builderLease)
+				return r.Heartbeat(version, me, a.now(), a.lease)
 			}); err != nil && ctx.Err() == nil {
 				cancel(err)
 				return

@@ -461,3 +461,32 @@ func TestUnrepairedFailuresKeepTheVersionBuilding(t *testing.T) {
 		t.Fatalf("version %s once repaired: %+v", res.Version, v)
 	}
 }
+
+// TestFailedHeartbeatStopsTheRebuild: a version retired under its rebuild
+// stops the rebuild at its next heartbeat, long before the scan would end.
+func TestFailedHeartbeatStopsTheRebuild(t *testing.T) {
+	_, a := rebuildFixture(t, 200, 23)
+	a.SetLease(300 * time.Millisecond) // a heartbeat every 100 ms
+	other := admin.New(a.DB, a.Tables)
+	other.SetClock(func() time.Time { return time.Now().Add(5 * time.Minute) })
+	var pages atomic.Int64
+	var retireErr error
+	begin := time.Now()
+	res, err := a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 1, PageSize: 5, Concurrency: 1,
+		Progress: func(int) {
+			if pages.Add(1) == 1 {
+				_, retireErr = other.Retire(context.Background(), "2", nil)
+			}
+			time.Sleep(100 * time.Millisecond) // a slow rebuild: 40 pages take 4 s
+		}})
+	if retireErr != nil {
+		t.Fatal(retireErr)
+	}
+	if !errors.Is(err, lifecycle.ErrLeaseLost) || !strings.Contains(err.Error(), "no longer being built") {
+		t.Fatalf("rebuild of a version retired under it: %v", err)
+	}
+	if n := pages.Load(); n > 10 {
+		t.Fatalf("the rebuild went on for %d pages (%s) after its version was retired", n, time.Since(begin))
+	}
+	t.Logf("stopped after %d pages, %d events, %s", pages.Load(), res.Events, time.Since(begin).Round(time.Millisecond))
+}
