@@ -233,7 +233,12 @@ func fenced(version string, err error) error {
 // until it is retired.
 func (a *Admin) Promote(ctx context.Context, version string) (previous string, err error) {
 	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
-		previous, err = r.Promote(version, a.now())
+		p, err := r.Promote(version, a.now())
+		if p != "" || err != nil {
+			// Reapplied after its write was applied, the promotion
+			// finds the version active and returns "": keep the first.
+			previous = p
+		}
 		return err
 	})
 	return previous, err
