@@ -18,8 +18,9 @@
 //
 // The store applies a transition with optimistic concurrency and reapplies
 // it when its write may have been applied without the answer arriving, so
-// the transitions recognise their own earlier success where that matters
-// (StartRebuild, Resume, Complete, Release, Promote, Deleted).
+// the transitions recognise their own earlier success: applied twice, they
+// end where applied once. Rollback is the exception (twice goes back and
+// forth); its caller checks whether its target is already active.
 //
 // The package uses the standard library only.
 package lifecycle
@@ -333,7 +334,7 @@ func (r *Registry) Promote(version string, now time.Time) (previous string, err 
 // Rollback promotes back the most recently superseded version, the way back
 // after a bad promotion, and returns it and the version it replaces. It
 // works for as long as a superseded version is kept written, that is until
-// it is retired.
+// it is retired. Applied twice it rolls back twice.
 func (r *Registry) Rollback(now time.Time) (to, from string, err error) {
 	var best Version
 	for _, v := range r.Sorted() {
