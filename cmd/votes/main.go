@@ -24,9 +24,12 @@ Projection versions (against the running votes dev, --endpoint URL, or
 --stage STAGE [--region REGION] with the default AWS credentials):
   votes rebuild [--segments 8] [--resume]  fold the event table into a new version, live traffic going on
   votes versions                           list versions, their state and counts
-  votes promote VERSION                    switch queries to a rebuilt version
+  votes promote VERSION                    switch queries to a ready (or superseded) version;
+                                           the active one becomes superseded, still written
+  votes rollback                           switch queries back to the version the last promotion superseded
   votes verify [VERSION]                   compare a version with the event table; exit 1 on any difference
-  votes retire VERSION                     delete a version's items
+                                           (or when the version is retired: its items are deleted)
+  votes retire VERSION                     stop writing a version and delete its items; fences its rebuild
   votes seed --events N                    write synthetic events straight into a local event table
 
 Run "votes COMMAND -h" for a command's flags.
@@ -40,6 +43,7 @@ var commands = map[string]command{
 	"rebuild":  runRebuild,
 	"versions": runVersions,
 	"promote":  runPromote,
+	"rollback": runRollback,
 	"verify":   runVerify,
 	"retire":   runRetire,
 	"seed":     runSeed,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,4 +95,43 @@ func TestCommandLine(t *testing.T) {
 	if code, out, _ := votes(t, append([]string{"verify"}, ep...)...); code != 0 || !strings.Contains(out, "version 2: 1 titles, 2 events, 0 differences") {
 		t.Errorf("verify after the rebuild: exit %d\n%s", code, out)
 	}
+	if code, out, _ := votes(t, append([]string{"versions"}, ep...)...); code != 0 || !hasRow(out, "1", "superseded", "yes") || !hasRow(out, "2", "*", "active", "yes") {
+		t.Errorf("versions after the promotion: exit %d\n%s", code, out)
+	}
+
+	// The way back, and forth again.
+	if code, out, _ := votes(t, append([]string{"rollback"}, ep...)...); code != 0 || !strings.Contains(out, "version 1 is active again; version 2 is superseded") {
+		t.Errorf("rollback: exit %d\n%s", code, out)
+	}
+	if code, out, _ := votes(t, append([]string{"verify"}, ep...)...); code != 1 || !strings.Contains(out, "version 1: 1 titles, 2 events, 1 differences") {
+		t.Errorf("verify after the rollback (version 1 was tampered with): exit %d\n%s", code, out)
+	}
+	if code, out, _ := votes(t, append([]string{"promote", "2"}, ep...)...); code != 0 || !strings.Contains(out, "version 2 is active; version 1 is superseded") {
+		t.Errorf("promote 2 again: exit %d\n%s", code, out)
+	}
+
+	// Retired: its items deleted, verify says so instead of comparing.
+	if code, out, _ := votes(t, append([]string{"retire", "1"}, ep...)...); code != 0 || !strings.Contains(out, "version 1 retired") {
+		t.Errorf("retire 1: exit %d\n%s", code, out)
+	}
+	code, out, errOut := votes(t, append([]string{"verify", "1"}, ep...)...)
+	if code != 1 || !strings.Contains(errOut, "version 1 was retired at ") || !strings.Contains(errOut, "and its items deleted; nothing to verify") || strings.Contains(out, "differences") {
+		t.Errorf("verify a retired version: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if code, out, _ := votes(t, append([]string{"versions"}, ep...)...); code != 0 || !hasRow(out, "1", "retired", "no", "-", "-", "-", "0", "0") {
+		t.Errorf("versions after retiring 1: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := votes(t, append([]string{"rollback"}, ep...)...); code != 1 || !strings.Contains(errOut, "no superseded version") {
+		t.Errorf("rollback with nothing superseded: exit %d, %q", code, errOut)
+	}
+}
+
+// hasRow reports whether a line of out starts with the fields given.
+func hasRow(out string, fields ...string) bool {
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) >= len(fields) && slices.Equal(f[:len(fields)], fields) {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"votes/domain/lifecycle"
 	"votes/infra/admin"
 )
 
@@ -56,7 +57,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 	prog.finish()
 	if err != nil {
-		if errors.Is(err, context.Canceled) && res.Version != "" {
+		if errors.Is(err, context.Canceled) && res.Version != "" && !errors.Is(err, lifecycle.ErrLeaseLost) {
 			fmt.Fprintf(stdout, "rebuild of version %s interrupted after %d events; carry on with: votes rebuild --resume\n", res.Version, res.Events)
 			return err
 		}

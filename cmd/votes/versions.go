@@ -26,15 +26,23 @@ func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tREBUILT\tEVENTS READ\tCELLS\tVOTES COUNTED")
+	fmt.Fprintln(tw, "VERSION\tSTATE\tWRITTEN\tCREATED\tREBUILT\tEVENTS READ\tCELLS\tVOTES COUNTED")
 	for _, v := range versions {
 		name := v.Name
 		if name == active {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", name, v.State, stamp(v.Created), stamp(v.Completed), dash(v.Events), v.Cells, v.Votes)
+		written := "no"
+		if v.Written() {
+			written = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", name, v.State, written, stamp(v.Created), stamp(v.Completed), dash(v.Events), v.Cells, v.Votes)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "* queries read it. superseded: kept and written, votes rollback brings it back. retired: items deleted.")
+	return nil
 }
 
 func stamp(t time.Time) string {
@@ -80,7 +88,29 @@ func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "version %s is active\n", version)
 		return nil
 	}
-	fmt.Fprintf(stdout, "version %s is active; version %s is retired (no longer written); delete it with: votes retire %s\n", version, prev, prev)
+	fmt.Fprintf(stdout, "version %s is active; version %s is superseded: still written, votes rollback makes it active again; delete it with: votes retire %s\n", version, prev, prev)
+	return nil
+}
+
+func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("rollback", stderr)
+	tgt := targetFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{errors.New("takes no VERSION: it goes back to the version the last promotion superseded")}
+	}
+	a, err := tgt.admin(ctx)
+	if err != nil {
+		return err
+	}
+	to, from, err := a.Rollback(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "version %s is active again; version %s is superseded: still written, votes promote %s makes it active again; delete it with: votes retire %s\n", to, from, from, from)
 	return nil
 }
 

@@ -1,7 +1,9 @@
 // Package admin runs the engineers' operations on projection versions:
 // rebuild a version from the event table while live traffic goes on,
-// promote it, list, verify and retire versions. They work the same against
-// the local stack and a deployed stage.
+// promote it, roll back, list, verify and retire versions. They work the
+// same against the local stack and a deployed stage. The rules of a
+// version's life are in votes/domain/lifecycle; this package applies its
+// transitions to the stored registry and does the work between them.
 package admin
 
 import (
@@ -19,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
 	"votes/projections"
 )
@@ -28,12 +31,20 @@ type Admin struct {
 	DB       *dynamodb.Client
 	Tables   dynamo.Tables
 	Registry *dynamo.Registries
-	now      func() time.Time
+	// Unrepaired counts the stream failures recorded and not yet repaired:
+	// records the live projector skipped, which a version written during
+	// them may miss. A rebuild asks it before marking its version ready.
+	// Nil means none.
+	Unrepaired func(ctx context.Context) (int, error)
+	now        func() time.Time
+	// lease is how long a rebuild holds its version without a heartbeat;
+	// it heartbeats every third of it.
+	lease time.Duration
 }
 
 // New operates on tables through db.
 func New(db *dynamodb.Client, tables dynamo.Tables) *Admin {
-	return &Admin{DB: db, Tables: tables, Registry: dynamo.NewRegistries(db, tables.Tallies), now: time.Now}
+	return &Admin{DB: db, Tables: tables, Registry: dynamo.NewRegistries(db, tables.Tallies), now: time.Now, lease: 30 * time.Second}
 }
 
 // CheckTables fails with a clear error when a table is missing.
@@ -59,14 +70,6 @@ func (a *Admin) EventCount(ctx context.Context) int64 {
 	}
 	return *out.Table.ItemCount
 }
-
-// Errors callers branch on.
-var (
-	ErrNotReady        = errors.New("version is not ready")
-	ErrBeingRebuilt    = errors.New("version is being rebuilt by another process")
-	ErrNothingToResume = errors.New("no interrupted rebuild to resume")
-	ErrActive          = errors.New("version is active")
-)
 
 // RebuildOptions tune a rebuild.
 type RebuildOptions struct {
@@ -97,37 +100,30 @@ type RebuildResult struct {
 // either written before the scan (the scan reads it) or projected live
 // into the version; both paths are idempotent. On success the version is
 // ready to be promoted.
+//
+// The rebuild holds the version under a lease, renewed by a heartbeat; a
+// heartbeat that fails (the version was retired, or another rebuild took it
+// over) stops the rebuild. The final Complete is refused in the same cases,
+// and when stream failures are unrepaired: then the version stays building,
+// released, and the error wraps lifecycle.ErrUnrepaired.
 func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, error) {
 	if err := a.CheckTables(ctx); err != nil {
 		return RebuildResult{}, err
 	}
 	me := randomID()
-	lease := 30 * time.Second
 	var version string
 	var segments int
-	_, err := a.Registry.Update(ctx, func(r *dynamo.Registry) error {
-		now := a.now()
+	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+		var err error
 		if o.Resume {
-			version = ""
-			for _, v := range r.Sorted() {
-				if v.State == dynamo.StateBuilding {
-					version = v.Name
-				}
-			}
-			if version == "" {
-				return ErrNothingToResume
-			}
-		} else if version == "" || r.Versions[version].Builder != me {
-			version = r.Next()
-			r.Versions[version] = dynamo.Version{State: dynamo.StateBuilding, Created: now, Segments: max(o.Segments, 1)}
+			version, err = r.Resume(me, a.now(), a.lease)
+		} else {
+			version, err = r.StartRebuild(me, a.now(), a.lease, o.Segments)
 		}
-		v := r.Versions[version]
-		if v.Builder != "" && v.Builder != me && v.BuilderLease.After(now) {
-			return fmt.Errorf("version %s: %w (its lease runs until %s)", version, ErrBeingRebuilt, v.BuilderLease.Format(time.RFC3339))
+		if err != nil {
+			return err
 		}
-		v.Builder, v.BuilderLease = me, now.Add(lease)
-		segments = v.Segments
-		r.Versions[version] = v
+		segments = r.Versions[version].Segments
 		return nil
 	})
 	if err != nil {
@@ -136,6 +132,7 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 	res := RebuildResult{Version: version, Resumed: o.Resume, Segments: segments}
 
 	// Hold the version while working; losing it stops the rebuild.
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var hb sync.WaitGroup
@@ -146,34 +143,22 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(lease / 3):
+			case <-time.After(a.lease / 3):
 			}
-			if _, err := a.Registry.Update(ctx, func(r *dynamo.Registry) error {
-				v := r.Versions[version]
-				if v.Builder != me {
-					return fmt.Errorf("version %s: lost the rebuild lease to another process", version)
-				}
-				v.BuilderLease = a.now().Add(lease)
-				r.Versions[version] = v
-				return nil
+			if _, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+				return r.Heartbeat(version, me, a.now(), a.lease)
 			}); err != nil && ctx.Err() == nil {
 				cancel(err)
 				return
 			}
 		}
 	}()
-	release := func(change func(*dynamo.Version)) error {
-		_, err := a.Registry.Update(context.WithoutCancel(ctx), func(r *dynamo.Registry) error {
-			v := r.Versions[version]
-			if v.Builder != me {
-				return nil
-			}
-			v.Builder, v.BuilderLease = "", time.Time{}
-			change(&v)
-			r.Versions[version] = v
-			return nil
-		})
+	update := func(change func(*lifecycle.Registry) error) error {
+		_, err := a.Registry.Update(context.WithoutCancel(parent), change)
 		return err
+	}
+	release := func() error {
+		return update(func(r *lifecycle.Registry) error { return r.Release(version, me) })
 	}
 
 	cps := dynamo.NewCheckpointStore(a.DB, a.Tables.Tallies)
@@ -209,46 +194,75 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 	res.Events, res.Invalid, res.Elapsed = out.Events, out.Invalid, a.now().Sub(start)
 	if runErr != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			runErr = cause
+			runErr = cause // the heartbeat failed
 		}
-		return res, errors.Join(runErr, release(func(*dynamo.Version) {}))
+		if err := release(); err != nil && !errors.Is(runErr, lifecycle.ErrLeaseLost) {
+			runErr = errors.Join(runErr, err)
+		}
+		return res, fenced(version, runErr)
 	}
-	err = release(func(v *dynamo.Version) {
-		v.State, v.Completed, v.Events = dynamo.StateReady, a.now(), out.Events
+
+	unrepaired := 0
+	if a.Unrepaired != nil {
+		if unrepaired, err = a.Unrepaired(parent); err != nil {
+			return res, errors.Join(fmt.Errorf("version %s: count unrepaired stream failures: %w", version, err), release())
+		}
+	}
+	err = update(func(r *lifecycle.Registry) error {
+		return r.Complete(version, me, a.now(), out.Events, unrepaired)
 	})
-	return res, err
+	if errors.Is(err, lifecycle.ErrUnrepaired) {
+		return res, errors.Join(
+			fmt.Errorf("%w; version %s stays building: run votes repair, then votes rebuild --resume", err, version),
+			release())
+	}
+	return res, fenced(version, err)
+}
+
+// fenced words an error that says the rebuild lost its version.
+func fenced(version string, err error) error {
+	if errors.Is(err, lifecycle.ErrLeaseLost) {
+		return fmt.Errorf("rebuild of version %s stopped, the version was not marked ready: %w", version, err)
+	}
+	return err
 }
 
 // Promote makes version the one queries read. It must be ready (a finished
-// rebuild). The version that was active is retired: no longer written, its
-// items kept until Retire.
+// rebuild) or superseded. The version that was active becomes superseded:
+// still written live, its items kept, so that Rollback can bring it back
+// until it is retired.
 func (a *Admin) Promote(ctx context.Context, version string) (previous string, err error) {
-	_, err = a.Registry.Update(ctx, func(r *dynamo.Registry) error {
-		v, ok := r.Versions[version]
-		switch {
-		case !ok:
-			return fmt.Errorf("version %s: %w", version, dynamo.ErrNoSuchVersion)
-		case r.Active == version:
-			return nil // promoted already (or a retried update that was applied)
-		case v.State != dynamo.StateReady:
-			return fmt.Errorf("version %s is %s: %w; only a finished rebuild can be promoted", version, v.State, ErrNotReady)
+	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+		p, err := r.Promote(version, a.now())
+		if p != "" || err != nil {
+			// Reapplied after its write was applied, the promotion
+			// finds the version active and returns "": keep the first.
+			previous = p
 		}
-		previous = r.Active
-		if old, ok := r.Versions[previous]; ok {
-			old.State = dynamo.StateRetired
-			r.Versions[previous] = old
-		}
-		v.State, v.Promoted = dynamo.StateActive, a.now()
-		r.Versions[version] = v
-		r.Active = version
-		return nil
+		return err
 	})
 	return previous, err
 }
 
+// Rollback promotes back the most recently superseded version, and returns
+// it and the version it replaced.
+func (a *Admin) Rollback(ctx context.Context) (to, from string, err error) {
+	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+		// A rollback applied twice goes back and forth: when the store
+		// reapplies this change because it could not tell whether its
+		// write was applied, the target being active means it was.
+		if to != "" && r.Active == to {
+			return nil
+		}
+		to, from, err = r.Rollback(a.now())
+		return err
+	})
+	return to, from, err
+}
+
 // VersionInfo is a version with what its cells count.
 type VersionInfo struct {
-	dynamo.Version
+	lifecycle.Version
 	Cells int   // tally cells stored
 	Votes int64 // current votes counted, all titles and aspects
 }
@@ -289,21 +303,15 @@ func (a *Admin) Versions(ctx context.Context) ([]VersionInfo, string, error) {
 }
 
 // Retire deletes a version's ballots, cells and checkpoints. The active
-// version cannot be retired; a version being built stops being written.
+// version cannot be retired. It first marks the version retiring, which
+// stops the live projector writing it from its next batch and fences a
+// rebuild of it: the rebuild stops at its next heartbeat and can never mark
+// it ready. Then it deletes the items and marks the version retired.
+// Writes already under way when it was marked (a live batch, a rebuild
+// page) can land after the deletion passed; retiring it again deletes them.
 func (a *Admin) Retire(ctx context.Context, version string, progress func(deleted int)) (int64, error) {
-	_, err := a.Registry.Update(ctx, func(r *dynamo.Registry) error {
-		v, ok := r.Versions[version]
-		switch {
-		case !ok:
-			return fmt.Errorf("version %s: %w", version, dynamo.ErrNoSuchVersion)
-		case r.Active == version:
-			return fmt.Errorf("version %s: %w; promote another first", version, ErrActive)
-		case v.State == dynamo.StateBuilding && v.Builder != "" && v.BuilderLease.After(a.now()):
-			return fmt.Errorf("version %s: %w; stop it first", version, ErrBeingRebuilt)
-		}
-		v.State = dynamo.StateRetiring
-		r.Versions[version] = v
-		return nil
+	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+		return r.Retire(version, a.now())
 	})
 	if err != nil {
 		return 0, err
@@ -324,11 +332,8 @@ func (a *Admin) Retire(ctx context.Context, version string, progress func(delete
 			return deleted.Load(), err
 		}
 	}
-	_, err = a.Registry.Update(ctx, func(r *dynamo.Registry) error {
-		v := r.Versions[version]
-		v.State = dynamo.StateRetired
-		r.Versions[version] = v
-		return nil
+	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+		return r.Deleted(version, a.now())
 	})
 	return deleted.Load(), err
 }

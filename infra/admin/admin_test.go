@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"votes/domain"
+	"votes/domain/lifecycle"
 	"votes/infra/admin"
 	"votes/infra/dynamo"
 	"votes/infra/kumotest"
@@ -93,8 +95,9 @@ func tally(t *testing.T, s *local.Stack, version, title string) projections.Coun
 
 // TestRebuildWhileVotesArrive rebuilds a version while viewers keep voting
 // through the local stack, promotes it, and requires the tallies queries
-// read to equal the fold of the event table and what the live projector
-// kept in the old version.
+// read to equal the fold of the event table, and the superseded version,
+// still written live, to equal it too: rolling back to it serves exact
+// tallies.
 func TestRebuildWhileVotesArrive(t *testing.T) {
 	s := startStack(t)
 	a := admin.New(s.Clients.DynamoDB, s.Tables)
@@ -127,28 +130,52 @@ func TestRebuildWhileVotesArrive(t *testing.T) {
 
 	fold := projections.Fold(kumotest.StoredEvents(t, s.Tables.Events))
 	for _, title := range titles {
-		resp, err := http.Get(s.URL + "/titles/" + title + "/tallies")
-		if err != nil {
-			t.Fatal(err)
+		if got := queried(t, s, title); !got.Equal(fold[title]) {
+			t.Errorf("%s: queries read %v, the fold of the event table is %v", title, got, fold[title])
 		}
-		var body struct{ Aspects projections.Counts }
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if !body.Aspects.Equal(fold[title]) {
-			t.Errorf("%s: queries read %v, the fold of the event table is %v", title, body.Aspects, fold[title])
-		}
-		// Version 1 was written live until the promotion retired it; before
-		// that point both versions must agree. Compare the rebuilt version
-		// with the fold instead, which covers every event.
 		if got := tally(t, s, "2", title); !got.Equal(fold[title]) {
 			t.Errorf("%s: rebuilt version %v, fold %v", title, got, fold[title])
+		}
+		// Version 1 is superseded, not retired: still written live, it
+		// counts the votes cast after the promotion too.
+		if got := tally(t, s, "1", title); !got.Equal(fold[title]) {
+			t.Errorf("%s: superseded version 1 %v, fold %v", title, got, fold[title])
 		}
 	}
 	v, err := a.Verify(context.Background(), "", nil)
 	if err != nil || v.Version != "2" || len(v.Differences) != 0 {
 		t.Fatalf("verify after promotion: %+v, %v", v, err)
 	}
+
+	// The way back: queries read version 1 again, and it is exact.
+	to, from, err := a.Rollback(context.Background())
+	if err != nil || to != "1" || from != "2" {
+		t.Fatalf("rollback: to %q from %q, %v", to, from, err)
+	}
+	for _, title := range titles {
+		if got := queried(t, s, title); !got.Equal(fold[title]) {
+			t.Errorf("%s after the rollback: queries read %v, the fold is %v", title, got, fold[title])
+		}
+	}
+	if v, err := a.Verify(context.Background(), "", nil); err != nil || v.Version != "1" || len(v.Differences) != 0 {
+		t.Fatalf("verify after the rollback: %+v, %v", v, err)
+	}
 	t.Logf("%d submissions posted; rebuild read %d events", posted.Load(), res.Events)
+}
+
+// queried is a title's tallies as the query endpoint serves them.
+func queried(t *testing.T, s *local.Stack, title string) projections.Counts {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/titles/" + title + "/tallies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Aspects projections.Counts }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Aspects
 }
 
 // TestRebuiltVersionMatchesTheLiveOne: with traffic going on during the
@@ -278,13 +305,13 @@ func TestVersionErrors(t *testing.T) {
 	s := startStack(t)
 	a := admin.New(s.Clients.DynamoDB, s.Tables)
 	ctx := context.Background()
-	if _, err := a.Promote(ctx, "7"); !errors.Is(err, dynamo.ErrNoSuchVersion) {
+	if _, err := a.Promote(ctx, "7"); !errors.Is(err, lifecycle.ErrNoSuchVersion) {
 		t.Errorf("promote a version that does not exist: %v", err)
 	}
-	if _, err := a.Rebuild(ctx, admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 10}); !errors.Is(err, admin.ErrNothingToResume) {
+	if _, err := a.Rebuild(ctx, admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 10}); !errors.Is(err, lifecycle.ErrNothingToResume) {
 		t.Errorf("resume with nothing to resume: %v", err)
 	}
-	if _, err := a.Retire(ctx, "1", nil); !errors.Is(err, admin.ErrActive) {
+	if _, err := a.Retire(ctx, "1", nil); !errors.Is(err, lifecycle.ErrActive) {
 		t.Errorf("retire the active version: %v", err)
 	}
 	// An interrupted rebuild leaves a building version: not promotable.
@@ -293,11 +320,11 @@ func TestVersionErrors(t *testing.T) {
 	if _, err := a.Rebuild(cctx, admin.RebuildOptions{Segments: 2, PageSize: 10, OnStart: func(string, int64) { cancel() }}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("rebuild with a cancelled context: %v", err)
 	}
-	if _, err := a.Promote(ctx, "2"); !errors.Is(err, admin.ErrNotReady) {
+	if _, err := a.Promote(ctx, "2"); !errors.Is(err, lifecycle.ErrNotReady) {
 		t.Errorf("promote a building version: %v", err)
 	}
 	// Two rebuilds of one version at once: the second is refused.
-	_, err := a.Registry.Update(ctx, func(r *dynamo.Registry) error {
+	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		v := r.Versions["2"]
 		v.Builder, v.BuilderLease = "someone-else", time.Now().Add(time.Minute)
 		r.Versions["2"] = v
@@ -306,7 +333,7 @@ func TestVersionErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Rebuild(ctx, admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 10}); !errors.Is(err, admin.ErrBeingRebuilt) {
+	if _, err := a.Rebuild(ctx, admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 10}); !errors.Is(err, lifecycle.ErrBeingRebuilt) {
 		t.Errorf("a second rebuild of version 2: %v", err)
 	}
 	missing := admin.New(s.Clients.DynamoDB, dynamo.TablesFor("no-such-stage"))
@@ -341,7 +368,125 @@ func TestRetireDeletesAVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if active != "2" || len(versions) != 2 || versions[0].State != dynamo.StateRetired || versions[0].Cells != 0 || versions[1].Votes == 0 {
+	if active != "2" || len(versions) != 2 || versions[0].State != lifecycle.Retired || versions[0].Cells != 0 || versions[1].Votes == 0 {
 		t.Fatalf("versions after retiring 1: active %s, %+v", active, versions)
 	}
+}
+
+// rebuildFixture is a stack with votes in its event table and the live
+// pipeline idle.
+func rebuildFixture(t *testing.T, votes int64, seed uint64) (*local.Stack, *admin.Admin) {
+	t.Helper()
+	s := startStack(t)
+	a := admin.New(s.Clients.DynamoDB, s.Tables)
+	stop := make(chan struct{})
+	var posted atomic.Int64
+	go voter(t, s, seed, stop, &posted)
+	for posted.Load() < votes {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	waitIdle(t, s)
+	return s, a
+}
+
+func state(t *testing.T, a *admin.Admin, version string) lifecycle.Version {
+	t.Helper()
+	reg, err := a.Registry.Load(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg.Versions[version]
+}
+
+// TestRetireFencesARunningRebuild: version 2 is retired while its rebuild
+// runs, from a machine whose clock is five minutes ahead, so the rebuild's
+// live lease looks expired there and the retire goes through. The rebuild
+// fails saying it lost its version, and the version can never be promoted.
+func TestRetireFencesARunningRebuild(t *testing.T) {
+	_, a := rebuildFixture(t, 200, 21)
+	other := admin.New(a.DB, a.Tables) // the retiring machine, its clock ahead
+	other.SetClock(func() time.Time { return time.Now().Add(5 * time.Minute) })
+	var once sync.Once
+	var retireErr error
+	_, err := a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 2, PageSize: 10, Concurrency: 2,
+		Progress: func(int) {
+			once.Do(func() { _, retireErr = other.Retire(context.Background(), "2", nil) })
+		}})
+	if retireErr != nil {
+		t.Fatalf("retire with the clock ahead: %v", retireErr)
+	}
+	if !errors.Is(err, lifecycle.ErrLeaseLost) || !strings.Contains(err.Error(), "not marked ready") {
+		t.Fatalf("rebuild of a version retired under it: %v, want ErrLeaseLost", err)
+	}
+	if v := state(t, a, "2"); v.State != lifecycle.Retired || v.Builder != "" {
+		t.Fatalf("version 2 after the fenced rebuild: %+v", v)
+	}
+	if _, err := a.Promote(context.Background(), "2"); !errors.Is(err, lifecycle.ErrNotReady) {
+		t.Fatalf("promote the retired version: %v", err)
+	}
+	if _, err := a.Rebuild(context.Background(), admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 10}); !errors.Is(err, lifecycle.ErrNothingToResume) {
+		t.Fatalf("resume the retired version: %v", err)
+	}
+	if _, err := a.Verify(context.Background(), "2", nil); !errors.Is(err, lifecycle.ErrRetired) {
+		t.Fatalf("verify the retired version: %v", err)
+	}
+}
+
+// TestUnrepairedFailuresKeepTheVersionBuilding: with stream failures
+// recorded and not repaired, a finished rebuild leaves its version
+// building and says what to do; once they are repaired, resuming makes it
+// ready without scanning again.
+func TestUnrepairedFailuresKeepTheVersionBuilding(t *testing.T) {
+	_, a := rebuildFixture(t, 60, 22)
+	unrepaired := 2
+	a.Unrepaired = func(context.Context) (int, error) { return unrepaired, nil }
+	res, err := a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 2, PageSize: 20})
+	if !errors.Is(err, lifecycle.ErrUnrepaired) || !strings.Contains(err.Error(), "votes repair") || !strings.Contains(err.Error(), "votes rebuild --resume") {
+		t.Fatalf("rebuild with unrepaired failures: %v", err)
+	}
+	if v := state(t, a, res.Version); v.State != lifecycle.Building || v.Builder != "" {
+		t.Fatalf("version %s after the refused completion: %+v, want building and released", res.Version, v)
+	}
+	if _, err := a.Promote(context.Background(), res.Version); !errors.Is(err, lifecycle.ErrNotReady) {
+		t.Fatalf("promote: %v", err)
+	}
+	unrepaired = 0
+	var read atomic.Int64
+	again, err := a.Rebuild(context.Background(), admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 20, Progress: func(n int) { read.Add(int64(n)) }})
+	if err != nil || again.Version != res.Version || read.Load() != 0 {
+		t.Fatalf("resume once repaired: %+v, %v, %d events read again", again, err, read.Load())
+	}
+	if v := state(t, a, res.Version); v.State != lifecycle.Ready {
+		t.Fatalf("version %s once repaired: %+v", res.Version, v)
+	}
+}
+
+// TestFailedHeartbeatStopsTheRebuild: a version retired under its rebuild
+// stops the rebuild at its next heartbeat, long before the scan would end.
+func TestFailedHeartbeatStopsTheRebuild(t *testing.T) {
+	_, a := rebuildFixture(t, 200, 23)
+	a.SetLease(300 * time.Millisecond) // a heartbeat every 100 ms
+	other := admin.New(a.DB, a.Tables)
+	other.SetClock(func() time.Time { return time.Now().Add(5 * time.Minute) })
+	var pages atomic.Int64
+	var retireErr error
+	begin := time.Now()
+	res, err := a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 1, PageSize: 5, Concurrency: 1,
+		Progress: func(int) {
+			if pages.Add(1) == 1 {
+				_, retireErr = other.Retire(context.Background(), "2", nil)
+			}
+			time.Sleep(100 * time.Millisecond) // a slow rebuild: 40 pages take 4 s
+		}})
+	if retireErr != nil {
+		t.Fatal(retireErr)
+	}
+	if !errors.Is(err, lifecycle.ErrLeaseLost) || !strings.Contains(err.Error(), "no longer being built") {
+		t.Fatalf("rebuild of a version retired under it: %v", err)
+	}
+	if n := pages.Load(); n > 10 {
+		t.Fatalf("the rebuild went on for %d pages (%s) after its version was retired", n, time.Since(begin))
+	}
+	t.Logf("stopped after %d pages, %d events, %s", pages.Load(), res.Events, time.Since(begin).Round(time.Millisecond))
 }

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"votes/domain"
+	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
 	"votes/projections"
 )
@@ -28,7 +30,9 @@ type VerifyResult struct {
 }
 
 // Verify recomputes every title's tallies from the event table and compares
-// them with version's (the active one when empty). It holds one entry per
+// them with version's (the active one when empty). A retired or retiring
+// version has no items to compare: that is an error wrapping
+// lifecycle.ErrRetired. It holds one entry per
 // voter, title and aspect: the fold needs the latest vote of each.
 func (a *Admin) Verify(ctx context.Context, version string, progress func(events int)) (VerifyResult, error) {
 	reg, err := a.Registry.Load(ctx, true)
@@ -38,8 +42,19 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	if version == "" {
 		version = reg.Active
 	}
-	if _, ok := reg.Versions[version]; !ok {
-		return VerifyResult{}, fmt.Errorf("version %s: %w", version, dynamo.ErrNoSuchVersion)
+	v, err := reg.Get(version)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	switch v.State {
+	case lifecycle.Retired:
+		when := ""
+		if !v.Deleted.IsZero() {
+			when = " at " + v.Deleted.UTC().Format(time.RFC3339)
+		}
+		return VerifyResult{Version: version}, retired{fmt.Sprintf("version %s was retired%s and its items deleted; nothing to verify", version, when)}
+	case lifecycle.Retiring:
+		return VerifyResult{Version: version}, retired{fmt.Sprintf("version %s is being retired, its items deleted; nothing to verify", version)}
 	}
 	res := VerifyResult{Version: version}
 
@@ -125,3 +140,10 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	}
 	return res, nil
 }
+
+// retired says a version has no items to verify, and is
+// lifecycle.ErrRetired.
+type retired struct{ msg string }
+
+func (e retired) Error() string { return e.msg }
+func (e retired) Unwrap() error { return lifecycle.ErrRetired }

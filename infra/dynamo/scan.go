@@ -31,10 +31,19 @@ func NewEventScanner(client *dynamodb.Client, table string, pageSize int) *Event
 
 // RawPage reads a page and returns its items undecoded: the floor a rebuild
 // is measured against.
+//
+// The scan is strongly consistent. A rebuild counts on every event being
+// either read by its scan or projected live into the new version. An event
+// written just before the version joined the live write set can reach a
+// projector batch that read the write set before the join, so only the
+// scan, which starts after the join, puts it into the version. An
+// eventually consistent scan can be served by a replica that has not
+// received that event yet, and it would be in neither path. Strongly
+// consistent reads cost twice the read units.
 func (s *EventScanner) RawPage(ctx context.Context, segment, total int, after projections.Cursor) ([]map[string]types.AttributeValue, projections.Cursor, error) {
 	in := &dynamodb.ScanInput{
 		TableName: aws.String(s.table), Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(total)),
-		Limit: aws.Int32(s.pageSize),
+		Limit: aws.Int32(s.pageSize), ConsistentRead: aws.Bool(true),
 	}
 	if after != "" {
 		cell, voteID, _ := strings.Cut(string(after), "\x00")

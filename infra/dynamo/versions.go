@@ -2,10 +2,7 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"time"
 
@@ -13,92 +10,64 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"votes/domain/lifecycle"
 )
 
-// States of a projection version.
-const (
-	StateBuilding = "building" // a rebuild is filling it; the live projector writes it too
-	StateReady    = "ready"    // rebuilt and kept current by the live projector; can be promoted
-	StateActive   = "active"   // queries read it
-	StateRetiring = "retiring" // its items are being deleted
-	StateRetired  = "retired"  // no longer written nor read
-)
-
-// Version is one projection version in the registry.
-type Version struct {
-	Name      string    `dynamodbav:"-"`
-	State     string    `dynamodbav:"state"`
-	Created   time.Time `dynamodbav:"created"`
-	Completed time.Time `dynamodbav:"completed,omitempty"`
-	Promoted  time.Time `dynamodbav:"promoted,omitempty"`
-	// Events is how many events the rebuild read from the event table.
-	Events   int64 `dynamodbav:"events"`
-	Segments int   `dynamodbav:"segments"`
-	// Builder holds the version while a rebuild runs, until BuilderLease.
-	Builder      string    `dynamodbav:"builder,omitempty"`
-	BuilderLease time.Time `dynamodbav:"builderLease,omitempty"`
+// versionItem is how a lifecycle.Version is stored, inside the registry
+// item. Attribute names and state strings are the registry's stored format.
+type versionItem struct {
+	State         string    `dynamodbav:"state"`
+	Created       time.Time `dynamodbav:"created"`
+	Completed     time.Time `dynamodbav:"completed,omitempty"`
+	Promoted      time.Time `dynamodbav:"promoted,omitempty"`
+	Superseded    time.Time `dynamodbav:"superseded,omitempty"`
+	SupersededSeq int64     `dynamodbav:"supersededSeq,omitempty"`
+	Deleted       time.Time `dynamodbav:"deleted,omitempty"`
+	Events        int64     `dynamodbav:"events"`
+	Segments      int       `dynamodbav:"segments"`
+	Builder       string    `dynamodbav:"builder,omitempty"`
+	BuilderLease  time.Time `dynamodbav:"builderLease,omitempty"`
+	BuiltBy       string    `dynamodbav:"builtBy,omitempty"`
 }
 
-// Written reports whether the live projector writes the version.
-func (v Version) Written() bool {
-	return v.State == StateActive || v.State == StateBuilding || v.State == StateReady
+// registryItem is how a lifecycle.Registry is stored.
+type registryItem struct {
+	Active     string                 `dynamodbav:"active"`
+	Versions   map[string]versionItem `dynamodbav:"versions"`
+	Promotions int64                  `dynamodbav:"promotions,omitempty"`
+	Rev        int64                  `dynamodbav:"rev"`
 }
 
-// Registry lists the projection versions and which one queries read.
-type Registry struct {
-	Active   string             `dynamodbav:"active"`
-	Versions map[string]Version `dynamodbav:"versions"`
-	Rev      int64              `dynamodbav:"rev"`
-}
-
-// WriteSet is the versions the live projector writes, in name order.
-func (r Registry) WriteSet() []string {
-	var out []string
+func toItem(r lifecycle.Registry) registryItem {
+	out := registryItem{Active: r.Active, Versions: make(map[string]versionItem, len(r.Versions)), Promotions: r.Promotions, Rev: r.Rev}
 	for name, v := range r.Versions {
-		if v.Written() {
-			out = append(out, name)
+		out.Versions[name] = versionItem{
+			State: string(v.State), Created: v.Created, Completed: v.Completed, Promoted: v.Promoted,
+			Superseded: v.Superseded, SupersededSeq: v.SupersededSeq, Deleted: v.Deleted,
+			Events: v.Events, Segments: v.Segments, Builder: v.Builder, BuilderLease: v.BuilderLease, BuiltBy: v.BuiltBy,
 		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// Sorted lists the versions in numeric order.
-func (r Registry) Sorted() []Version {
-	names := slices.Collect(maps.Keys(r.Versions))
-	slices.SortFunc(names, func(a, b string) int {
-		x, _ := strconv.Atoi(a)
-		y, _ := strconv.Atoi(b)
-		return x - y
-	})
-	out := make([]Version, len(names))
-	for i, n := range names {
-		out[i] = r.Versions[n]
-		out[i].Name = n
 	}
 	return out
 }
 
-// Next is the name of the next version.
-func (r Registry) Next() string {
-	n := 0
-	for name := range r.Versions {
-		if x, err := strconv.Atoi(name); err == nil && x > n {
-			n = x
+func fromItem(it registryItem) lifecycle.Registry {
+	out := lifecycle.Registry{Active: it.Active, Versions: make(map[string]lifecycle.Version, len(it.Versions)), Promotions: it.Promotions, Rev: it.Rev}
+	for name, v := range it.Versions {
+		out.Versions[name] = lifecycle.Version{
+			Name: name, State: lifecycle.State(v.State), Created: v.Created, Completed: v.Completed, Promoted: v.Promoted,
+			Superseded: v.Superseded, SupersededSeq: v.SupersededSeq, Deleted: v.Deleted,
+			Events: v.Events, Segments: v.Segments, Builder: v.Builder, BuilderLease: v.BuilderLease, BuiltBy: v.BuiltBy,
 		}
 	}
-	return strconv.Itoa(n + 1)
+	return out
 }
 
 // The registry is one item of the tallies table; no cell key starts with '_'.
 const registryKey = "_registry"
 
-// DefaultRegistry is what an empty table means: version 1, active.
-func DefaultRegistry() Registry {
-	return Registry{Active: "1", Versions: map[string]Version{"1": {State: StateActive}}}
-}
-
-// Registries keeps the registry of projection versions in the tallies table.
+// Registries keeps the registry of projection versions in the tallies table:
+// storage only; the rules of a version's life are lifecycle's.
 type Registries struct {
 	client *dynamodb.Client
 	table  string
@@ -110,44 +79,46 @@ func NewRegistries(client *dynamodb.Client, table string) *Registries {
 }
 
 // Load reads the registry; consistent reads see every update made before.
-func (r *Registries) Load(ctx context.Context, consistent bool) (Registry, error) {
+// An empty table holds lifecycle.Initial.
+func (r *Registries) Load(ctx context.Context, consistent bool) (lifecycle.Registry, error) {
 	out, err := r.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(r.table), ConsistentRead: aws.Bool(consistent),
 		Key: map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: registryKey}},
 	})
 	if err != nil {
-		return Registry{}, fmt.Errorf("dynamodb: read version registry from %s: %w", r.table, err)
+		return lifecycle.Registry{}, fmt.Errorf("dynamodb: read version registry from %s: %w", r.table, err)
 	}
 	if out.Item == nil {
-		return DefaultRegistry(), nil
+		return lifecycle.Initial(), nil
 	}
-	var reg Registry
-	if err := attributevalue.UnmarshalMap(out.Item, &reg); err != nil {
-		return Registry{}, fmt.Errorf("decode version registry: %w", err)
+	var it registryItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return lifecycle.Registry{}, fmt.Errorf("dynamodb: decode version registry from %s: %w", r.table, err)
 	}
-	if reg.Versions == nil {
-		reg.Versions = map[string]Version{}
-	}
-	return reg, nil
+	return fromItem(it), nil
 }
 
-// Update applies change to the registry and stores it, retrying on
-// concurrent updates. An error from change is returned as it is.
-func (r *Registries) Update(ctx context.Context, change func(*Registry) error) (Registry, error) {
+// Update applies change, typically one lifecycle transition, to the
+// registry and stores it with a put conditional on the revision it read,
+// so that two updates never both apply to the same revision. On a
+// concurrent update, or when it cannot tell whether its put was applied,
+// it reads the registry again and reapplies change: change must recognise
+// its own earlier success (the lifecycle transitions do). An error from
+// change is returned as it is and nothing is stored.
+func (r *Registries) Update(ctx context.Context, change func(*lifecycle.Registry) error) (lifecycle.Registry, error) {
 	for {
 		reg, err := r.Load(ctx, true)
 		if err != nil {
-			return Registry{}, err
+			return lifecycle.Registry{}, err
 		}
 		prev := reg.Rev
-		reg.Versions = maps.Clone(reg.Versions)
 		if err := change(&reg); err != nil {
-			return Registry{}, err
+			return lifecycle.Registry{}, err
 		}
 		reg.Rev = prev + 1
-		item, err := attributevalue.MarshalMap(reg)
+		item, err := attributevalue.MarshalMap(toItem(reg))
 		if err != nil {
-			return Registry{}, fmt.Errorf("encode version registry: %w", err)
+			return lifecycle.Registry{}, fmt.Errorf("dynamodb: encode version registry: %w", err)
 		}
 		item[AttrPK] = &types.AttributeValueMemberS{Value: registryKey}
 		in := &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: item, ExpressionAttributeNames: map[string]string{"#rev": "rev"}}
@@ -162,7 +133,7 @@ func (r *Registries) Update(ctx context.Context, change func(*Registry) error) (
 			return reg, nil
 		}
 		if !conditionFailed(err) {
-			return Registry{}, fmt.Errorf("dynamodb: update version registry: %w", err)
+			return lifecycle.Registry{}, fmt.Errorf("dynamodb: update version registry in %s: %w", r.table, err)
 		}
 		// Another update came first, or an earlier try of this one was
 		// applied: read again and reapply, which the changes tolerate.
@@ -187,6 +158,3 @@ func (r *Registries) Active(ctx context.Context) (string, error) {
 	}
 	return reg.Active, nil
 }
-
-// ErrNoSuchVersion is returned for a version the registry does not list.
-var ErrNoSuchVersion = errors.New("no such projection version")
