@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,30 +77,45 @@ type Repaired struct {
 // or are repaired twice, change nothing.
 type Repairer struct {
 	fanout
-	stream StreamRange
+	stream      StreamRange
+	deadLetters DeadLetterer
+	maxReceives int
 }
 
 // NewRepairer builds the failure queue's handler. projectorFor must give
 // projectors that do not claim cells exclusively: the repairer runs
-// alongside the live projector.
-func NewRepairer(stream StreamRange, versions WriteSet, projectorFor func(version string) *projections.Projector, log *slog.Logger) *Repairer {
-	return &Repairer{fanout: newFanout(versions, projectorFor, log), stream: stream}
+// alongside the live projector. deadLetters is the repair dead-letter
+// queue, and maxReceives the failure queue's maxReceiveCount.
+func NewRepairer(stream StreamRange, versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, maxReceives int, log *slog.Logger) *Repairer {
+	return &Repairer{fanout: newFanout(versions, projectorFor, log), stream: stream, deadLetters: deadLetters, maxReceives: maxReceives}
 }
 
-// Handle is the Lambda handler for the failure queue. A message that could
-// not be repaired is reported as a batch-item failure: SQS gives it back
-// after its visibility timeout and, after the queue's maxReceiveCount,
-// moves it to the repair dead-letter queue, which raises an alarm.
+// Handle is the Lambda handler for the failure queue. A message that can
+// never be repaired by this code (ErrUnrepairable, ErrStreamExpired), or
+// that failed on its last allowed receive, goes to the repair dead-letter
+// queue with the reason, which raises an alarm; any other failure is
+// reported as a batch-item failure and comes back after the visibility
+// timeout. Should the dead-letter queue itself fail, SQS's redrive moves
+// the message there after maxReceiveCount, without a reason.
 func (h *Repairer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
 	for _, m := range ev.Records {
 		r, err := h.Repair(ctx, m.Body)
-		if err != nil {
-			h.log.ErrorContext(ctx, "repair failed", "messageId", m.MessageId, "receives", m.Attributes["ApproximateReceiveCount"], "err", err)
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+		if err == nil {
+			h.log.InfoContext(ctx, "repaired", "messageId", m.MessageId, "what", r.What, "events", r.Events, "versions", r.Versions)
 			continue
 		}
-		h.log.InfoContext(ctx, "repaired", "messageId", m.MessageId, "what", r.What, "events", r.Events, "versions", r.Versions)
+		receives, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+		h.log.ErrorContext(ctx, "repair failed", "messageId", m.MessageId, "receives", receives, "err", err)
+		final := errors.Is(err, ErrUnrepairable) || errors.Is(err, ErrStreamExpired) || (h.maxReceives > 0 && receives >= h.maxReceives)
+		if final {
+			dlErr := h.deadLetters.DeadLetter(ctx, m.Body, "repair failed: "+err.Error())
+			if dlErr == nil {
+				continue
+			}
+			h.log.ErrorContext(ctx, "dead-letter failed repair", "messageId", m.MessageId, "err", dlErr)
+		}
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
 	}
 	return resp, nil
 }

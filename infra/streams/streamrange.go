@@ -57,10 +57,11 @@ func (r *Range) Read(ctx context.Context, b handlers.StreamBatch) (handlers.Rang
 	if err != nil {
 		return read, err
 	}
-	for empty := 0; ; {
+	for empty, renewed := 0, 0; ; {
 		out, err := r.client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
 		var expired *types.ExpiredIteratorException
-		if errors.As(err, &expired) {
+		if errors.As(err, &expired) && renewed < 3 {
+			renewed++
 			// Iterators last 15 minutes: take a new one after the last
 			// record taken.
 			if it, err = r.iterator(ctx, b, last); err != nil {
@@ -84,15 +85,13 @@ func (r *Range) Read(ctx context.Context, b handlers.StreamBatch) (handlers.Rang
 			}
 			last = seq
 			read.Records++
-			if rec.EventName != types.OperationTypeInsert {
-				continue // events are only ever inserted
+			if rec.EventName == types.OperationTypeInsert { // events are only ever inserted
+				if e, err := decode(rec.Dynamodb.NewImage); err != nil {
+					read.Undecodable = append(read.Undecodable, seq.String()+": "+err.Error())
+				} else {
+					read.Events = append(read.Events, e)
+				}
 			}
-			e, err := decode(rec.Dynamodb.NewImage)
-			if err != nil {
-				read.Undecodable = append(read.Undecodable, seq.String()+": "+err.Error())
-				continue
-			}
-			read.Events = append(read.Events, e)
 			if seq.Cmp(end) == 0 {
 				return read, nil
 			}
