@@ -223,3 +223,13 @@ func (h *Repairer) ProjectEvents(ctx context.Context, evs []domain.VoteCast) (Re
 func ExpiredWindow(b StreamBatch) (from, to time.Time) {
 	return b.FirstArrival.Add(-24 * time.Hour).UTC(), b.LastArrival.Add(5 * time.Minute).UTC()
 }
+
+// FailedBatch returns the stream batch an OnFailure record describes, and
+// false for any other message of the failure queue.
+func FailedBatch(body string) (StreamBatch, bool) {
+	var m failureMessage
+	if json.Unmarshal([]byte(body), &m) != nil || m.Batch == nil {
+		return StreamBatch{}, false
+	}
+	return *m.Batch, true
+}

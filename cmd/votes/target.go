@@ -81,14 +81,23 @@ func (t target) admin(ctx context.Context) (*admin.Admin, error) {
 
 // connect builds clients for the target and names its tables.
 func (t target) connect(ctx context.Context) (awscfg.Clients, dynamo.Tables, error) {
+	c, stage, err := t.clients(ctx)
+	if err != nil {
+		return awscfg.Clients{}, dynamo.Tables{}, err
+	}
+	return c, dynamo.TablesFor(stage), nil
+}
+
+// clients builds clients for the target and names its stage.
+func (t target) clients(ctx context.Context) (awscfg.Clients, string, error) {
 	endpoint, stage := *t.endpoint, *t.stage
 	switch {
 	case endpoint != "" && stage != "":
-		return awscfg.Clients{}, dynamo.Tables{}, usageError{errors.New("give --endpoint or --stage, not both")}
+		return awscfg.Clients{}, "", usageError{errors.New("give --endpoint or --stage, not both")}
 	case endpoint == "" && stage == "":
 		dev, ok := runningDev()
 		if !ok {
-			return awscfg.Clients{}, dynamo.Tables{}, usageError{errors.New("no votes dev is running here: start one, or give --endpoint or --stage")}
+			return awscfg.Clients{}, "", usageError{errors.New("no votes dev is running here: start one, or give --endpoint or --stage")}
 		}
 		endpoint, stage = dev.Endpoint, dev.Stage
 	case endpoint != "":
@@ -96,7 +105,7 @@ func (t target) connect(ctx context.Context) (awscfg.Clients, dynamo.Tables, err
 	}
 	c, err := awscfg.New(ctx, awscfg.Options{Endpoint: endpoint, Region: *t.region})
 	if err != nil {
-		return awscfg.Clients{}, dynamo.Tables{}, fmt.Errorf("connect: %w", err)
+		return awscfg.Clients{}, "", fmt.Errorf("connect: %w", err)
 	}
-	return c, dynamo.TablesFor(stage), nil
+	return c, stage, nil
 }
