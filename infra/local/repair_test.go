@@ -132,6 +132,8 @@ func TestStreamFailureIsRepairedAutomatically(t *testing.T) {
 		t.Errorf("%d batches given up, %d repaired", len(givenUp), len(repaired))
 	}
 
+	// The projector's writes of the doomed title failed to the end: each of
+	// its counts was written by the repairer.
 	events := kumotest.StoredEvents(t, s.Tables.Events)
 	fold := projections.Fold(events)
 	for _, title := range []string{doomed, fine} {
