@@ -52,9 +52,10 @@ func TestFailureCommands(t *testing.T) {
 	settings.MaxReceiveCount = 2
 	settings.Projector.MaxRetryAttempts = 1
 	settings.RepairMaxReceiveCount = 2
-	var lost atomic.Bool // tally writes of tt-lost fail, for the projector and the repairer alike
+	stage := kumotest.Stage(t) // the emulator's state is shared by the tests of this binary
+	var lost atomic.Bool       // tally writes of tt-lost fail, for the projector and the repairer alike
 	s, err := local.Start(context.Background(), local.Config{
-		Addr: "127.0.0.1:0", Stage: "local", Settings: settings, HTTPClient: faults.Client(),
+		Addr: "127.0.0.1:0", Stage: stage, Settings: settings, HTTPClient: faults.Client(),
 		FunctionAPIOptions: func(string) []func(*middleware.Stack) error {
 			return []func(*middleware.Stack) error{failTallyWrites("tt-lost", &lost)}
 		},
@@ -63,7 +64,8 @@ func TestFailureCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	ep := []string{"--endpoint", s.Endpoint}
+	ep := []string{"--endpoint", s.Endpoint, "--stage", stage}
+	q := s.Queues
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	idle := func() {
@@ -96,23 +98,23 @@ func TestFailureCommands(t *testing.T) {
 	}
 	code, out, _ := votes(t, append([]string{"dlq"}, ep...)...)
 	t.Logf("votes dlq:\n%s", out)
-	if code != 0 || !strings.Contains(out, "votes-local-submissions-dlq: 2 messages") || !strings.Contains(out, "gave up after 2 receives") ||
-		!strings.Contains(out, "moved by SQS redrive, no reason recorded") || !strings.Contains(out, "votes-local-repair-failed: 0 messages") {
+	if code != 0 || !strings.Contains(out, q.DeadLetters+": 2 messages") || !strings.Contains(out, "gave up after 2 receives") ||
+		!strings.Contains(out, "moved by SQS redrive, no reason recorded") || !strings.Contains(out, q.RepairFailed+": 0 messages") {
 		t.Errorf("dlq: exit %d\n%s", code, out)
 	}
-	if code, again, _ := votes(t, append([]string{"dlq"}, ep...)...); code != 0 || !strings.Contains(again, "votes-local-submissions-dlq: 2 messages") {
+	if code, again, _ := votes(t, append([]string{"dlq"}, ep...)...); code != 0 || !strings.Contains(again, q.DeadLetters+": 2 messages") {
 		t.Errorf("a second look found otherwise: listing took messages away\n%s", again)
 	}
 	tallies("tt1", "tt1    story   up      1")
 
 	code, out, _ = votes(t, append([]string{"dlq", "redrive"}, ep...)...)
 	t.Logf("votes dlq redrive:\n%s", out)
-	if code != 0 || !strings.Contains(out, "sent 2 submissions back to votes-local-submissions") {
+	if code != 0 || !strings.Contains(out, "sent 2 submissions back to "+q.Submissions) {
 		t.Errorf("dlq redrive: exit %d\n%s", code, out)
 	}
 	idle()
 	tallies("tt1", "tt1    story   up      2") // u-doomed's vote, appended once
-	if code, out, _ := votes(t, append([]string{"dlq"}, ep...)...); code != 0 || !strings.Contains(out, "votes-local-submissions-dlq: 1 messages") ||
+	if code, out, _ := votes(t, append([]string{"dlq"}, ep...)...); code != 0 || !strings.Contains(out, q.DeadLetters+": 1 messages") ||
 		!strings.Contains(out, "poison") {
 		t.Errorf("after redrive, want only the message that is not a submission, back with its reason: exit %d\n%s", code, out)
 	}
@@ -124,13 +126,13 @@ func TestFailureCommands(t *testing.T) {
 	idle()
 	code, out, _ = votes(t, append([]string{"dlq", "--repair"}, ep...)...)
 	t.Logf("votes dlq --repair:\n%s", out)
-	if code != 0 || !strings.Contains(out, "votes-local-repair-failed: 1 messages") || !strings.Contains(out, "cells failed") {
+	if code != 0 || !strings.Contains(out, q.RepairFailed+": 1 messages") || !strings.Contains(out, "cells failed") {
 		t.Errorf("dlq --repair: exit %d\n%s", code, out)
 	}
 	lost.Store(false)
 	code, out, _ = votes(t, append([]string{"repair"}, ep...)...)
 	t.Logf("votes repair:\n%s", out)
-	if code != 0 || !strings.Contains(out, "repaired: stream range") || !strings.Contains(out, "votes-local-repair-failed: 1 repaired, 0 not repaired") {
+	if code != 0 || !strings.Contains(out, "repaired: stream range") || !strings.Contains(out, q.RepairFailed+": 1 repaired, 0 not repaired") {
 		t.Errorf("repair: exit %d\n%s", code, out)
 	}
 	tallies("tt-lost", "tt-lost  story   down    1")
