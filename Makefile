@@ -1,6 +1,6 @@
 # Lambda zips for serverless.yml: one bootstrap per function, linux/arm64,
 # static, stripped, without the RPC shim (provided.al2023).
-FUNCTIONS := receiver processor projector query
+FUNCTIONS := receiver processor projector query repairer
 ZIPS := $(FUNCTIONS:%=bin/%.zip)
 GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 

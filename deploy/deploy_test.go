@@ -16,7 +16,7 @@ import (
 	"votes/infra/queue"
 )
 
-var functionNames = []string{"receiver", "processor", "projector", "query"}
+var functionNames = []string{"receiver", "processor", "projector", "query", "repairer"}
 
 // template packages serverless.yml for stage with the Serverless Framework
 // the repository pins (npm ci installs it) and returns the CloudFormation.
@@ -122,7 +122,7 @@ func TestServerlessWiring(t *testing.T) {
 			env := p["Environment"].(cfn)["Variables"].(cfn)
 			for k, want := range map[string]string{
 				"VOTES_EVENTS_TABLE": tables.Events, "VOTES_BALLOTS_TABLE": tables.Ballots, "VOTES_TALLIES_TABLE": tables.Tallies,
-				"VOTES_MAX_RECEIVES": fmt.Sprint(settings.MaxReceiveCount),
+				"VOTES_MAX_RECEIVES": fmt.Sprint(settings.MaxReceiveCount), "VOTES_REPAIR_MAX_RECEIVES": fmt.Sprint(settings.RepairMaxReceiveCount),
 			} {
 				if env[k] != want {
 					t.Errorf("%s: %s = %v, want %s", name, k, env[k], want)
@@ -130,7 +130,7 @@ func TestServerlessWiring(t *testing.T) {
 			}
 			for k, want := range map[string]string{
 				"VOTES_SUBMISSIONS_QUEUE_URL": "SubmissionsQueue", "VOTES_DEAD_LETTER_QUEUE_URL": "SubmissionsDeadLetterQueue",
-				"VOTES_PROJECTOR_FAILURE_QUEUE_URL": "ProjectorFailureQueue",
+				"VOTES_PROJECTOR_FAILURE_QUEUE_URL": "ProjectorFailureQueue", "VOTES_REPAIR_FAILED_QUEUE_URL": "RepairFailedQueue",
 			} {
 				if got := getAtt(env[k]); got != want {
 					t.Errorf("%s: %s refers to %s, want %s", name, k, got, want)
@@ -190,7 +190,10 @@ func TestServerlessWiring(t *testing.T) {
 	})
 
 	t.Run("queues and event sources match the local stack", func(t *testing.T) {
-		names := map[string]string{"SubmissionsQueue": queues.Submissions, "SubmissionsDeadLetterQueue": queues.DeadLetters, "ProjectorFailureQueue": queues.ProjectorFailed}
+		names := map[string]string{
+			"SubmissionsQueue": queues.Submissions, "SubmissionsDeadLetterQueue": queues.DeadLetters,
+			"ProjectorFailureQueue": queues.ProjectorFailed, "RepairFailedQueue": queues.RepairFailed,
+		}
 		for logical, name := range names {
 			if got := props(res[logical])["QueueName"]; got != name {
 				t.Errorf("%s is named %v, the code expects %s", logical, got, name)
@@ -206,7 +209,16 @@ func TestServerlessWiring(t *testing.T) {
 			t.Errorf("redrive policy %v", rp)
 		}
 
-		var sqsESM, streamESM cfn
+		fq := props(res["ProjectorFailureQueue"])
+		repairTimeout := props(res["RepairerLambdaFunction"])["Timeout"].(float64)
+		if vt, _ := fq["VisibilityTimeout"].(float64); vt != settings.RepairVisibility.Seconds() || vt < 6*repairTimeout {
+			t.Errorf("failure queue visibility timeout %v s: want %v s, and at least 6 x the repairer's %v s", vt, settings.RepairVisibility.Seconds(), repairTimeout)
+		}
+		if rp, _ := fq["RedrivePolicy"].(cfn); rp == nil || getAtt(rp["deadLetterTargetArn"]) != "RepairFailedQueue.Arn" || rp["maxReceiveCount"] != float64(settings.RepairMaxReceiveCount) {
+			t.Errorf("failure queue redrive policy %v, want to RepairFailedQueue after %d receives", fq["RedrivePolicy"], settings.RepairMaxReceiveCount)
+		}
+
+		var sqsESM, streamESM, repairESM cfn
 		for _, r := range res {
 			if r["Type"] == "AWS::Lambda::EventSourceMapping" {
 				switch getAtt(props(r)["EventSourceArn"]) {
@@ -214,14 +226,23 @@ func TestServerlessWiring(t *testing.T) {
 					sqsESM = props(r)
 				case "EventsTable.StreamArn":
 					streamESM = props(r)
+				case "ProjectorFailureQueue.Arn":
+					repairESM = props(r)
 				}
 			}
 		}
-		if sqsESM == nil || streamESM == nil {
+		if sqsESM == nil || streamESM == nil || repairESM == nil {
 			t.Fatal("missing event-source mappings")
 		}
-		if getAtt(sqsESM["FunctionName"]) != "ProcessorLambdaFunction.Arn" || getAtt(streamESM["FunctionName"]) != "ProjectorLambdaFunction.Arn" {
+		if getAtt(sqsESM["FunctionName"]) != "ProcessorLambdaFunction.Arn" || getAtt(streamESM["FunctionName"]) != "ProjectorLambdaFunction.Arn" ||
+			getAtt(repairESM["FunctionName"]) != "RepairerLambdaFunction.Arn" {
 			t.Error("event sources invoke the wrong functions")
+		}
+		r := settings.Repairer
+		window, _ := repairESM["MaximumBatchingWindowInSeconds"].(float64) // absent: none
+		if repairESM["BatchSize"] != float64(r.BatchSize) || window != r.Window.Seconds() ||
+			!slices.Equal(repairESM["FunctionResponseTypes"].([]any), []any{"ReportBatchItemFailures"}) {
+			t.Errorf("failure queue mapping %v, the local stack plays batch %d window %v", repairESM, r.BatchSize, r.Window)
 		}
 		p := settings.Processor
 		if sqsESM["BatchSize"] != float64(p.BatchSize) || sqsESM["MaximumBatchingWindowInSeconds"] != p.Window.Seconds() ||
@@ -259,6 +280,14 @@ func TestServerlessWiring(t *testing.T) {
 				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
 				"sqs:SendMessage": "ProjectorFailureQueue.Arn",
 			},
+			"RepairerRole": {
+				"sqs:ReceiveMessage": "ProjectorFailureQueue.Arn", "sqs:DeleteMessage": "ProjectorFailureQueue.Arn",
+				"sqs:GetQueueAttributes": "ProjectorFailureQueue.Arn", "sqs:ChangeMessageVisibility": "ProjectorFailureQueue.Arn",
+				"dynamodb:GetShardIterator": "EventsTable.StreamArn", "dynamodb:GetRecords": "EventsTable.StreamArn",
+				"dynamodb:BatchGetItem": "BallotsTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn",
+				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
+				"sqs:SendMessage": "RepairFailedQueue.Arn",
+			},
 		}
 		var roles []string
 		for k, r := range res {
@@ -267,7 +296,7 @@ func TestServerlessWiring(t *testing.T) {
 			}
 		}
 		slices.Sort(roles)
-		if !slices.Equal(roles, []string{"ProcessorRole", "ProjectorRole", "QueryRole", "ReceiverRole"}) {
+		if !slices.Equal(roles, []string{"ProcessorRole", "ProjectorRole", "QueryRole", "ReceiverRole", "RepairerRole"}) {
 			t.Fatalf("roles %v, want one per function", roles)
 		}
 		for role, actions := range want {
@@ -335,6 +364,7 @@ func TestServerlessWiring(t *testing.T) {
 		want := []string{
 			"ApproximateNumberOfMessagesVisible " + queues.DeadLetters,
 			"ApproximateNumberOfMessagesVisible " + queues.ProjectorFailed,
+			"ApproximateNumberOfMessagesVisible " + queues.RepairFailed,
 			"IteratorAge votes-" + stage + "-projector",
 		}
 		for _, fn := range functionNames {

@@ -51,13 +51,15 @@ func newFixture(t *testing.T) fixture {
 	return fixture{
 		clients: clients,
 		cfg: functions.Config{
-			Tables:         tables,
-			SubmissionsURL: url(names.Submissions),
-			DeadLettersURL: url(names.DeadLetters),
-			FailuresURL:    url(names.ProjectorFailed),
-			Catalog:        domain.DefaultCatalog(),
-			MaxReceives:    5,
-			Concurrency:    4,
+			Tables:            tables,
+			SubmissionsURL:    url(names.Submissions),
+			DeadLettersURL:    url(names.DeadLetters),
+			FailuresURL:       url(names.ProjectorFailed),
+			RepairFailedURL:   url(names.RepairFailed),
+			RepairMaxReceives: 3,
+			Catalog:           domain.DefaultCatalog(),
+			MaxReceives:       5,
+			Concurrency:       4,
 		},
 	}
 }

@@ -25,20 +25,32 @@ type WriteSet interface {
 // Projector handles DynamoDB Stream batches of the event table and folds
 // them into the ballots and tally cells of every version it writes.
 type Projector struct {
-	versions     WriteSet
-	projectorFor func(version string) *projections.Projector
-	mu           sync.Mutex
-	projectors   map[string]*projections.Projector
-	deadLetters  DeadLetterer
-	log          *slog.Logger
+	fanout
+	deadLetters DeadLetterer
 }
 
 // NewProjector builds the stream handler.
 func NewProjector(versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
-	return &Projector{versions: versions, projectorFor: projectorFor, projectors: map[string]*projections.Projector{}, deadLetters: deadLetters, log: log}
+	return &Projector{fanout: newFanout(versions, projectorFor, log), deadLetters: deadLetters}
 }
 
-func (h *Projector) projector(version string) *projections.Projector {
+// fanout projects events into every version of the write set, through one
+// projections.Projector per version, built on first use. The live
+// projector and the repairer share it, so a repair writes what the live
+// projector would have written.
+type fanout struct {
+	versions     WriteSet
+	projectorFor func(version string) *projections.Projector
+	mu           sync.Mutex
+	projectors   map[string]*projections.Projector
+	log          *slog.Logger
+}
+
+func newFanout(versions WriteSet, projectorFor func(version string) *projections.Projector, log *slog.Logger) fanout {
+	return fanout{versions: versions, projectorFor: projectorFor, projectors: map[string]*projections.Projector{}, log: log}
+}
+
+func (h *fanout) projector(version string) *projections.Projector {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p, ok := h.projectors[version]
@@ -47,6 +59,27 @@ func (h *Projector) projector(version string) *projections.Projector {
 		h.projectors[version] = p
 	}
 	return p
+}
+
+// projectAll projects votes into every version the write set lists now. It
+// returns what was done, summed over the versions, and the cells that
+// failed in any version, with one of their errors. An error means the write
+// set could not be read and nothing was projected.
+func (h *fanout) projectAll(ctx context.Context, votes []domain.VoteCast) (rep projections.Report, versions []string, err error) {
+	versions, err = h.versions.WriteSet(ctx)
+	if err != nil {
+		return rep, nil, err
+	}
+	rep.Failed = map[domain.Cell]error{}
+	for _, version := range versions {
+		r := h.projector(version).Project(ctx, votes)
+		rep.Cells, rep.Ballots, rep.Recovered = rep.Cells+r.Cells, rep.Ballots+r.Ballots, rep.Recovered+r.Recovered
+		for cell, err := range r.Failed {
+			h.log.WarnContext(ctx, "project cell", "version", version, "cell", cell.String(), "err", err)
+			rep.Failed[cell] = err
+		}
+	}
+	return rep, versions, nil
 }
 
 // Handle is the Lambda handler for the event table's stream. It reports the
@@ -74,7 +107,7 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		votes = append(votes, e)
 		seqOf[e.Cell()] = append(seqOf[e.Cell()], rec.Change.SequenceNumber)
 	}
-	versions, err := h.versions.WriteSet(ctx)
+	rep, versions, err := h.projectAll(ctx, votes)
 	if err != nil {
 		// Nothing can be projected: retry the batch from its start.
 		h.log.ErrorContext(ctx, "read projection versions", "err", err)
@@ -83,16 +116,7 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		}
 		return resp, nil
 	}
-	var rep projections.Report
-	failed := map[domain.Cell]bool{}
-	for _, version := range versions {
-		r := h.projector(version).Project(ctx, votes)
-		rep.Cells, rep.Ballots, rep.Recovered = rep.Cells+r.Cells, rep.Ballots+r.Ballots, rep.Recovered+r.Recovered
-		for cell, err := range r.Failed {
-			h.log.WarnContext(ctx, "project cell", "version", version, "cell", cell.String(), "err", err)
-			failed[cell] = true
-		}
-	}
+	failed := rep.Failed
 	for cell := range failed {
 		for _, seq := range seqOf[cell] {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seq})

@@ -32,6 +32,12 @@ Projection versions (against the running votes dev, --endpoint URL, or
   votes retire VERSION                     stop writing a version and delete its items; fences its rebuild
   votes seed --events N                    write synthetic events straight into a local event table
 
+Failures (same targets):
+  votes repair                             repair what the projector gave up on, from its failure queue
+  votes repair --from TIME --to TIME       re-project the events received in that time range (RFC 3339)
+  votes dlq [--repair]                     list dead letters with their reasons, without taking them
+  votes dlq redrive                        send the dead-lettered submissions back to the submissions queue
+
 Run "votes COMMAND -h" for a command's flags.
 `
 
@@ -48,6 +54,8 @@ var commands = map[string]command{
 	"retire":   runRetire,
 	"seed":     runSeed,
 	"load":     runLoad,
+	"repair":   runRepair,
+	"dlq":      runDLQ,
 }
 
 func main() {

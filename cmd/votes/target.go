@@ -61,7 +61,7 @@ type target struct {
 func targetFlags(fs *flag.FlagSet) target {
 	return target{
 		endpoint: fs.String("endpoint", "", "AWS endpoint of a local stack (default: the running votes dev)"),
-		stage:    fs.String("stage", "", "a deployed stage, reached with the default AWS credential chain"),
+		stage:    fs.String("stage", "", "a deployed stage, reached with the default AWS credential chain (with --endpoint: the local stack's stage, default local)"),
 		region:   fs.String("region", "", "the stage's region (default: the AWS configuration's)"),
 	}
 }
@@ -81,22 +81,29 @@ func (t target) admin(ctx context.Context) (*admin.Admin, error) {
 
 // connect builds clients for the target and names its tables.
 func (t target) connect(ctx context.Context) (awscfg.Clients, dynamo.Tables, error) {
+	c, stage, err := t.clients(ctx)
+	if err != nil {
+		return awscfg.Clients{}, dynamo.Tables{}, err
+	}
+	return c, dynamo.TablesFor(stage), nil
+}
+
+// clients builds clients for the target and names its stage.
+func (t target) clients(ctx context.Context) (awscfg.Clients, string, error) {
 	endpoint, stage := *t.endpoint, *t.stage
 	switch {
-	case endpoint != "" && stage != "":
-		return awscfg.Clients{}, dynamo.Tables{}, usageError{errors.New("give --endpoint or --stage, not both")}
 	case endpoint == "" && stage == "":
 		dev, ok := runningDev()
 		if !ok {
-			return awscfg.Clients{}, dynamo.Tables{}, usageError{errors.New("no votes dev is running here: start one, or give --endpoint or --stage")}
+			return awscfg.Clients{}, "", usageError{errors.New("no votes dev is running here: start one, or give --endpoint or --stage")}
 		}
 		endpoint, stage = dev.Endpoint, dev.Stage
-	case endpoint != "":
+	case endpoint != "" && stage == "":
 		stage = "local"
 	}
 	c, err := awscfg.New(ctx, awscfg.Options{Endpoint: endpoint, Region: *t.region})
 	if err != nil {
-		return awscfg.Clients{}, dynamo.Tables{}, fmt.Errorf("connect: %w", err)
+		return awscfg.Clients{}, "", fmt.Errorf("connect: %w", err)
 	}
-	return c, dynamo.TablesFor(stage), nil
+	return c, stage, nil
 }

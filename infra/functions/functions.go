@@ -6,24 +6,28 @@ package functions
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"votes/domain"
 	"votes/handlers"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/queue"
+	"votes/infra/streams"
 	"votes/projections"
 )
 
 // Config is what the functions need to know of their deployment.
 type Config struct {
-	Tables         dynamo.Tables
-	SubmissionsURL string // the submissions queue
-	DeadLettersURL string // the submissions' dead-letter queue
-	FailuresURL    string // the projector's failure queue
-	Catalog        domain.Catalog
-	MaxReceives    int // the submissions queue's maxReceiveCount
-	Concurrency    int // SDK calls in flight within one invocation
+	Tables            dynamo.Tables
+	SubmissionsURL    string // the submissions queue
+	DeadLettersURL    string // the submissions' dead-letter queue
+	FailuresURL       string // the projector's failure queue
+	RepairFailedURL   string // the repair dead-letter queue
+	Catalog           domain.Catalog
+	MaxReceives       int // the submissions queue's maxReceiveCount
+	RepairMaxReceives int // the failure queue's maxReceiveCount
+	Concurrency       int // SDK calls in flight within one invocation
 }
 
 // Validate reports the first missing setting.
@@ -62,6 +66,29 @@ func Projector(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Projecto
 	}
 	return handlers.NewProjector(dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
 		queue.NewDeadLetters(cl.SQS, c.FailuresURL, "projector"), log)
+}
+
+// Repairer is the projector failure queue's function. It writes cells
+// alongside the live projector, as a writer of its own kind ("repair"):
+// each takes its turn through the cell's step, and one that finds the
+// other's step in flight waits for it, or takes it over once its lease ran
+// out.
+func Repairer(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Repairer {
+	projectorFor := func(version string) *projections.Projector {
+		return projections.NewProjectorWith(
+			dynamo.NewBallotStore(cl.DynamoDB, c.Tables.Ballots, version),
+			dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version),
+			RepairOptions(c.Concurrency))
+	}
+	return handlers.NewRepairer(streams.NewRange(cl.Streams), dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
+		queue.NewDeadLetters(cl.SQS, c.RepairFailedURL, "repairer"), c.RepairMaxReceives, log)
+}
+
+// RepairOptions are the repairer's projector options: not exclusive (the
+// live projector and other repairs may be on the same cell), steps leased
+// for longer than a repair invocation runs.
+func RepairOptions(concurrency int) projections.Options {
+	return projections.Options{Concurrency: concurrency, Owner: "repair", Lease: 2 * time.Minute, MaxWait: 10 * time.Second}
 }
 
 // Query is the tallies function.

@@ -111,7 +111,7 @@ func (p *sqsPoller) deliver(ctx context.Context, batch []types.Message) {
 	if err := p.fn.Invoke(ctx, ev, &resp); err != nil {
 		// The whole batch failed: every message comes back after its
 		// visibility timeout.
-		p.log.Warn("processor invocation failed", "messages", len(batch), "err", err)
+		p.log.Warn("function invocation failed", "function", p.fn.name, "messages", len(batch), "err", err)
 		return
 	}
 	failed := map[string]bool{}

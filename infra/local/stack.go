@@ -41,6 +41,12 @@ type Settings struct {
 	VisibilityTimeout time.Duration
 	MaxReceiveCount   int
 	Concurrency       int // SDK calls in flight within one invocation
+	// Repairer is the failure queue's mapping to the repairer; the failure
+	// queue's visibility timeout and maxReceiveCount (then the repair
+	// dead-letter queue) follow.
+	Repairer              SQSMapping
+	RepairVisibility      time.Duration
+	RepairMaxReceiveCount int
 	// MemoryMB is each function's memory size, for billing estimates.
 	MemoryMB map[string]int
 }
@@ -53,7 +59,11 @@ func DefaultSettings() Settings {
 		VisibilityTimeout: 180 * time.Second,
 		MaxReceiveCount:   5,
 		Concurrency:       16,
-		MemoryMB:          map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128},
+		MemoryMB:          map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128, "repairer": 256},
+		// One failure per invocation; six times the repairer's 60 s timeout.
+		Repairer:              SQSMapping{BatchSize: 1, Pollers: 1},
+		RepairVisibility:      360 * time.Second,
+		RepairMaxReceiveCount: 5,
 	}
 }
 
@@ -66,6 +76,7 @@ func FastSettings() Settings {
 	s.Projector.PollInterval = 10 * time.Millisecond
 	s.Projector.RetryBackoff = 10 * time.Millisecond
 	s.VisibilityTimeout = time.Second
+	s.RepairVisibility = time.Second
 	return s
 }
 
@@ -106,7 +117,7 @@ type Stack struct {
 	// same without APIOptions, for the stack's own bookkeeping and tests.
 	Clients   awscfg.Clients
 	Admin     awscfg.Clients
-	Functions struct{ Receiver, Processor, Projector, Query *Function }
+	Functions struct{ Receiver, Processor, Projector, Query, Repairer *Function }
 	// Gateway serves the HTTP API, for tests that do not listen.
 	Gateway http.Handler
 	// Requests counts the HTTP requests the gateway served.
@@ -152,20 +163,22 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 
 	fc := functions.Config{
-		Tables:         s.Tables,
-		SubmissionsURL: s.QueueURLs[s.Queues.Submissions],
-		DeadLettersURL: s.QueueURLs[s.Queues.DeadLetters],
-		FailuresURL:    s.QueueURLs[s.Queues.ProjectorFailed],
-		Catalog:        cfg.Catalog,
-		MaxReceives:    cfg.Settings.MaxReceiveCount,
-		Concurrency:    cfg.Settings.Concurrency,
+		Tables:            s.Tables,
+		SubmissionsURL:    s.QueueURLs[s.Queues.Submissions],
+		DeadLettersURL:    s.QueueURLs[s.Queues.DeadLetters],
+		FailuresURL:       s.QueueURLs[s.Queues.ProjectorFailed],
+		RepairFailedURL:   s.QueueURLs[s.Queues.RepairFailed],
+		Catalog:           cfg.Catalog,
+		MaxReceives:       cfg.Settings.MaxReceiveCount,
+		RepairMaxReceives: cfg.Settings.RepairMaxReceiveCount,
+		Concurrency:       cfg.Settings.Concurrency,
 	}
 	if err := fc.Validate(); err != nil {
 		s.closeKumo()
 		return nil, err
 	}
 	clients := map[string]awscfg.Clients{}
-	for _, name := range []string{"receiver", "processor", "projector", "query"} {
+	for _, name := range []string{"receiver", "processor", "projector", "query", "repairer"} {
 		clients[name] = s.Clients
 		if cfg.FunctionAPIOptions != nil {
 			c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer,
@@ -181,6 +194,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	s.Functions.Processor = NewFunction("processor", functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
 	s.Functions.Projector = NewFunction("projector", functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
 	s.Functions.Query = NewFunction("query", functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
+	s.Functions.Repairer = NewFunction("repairer", functions.Repairer(fc, clients["repairer"], cfg.Log.With("function", "repairer")).Handle)
 	s.Gateway = Gateway([]Route{
 		{Pattern: "/votes", RouteKey: "ANY /votes", Function: s.Functions.Receiver},
 		{Pattern: "/titles/{titleId}/tallies", RouteKey: "ANY /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
@@ -204,6 +218,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		mapping: sm, fn: s.Functions.Projector, log: cfg.Log.With("mapping", "events-stream"),
 	}
 	s.goRun(func() { s.streams.run(runCtx) })
+	for range max(cfg.Settings.Repairer.Pollers, 1) {
+		p := &sqsPoller{
+			client: clients["repairer"].SQS, queueURL: fc.FailuresURL, queueARN: s.queueARN(region, s.Queues.ProjectorFailed),
+			region: region, mapping: cfg.Settings.Repairer, fn: s.Functions.Repairer, log: cfg.Log.With("mapping", "projector-failures"),
+		}
+		s.goRun(func() { p.run(runCtx) })
+	}
 
 	if cfg.Addr != "" {
 		ln, err := net.Listen("tcp", cfg.Addr)
@@ -264,7 +285,15 @@ func (s *Stack) createResources(ctx context.Context, st Settings) (string, error
 	if err := create(s.Queues.DeadLetters, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
 		return "", err
 	}
-	if err := create(s.Queues.ProjectorFailed, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+	if err := create(s.Queues.RepairFailed, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+		return "", err
+	}
+	if err := create(s.Queues.ProjectorFailed, map[string]string{
+		string(stypes.QueueAttributeNameVisibilityTimeout):      strconv.Itoa(int(st.RepairVisibility.Seconds())),
+		string(stypes.QueueAttributeNameMessageRetentionPeriod): retention,
+		string(stypes.QueueAttributeNameRedrivePolicy): fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`,
+			s.queueARN(s.Clients.Config.Region, s.Queues.RepairFailed), st.RepairMaxReceiveCount),
+	}); err != nil {
 		return "", err
 	}
 	redrive := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, s.queueARN(s.Clients.Config.Region, s.Queues.DeadLetters), st.MaxReceiveCount)
@@ -337,12 +366,13 @@ func (s *Stack) Usage() map[string]Usage {
 	return map[string]Usage{
 		"receiver": s.Functions.Receiver.Usage(), "processor": s.Functions.Processor.Usage(),
 		"projector": s.Functions.Projector.Usage(), "query": s.Functions.Query.Usage(),
+		"repairer": s.Functions.Repairer.Usage(),
 	}
 }
 
 // ResetUsage starts counting function usage and gateway requests afresh.
 func (s *Stack) ResetUsage() {
-	for _, f := range []*Function{s.Functions.Receiver, s.Functions.Processor, s.Functions.Projector, s.Functions.Query} {
+	for _, f := range []*Function{s.Functions.Receiver, s.Functions.Processor, s.Functions.Projector, s.Functions.Query, s.Functions.Repairer} {
 		f.ResetUsage()
 	}
 	s.Requests.Store(0)

@@ -19,6 +19,9 @@ type Names struct {
 	Submissions     string
 	DeadLetters     string
 	ProjectorFailed string
+	// RepairFailed holds the projector failures that the repairer could
+	// not repair within the failure queue's maxReceiveCount.
+	RepairFailed string
 }
 
 // NamesFor names the queues of a stage.
@@ -27,6 +30,7 @@ func NamesFor(stage string) Names {
 		Submissions:     "votes-" + stage + "-submissions",
 		DeadLetters:     "votes-" + stage + "-submissions-dlq",
 		ProjectorFailed: "votes-" + stage + "-projector-failures",
+		RepairFailed:    "votes-" + stage + "-repair-failed",
 	}
 }
 

@@ -1,0 +1,17 @@
+// Command repairer is the repairer Lambda function: it repairs what the
+// projector gave up on, from the projector's failure queue.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"votes/cmd/internal/lambdaenv"
+	"votes/infra/functions"
+)
+
+func main() {
+	c, clients, log := lambdaenv.Must(context.Background())
+	lambda.Start(functions.Repairer(c, clients, log).Handle)
+}
