@@ -13,6 +13,7 @@ import (
 	"votes/infra/admin"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
+	"votes/infra/queue"
 )
 
 // devState is what a running votes dev leaves for other commands to find it.
@@ -68,24 +69,17 @@ func targetFlags(fs *flag.FlagSet) target {
 
 // admin connects to the target and checks its tables exist.
 func (t target) admin(ctx context.Context) (*admin.Admin, error) {
-	clients, tables, err := t.connect(ctx)
+	clients, stage, err := t.clients(ctx)
 	if err != nil {
 		return nil, err
 	}
-	a := admin.New(clients.DynamoDB, tables)
+	a := admin.New(clients.DynamoDB, dynamo.TablesFor(stage))
+	// A rebuild is not marked ready while stream failures wait for repair.
+	a.Unrepaired = admin.Unrepaired(clients.SQS, queue.NamesFor(stage))
 	if err := a.CheckTables(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
-}
-
-// connect builds clients for the target and names its tables.
-func (t target) connect(ctx context.Context) (awscfg.Clients, dynamo.Tables, error) {
-	c, stage, err := t.clients(ctx)
-	if err != nil {
-		return awscfg.Clients{}, dynamo.Tables{}, err
-	}
-	return c, dynamo.TablesFor(stage), nil
 }
 
 // clients builds clients for the target and names its stage.
