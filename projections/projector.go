@@ -113,6 +113,32 @@ type Options struct {
 	// Bulk creates the ballots of a step optimistically, many per call,
 	// reading only those that already exist (rebuilds into a new version).
 	Bulk bool
+	// Clock tells the time for leases and waits; nil is the system clock.
+	Clock Clock
+}
+
+// Clock is the time as a projector sees it. Exactness never depends on it:
+// it decides only when a step's lease has run out and how long to wait.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx ends, whichever comes first, and
+	// returns ctx's error if it ended.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // StreamOptions are the live projector's: steps shorter than the Lambda
@@ -165,7 +191,13 @@ func NewProjectorWith(ballots Ballots, cells Cells, opts Options) *Projector {
 	if opts.Lease <= 0 {
 		opts.Lease = 2 * time.Minute
 	}
-	p := &Projector{ballots: ballots, cells: cells, opts: opts, now: time.Now}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 10 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
+	}
+	p := &Projector{ballots: ballots, cells: cells, opts: opts, now: opts.Clock.Now}
 	p.newStepID = func(after string) string { return nextStepID(p.now(), after) }
 	return p
 }
@@ -238,10 +270,8 @@ func (p *Projector) begin(ctx context.Context, cell domain.Cell, step Step) (_ S
 		case p.now().After(deadline):
 			return step, recovered, fmt.Errorf("cell %s: step of %s in flight: %w", cell, inflight.Owner, ErrBusy)
 		default:
-			select {
-			case <-ctx.Done():
-				return step, recovered, ctx.Err()
-			case <-time.After(wait):
+			if err := p.opts.Clock.Sleep(ctx, wait); err != nil {
+				return step, recovered, err
 			}
 			wait = min(2*wait, 50*time.Millisecond)
 			continue

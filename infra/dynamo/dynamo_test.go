@@ -2,7 +2,6 @@ package dynamo_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"votes/infra/kumotest"
 	"votes/projections"
 	"votes/projections/projectiontest"
+	"votes/projections/storetest"
 )
 
 type fixture struct {
@@ -95,91 +95,9 @@ func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
 	}
 }
 
-func TestBallotStoreVersions(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, nil)
-	b := projections.NewBallot("u1", "t1")
-	b.Apply(projectiontest.Vote("u1", "t1", "s1", "story", "up", 100))
-	b.Version, b.Step, b.Prev = 1, "step-a", map[string]string{"story": ""}
-	if err := f.ballots.Save(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.ballots.Save(ctx, b); err != nil {
-		t.Fatalf("saving the stored ballot again (a retried call) must succeed: %v", err)
-	}
-	stale := b
-	stale.Step = "step-b"
-	if err := f.ballots.Save(ctx, stale); !errors.Is(err, projections.ErrStale) {
-		t.Fatalf("a second writer at the same version: %v, want ErrStale", err)
-	}
-	next := b
-	next.Apply(projectiontest.Vote("u1", "t1", "s2", "story", "down", 200))
-	next.Version, next.Step, next.Prev = 2, "step-c", map[string]string{"story": "up"}
-	if err := f.ballots.Save(ctx, next); err != nil {
-		t.Fatal(err)
-	}
-	got, err := f.ballots.Load(ctx, "t1", []string{"u1", "u2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got["u1"].Version != 2 || got["u1"].Aspects["story"].Choice != "down" || got["u1"].Prev["story"] != "up" || got["u1"].Step != "step-c" {
-		t.Fatalf("loaded %+v, want u1's version 2 with story down, changed from up by step-c", got)
-	}
-}
-
-func TestCellStoreStepsAndTally(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, nil)
-	cell := domain.Cell{TitleID: "t1", Shard: 3}
-	if in, err := f.cells.Begin(ctx, cell, projections.Step{ID: "a", Voters: []string{"u1", "u2"}}); err != nil || in != nil {
-		t.Fatalf("begin on an idle cell: %v, %v", in, err)
-	}
-	if in, err := f.cells.Begin(ctx, cell, projections.Step{ID: "a", Voters: []string{"u1", "u2"}}); err != nil || in != nil {
-		t.Fatalf("beginning the same step again (a retried call): %v, %v", in, err)
-	}
-	in, err := f.cells.Begin(ctx, cell, projections.Step{ID: "b", Voters: []string{"u3"}})
-	if err != nil || in == nil || in.ID != "a" || !slices.Equal(in.Voters, []string{"u1", "u2"}) {
-		t.Fatalf("begin while step a is in flight gave %+v, %v; want step a with its voters", in, err)
-	}
-	if err := f.cells.Commit(ctx, cell, "a", projections.Counts{"story": {"up": 2, "down": -1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.cells.Commit(ctx, cell, "a", projections.Counts{"story": {"up": 2}}); err != nil {
-		t.Fatal(err)
-	}
-	// Step a is finished: a Begin of it landing late, or of an older step,
-	// is refused, so a finished step never comes back in flight.
-	for _, id := range []string{"a", "0"} {
-		var order *projections.StepOrderError
-		if in, err := f.cells.Begin(ctx, cell, projections.Step{ID: id, Voters: []string{"u1"}}); !errors.As(err, &order) || order.Last != "a" || in != nil {
-			t.Fatalf("begin of step %q after step a finished: %v, %v; want a StepOrderError naming a", id, in, err)
-		}
-	}
-	if in, err := f.cells.Begin(ctx, domain.Cell{TitleID: "t1", Shard: 60}, projections.Step{ID: "c", Voters: []string{"u9"}}); err != nil || in != nil {
-		t.Fatal(in, err)
-	}
-	if err := f.cells.Commit(ctx, domain.Cell{TitleID: "t1", Shard: 60}, "c", projections.Counts{"story": {"down": 3}, "acting": {"up": 1}}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := f.cells.Tally(ctx, "t1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := projections.Counts{"story": {"up": 2, "down": 2}, "acting": {"up": 1}}
-	if !got.Equal(want) {
-		t.Fatalf("tally %v, want %v (the repeated commit must not count twice)", got, want)
-	}
-}
-
-// TestProjectorExactlyOnceUnderFaults is the projection's central promise:
-// however events are delivered (shuffled, repeated, split into batches) and
-// however calls fail (before DynamoDB applied them, or after it applied them
-// with the answer lost, in runs, as when a Lambda dies mid-batch), once
-// every event has been projected the tallies equal the pure fold of the
-// events. The fault schedule is drawn by rapid, so a failure shrinks.
 func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		faults := kumotest.NewSchedule(kumotest.DrawScript(rt, 200))
+		faults := kumotest.NewSchedule(projectiontest.DrawScript(rt, 200))
 		f := newFixture(t, faults)
 		p := projections.NewProjector(f.ballots, f.cells, rapid.IntRange(1, 4).Draw(rt, "concurrency"))
 		ctx := context.Background()
@@ -238,7 +156,7 @@ func failedEvents(batch []domain.VoteCast, rep projections.Report) []domain.Vote
 // still equal the fold.
 func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		faults := kumotest.NewSchedule(kumotest.DrawScript(rt, 300))
+		faults := kumotest.NewSchedule(projectiontest.DrawScript(rt, 300))
 		f := newFixture(t, faults)
 		lease := time.Duration(rapid.IntRange(5, 40).Draw(rt, "leaseMs")) * time.Millisecond
 		writers := []*projections.Projector{}
@@ -295,3 +213,11 @@ func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 
 // eventSpace is where the store-backed property tests draw their votes.
 var eventSpace = projectiontest.Space{Voters: []string{"u1", "u2", "u3", "u4", "u5"}, Titles: []string{"t1", "t2"}, Aspects: []string{"story", "acting", "overall"}, MaxEvents: 30, Submissions: 6, Times: 5}
+
+func TestBallotStoreContract(t *testing.T) {
+	storetest.TestBallots(t, func(t *testing.T) projections.Ballots { return newFixture(t, nil).ballots })
+}
+
+func TestCellStoreContract(t *testing.T) {
+	storetest.TestCells(t, func(t *testing.T) storetest.TallyCells { return newFixture(t, nil).cells })
+}

@@ -7,29 +7,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pgregory.net/rapid"
-)
-
-// Fault is what a Schedule does to one SDK call.
-type Fault uint8
-
-// The faults a schedule can give a call. Pass is the zero value, so a
-// schedule shrinks towards no faults.
-const (
-	Pass       Fault = iota
-	FailBefore       // fails before it is sent: nothing applied
-	FailAfter        // the emulator applies it and the answer is lost
-	Delay            // held a moment before it is sent, to vary interleavings
+	"votes/projections/projectiontest"
 )
 
 // Schedule is an http.RoundTripper under the real SDK that treats the i-th
 // call made through it as Script[i] says; calls past the end pass. Property
-// tests draw the script from the framework (DrawScript), so a failing case
+// tests draw the script from the framework (projectiontest.DrawScript), so a failing case
 // shrinks to fewer and simpler faults and replays. Under concurrency which
 // call gets which entry depends on timing, so a replay is close, not exact.
 type Schedule struct {
 	next   http.RoundTripper
-	script []Fault
+	script []projectiontest.Fault
 	i      atomic.Int64
 
 	FailedBefore atomic.Int64
@@ -37,21 +25,8 @@ type Schedule struct {
 }
 
 // NewSchedule fails calls as script says.
-func NewSchedule(script []Fault) *Schedule {
+func NewSchedule(script []projectiontest.Fault) *Schedule {
 	return &Schedule{next: http.DefaultTransport, script: script}
-}
-
-// DrawScript draws a script of up to n faults, most calls passing.
-func DrawScript(t *rapid.T, n int) []Fault {
-	// Weighted so that a run makes progress: 0-6 pass; shrinking lowers
-	// values, so it heads for a script of passes.
-	kinds := [10]Fault{Pass, Pass, Pass, Pass, Pass, Pass, Pass, FailBefore, FailAfter, Delay}
-	raw := rapid.SliceOfN(rapid.IntRange(0, 9), 0, n).Draw(t, "faults")
-	out := make([]Fault, len(raw))
-	for i, k := range raw {
-		out[i] = kinds[k]
-	}
-	return out
 }
 
 // Client is an HTTP client that sends through s.
@@ -62,18 +37,18 @@ func (s *Schedule) Stop() { s.i.Store(int64(len(s.script))) }
 
 // RoundTrip implements http.RoundTripper.
 func (s *Schedule) RoundTrip(req *http.Request) (*http.Response, error) {
-	fault := Pass
+	fault := projectiontest.Pass
 	if i := s.i.Add(1) - 1; i < int64(len(s.script)) {
 		fault = s.script[i]
 	}
 	switch fault {
-	case FailBefore:
+	case projectiontest.FailBefore:
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		s.FailedBefore.Add(1)
 		return nil, ErrInjected
-	case Delay:
+	case projectiontest.Delay:
 		time.Sleep(time.Millisecond)
 	}
 	if req.Body != nil && req.GetBody == nil {
@@ -87,7 +62,8 @@ func (s *Schedule) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	resp, err := s.next.RoundTrip(req)
-	if err != nil || fault != FailAfter {
+	// Retried is FailAfter here: the SDK itself sends the call again.
+	if err != nil || (fault != projectiontest.FailAfter && fault != projectiontest.Retried) {
 		return resp, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
