@@ -9,6 +9,7 @@ const (
 	CodeMissingField         = "missing_field"
 	CodeInvalidField         = "invalid_field"
 	CodeDuplicateAspect      = "duplicate_aspect"
+	CodeDuplicateField       = "duplicate_field"
 	CodeBodyTooLarge         = "body_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeMethodNotAllowed     = "method_not_allowed"

@@ -16,6 +16,7 @@ var statusOf = map[string]int{
 	domain.CodeMissingField:         http.StatusBadRequest,
 	domain.CodeInvalidField:         http.StatusBadRequest,
 	domain.CodeDuplicateAspect:      http.StatusBadRequest,
+	domain.CodeDuplicateField:       http.StatusBadRequest,
 	domain.CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
 	domain.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	domain.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,

@@ -54,11 +54,13 @@ func (r *Receiver) Handle(ctx context.Context, req events.APIGatewayV2HTTPReques
 	if derr != nil {
 		return errorResponse(derr), nil
 	}
-	submissionID := header(req.Headers, "idempotency-key")
-	if submissionID == "" {
+	// A header sent empty is a key given wrong, not a key left out: taking it
+	// as none would make a client's retries separate submissions.
+	submissionID, keyGiven := lookupHeader(req.Headers, "idempotency-key")
+	if !keyGiven {
 		submissionID = newSubmissionID()
 	} else if !domain.ValidIdempotencyKey(submissionID) {
-		return errorResponse(&domain.Error{Code: domain.CodeInvalidField, Message: "Idempotency-Key must be 1 to 64 of A-Z a-z 0-9 _ -", Field: "Idempotency-Key"}), nil
+		return errorResponse(&domain.Error{Code: domain.CodeInvalidField, Message: "Idempotency-Key must be 1 to 64 of A-Za-z0-9_-", Field: "Idempotency-Key"}), nil
 	}
 	sub, err := domain.DecodeSubmission(body, r.catalog, authenticatedVoter(req))
 	if err != nil {
@@ -115,15 +117,22 @@ func authenticatedVoter(req events.APIGatewayV2HTTPRequest) string {
 
 // header finds a header whatever its case; API Gateway lower-cases them.
 func header(h map[string]string, name string) string {
+	v, _ := lookupHeader(h, name)
+	return v
+}
+
+// lookupHeader is header, also reporting whether the header was sent at
+// all, empty or not.
+func lookupHeader(h map[string]string, name string) (string, bool) {
 	if v, ok := h[name]; ok {
-		return strings.TrimSpace(v)
+		return strings.TrimSpace(v), true
 	}
 	for k, v := range h {
 		if strings.EqualFold(k, name) {
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(v), true
 		}
 	}
-	return ""
+	return "", false
 }
 
 func newSubmissionID() string {

@@ -1,0 +1,92 @@
+package domain_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"votes/domain"
+)
+
+// Catalog names are ASCII, so only ASCII letters fold: the Kelvin sign
+// U+212A, which strings.ToLower turns into "k", names no aspect or choice.
+func TestDecodeSubmissionFoldsASCIIOnly(t *testing.T) {
+	catalog, err := domain.ParseCatalog("kids=ok|no")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := domain.DecodeSubmission([]byte(`{"voterId":"v","titleId":"t","votes":[{"aspect":"KIDS","choice":"oK"}]}`), catalog, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []domain.Choice{{Aspect: "kids", Choice: "ok"}}; !reflect.DeepEqual(got.Votes, want) {
+		t.Errorf("votes %+v, want %+v", got.Votes, want)
+	}
+	for _, tt := range []struct{ body, field string }{
+		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"\u212Aids","choice":"ok"}]}`, "votes[0].aspect"},
+		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"kids","choice":"o\u212A"}]}`, "votes[0].choice"},
+	} {
+		_, err := domain.DecodeSubmission([]byte(tt.body), catalog, "")
+		if de := asDomainError(t, err); de.Code != domain.CodeInvalidField || de.Field != tt.field {
+			t.Errorf("%s: got %v, want %s on %s", tt.body, de, domain.CodeInvalidField, tt.field)
+		}
+	}
+}
+
+// Where RFC 3339 and time.Parse agree, the parser gives time.Parse's
+// instant; where they differ, it follows the RFC.
+func TestParseRFC3339MatchesTimeParse(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		at := time.Unix(rapid.Int64Range(-62135596800+86400, 253402300799-86400).Draw(t, "unix"), rapid.Int64Range(0, 999999999).Draw(t, "nanos"))
+		zone := time.FixedZone("", rapid.IntRange(-23*60-59, 23*60+59).Draw(t, "offsetMinutes")*60)
+		s := at.In(zone).Format(time.RFC3339Nano)
+
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("time.Parse(%q): %v", s, err)
+		}
+		got, ok := domain.ParseRFC3339(s)
+		if !ok || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("ParseRFC3339(%q) = %v, %v; want %v in UTC", s, got, ok, want)
+		}
+		// Lower-case T and Z are the same time (RFC 3339 section 5.6).
+		if got, ok := domain.ParseRFC3339(strings.ToLower(s)); !ok || !got.Equal(want) {
+			t.Fatalf("ParseRFC3339(%q) = %v, %v; want %v", strings.ToLower(s), got, ok, want)
+		}
+		// A comma before the fraction is not RFC 3339, though time.Parse
+		// takes it.
+		if i := strings.IndexByte(s, '.'); i > 0 {
+			comma := s[:i] + "," + s[i+1:]
+			if _, ok := domain.ParseRFC3339(comma); ok {
+				t.Fatalf("ParseRFC3339(%q) accepted a comma fraction", comma)
+			}
+		}
+	})
+}
+
+func FuzzParseRFC3339(f *testing.F) {
+	for _, s := range []string{
+		"2024-03-01T10:00:00Z", "2024-03-01T10:00:00.5+02:00", "2016-12-31T23:59:60Z", "2024-03-01t10:00:00z",
+		"2024-03-01T10:00:00,5Z", "2024-02-30T00:00:00Z", "0000-01-01T00:00:00-23:59", "9999-12-31T23:59:59.999999999Z",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := domain.ParseRFC3339(s)
+		want, err := time.Parse(time.RFC3339Nano, s)
+		switch {
+		case ok && err == nil && !got.Equal(want):
+			t.Fatalf("ParseRFC3339(%q) = %v, time.Parse gives %v", s, got, want)
+		case ok && got.Location() != time.UTC:
+			t.Fatalf("ParseRFC3339(%q) = %v, not in UTC", s, got)
+		// time.Parse refuses lower-case t and z and second 60, the RFC
+		// allows them; nothing else may pass here and fail there.
+		// (time.Parse is laxer elsewhere: a comma fraction, a one-digit hour.)
+		case ok && err != nil && !strings.ContainsAny(s, "tz") && !strings.Contains(s, ":60"):
+			t.Fatalf("ParseRFC3339(%q) accepted what time.Parse refuses: %v", s, err)
+		}
+	})
+}
