@@ -35,6 +35,12 @@ func queued(t *testing.T, f fixture) domain.Accepted {
 	return a
 }
 
+// submissionOf is the queued submission ID of votes sent under key: the
+// key joined to the digest of the votes.
+func submissionOf(key string, votes ...domain.Choice) string {
+	return key + "." + domain.Submission{Votes: votes}.Digest()
+}
+
 func TestReceiverQueuesSubmission(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -57,16 +63,17 @@ func TestReceiverQueuesSubmission(t *testing.T) {
 	}
 
 	a := queued(t, f)
-	if a.SubmissionID != body.SubmissionID {
-		t.Errorf("queued submission %q, answered %q", a.SubmissionID, body.SubmissionID)
+	id := submissionOf(body.SubmissionID, domain.Choice{Aspect: "overall", Choice: "up"}, domain.Choice{Aspect: "story", Choice: "down"})
+	if a.SubmissionID != id {
+		t.Errorf("queued submission %q, want the answered %q and the votes' digest: %q", a.SubmissionID, body.SubmissionID, id)
 	}
 	if !reflect.DeepEqual(a.VoteIDs(), body.VoteIDs) {
 		t.Errorf("queued vote IDs %v, answered %v", a.VoteIDs(), body.VoteIDs)
 	}
 	// The voter is trimmed and aspect and choice folded to lower case.
 	want := []domain.VoteCast{
-		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", body.SubmissionID, "overall"), SubmissionID: body.SubmissionID, VoterID: "alice", TitleID: "tt0111161", Aspect: "overall", Choice: "up", RecordedAt: a.ReceivedAt},
-		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", body.SubmissionID, "story"), SubmissionID: body.SubmissionID, VoterID: "alice", TitleID: "tt0111161", Aspect: "story", Choice: "down", RecordedAt: a.ReceivedAt},
+		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", id, "overall"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "overall", Choice: "up", RecordedAt: a.ReceivedAt},
+		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", id, "story"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "story", Choice: "down", RecordedAt: a.ReceivedAt},
 	}
 	if got := a.Events(); !reflect.DeepEqual(got, want) {
 		t.Errorf("queued events %+v\nwant %+v", got, want)
@@ -93,9 +100,10 @@ func TestReceiverIdempotencyKeyIsSubmissionID(t *testing.T) {
 		decodeBody(t, resp, &body)
 		answers = append(answers, body)
 	}
+	id := submissionOf("retry-7f3a_1", domain.Choice{Aspect: "overall", Choice: "up"}, domain.Choice{Aspect: "story", Choice: "down"})
 	want := acceptedBody{SubmissionID: "retry-7f3a_1", VoteIDs: []string{
-		domain.VoteID("alice", "tt0111161", "retry-7f3a_1", "overall"),
-		domain.VoteID("alice", "tt0111161", "retry-7f3a_1", "story"),
+		domain.VoteID("alice", "tt0111161", id, "overall"),
+		domain.VoteID("alice", "tt0111161", id, "story"),
 	}}
 	for i, got := range answers {
 		if !reflect.DeepEqual(got, want) {
@@ -161,7 +169,7 @@ func TestReceiverTakesVoterFromJWT(t *testing.T) {
 	if a.VoterID != sub {
 		t.Errorf("voter %q, want the JWT subject %q", a.VoterID, sub)
 	}
-	if want := []string{domain.VoteID(sub, "tt0068646", body.SubmissionID, "acting")}; !reflect.DeepEqual(body.VoteIDs, want) {
+	if want := []string{domain.VoteID(sub, "tt0068646", submissionOf(body.SubmissionID, domain.Choice{Aspect: "acting", Choice: "up"}), "acting")}; !reflect.DeepEqual(body.VoteIDs, want) {
 		t.Errorf("vote IDs %v, want %v", body.VoteIDs, want)
 	}
 	if a.OccurredAt != "2020-03-12T19:03:58Z" {
