@@ -14,6 +14,7 @@ const (
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeNotFound             = "not_found"
+	CodeUnauthorized         = "unauthorized"
 	CodeForbidden            = "voter_mismatch"
 	CodeUnavailable          = "unavailable"
 	CodeInternal             = "internal"

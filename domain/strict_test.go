@@ -90,3 +90,59 @@ func FuzzParseRFC3339(f *testing.F) {
 		}
 	})
 }
+
+func TestVoterKey(t *testing.T) {
+	id64 := strings.Repeat("v", 64)
+	tests := []struct {
+		subject, want string // want "" for a refusal
+	}{
+		{"alice", "alice"},
+		{"248289761001", "248289761001"},
+		{"a-z_0.9:x", "a-z_0.9:x"},
+		{id64, id64},
+		// Worked out apart from this code: "h:" and the lower-case,
+		// unpadded base32 of the subject's SHA-256.
+		{"auth0|5f7c8ec7c33c6c004bbafe82", "h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq"},
+		{"alice@example.com", "h:76gzqgp4byjl6djerexelgd6esncrxhig2ufzlla4khkvkgg3f3a"},
+		// A voter ID that looks hashed is hashed, so no subject can take
+		// the voter ID another hashes to.
+		{"h:x", "h:k2m3pyguuvahncwambpae53ifswy3wqvf2agkkxgjhtlchwssqfq"},
+		{"", ""},
+		{"   ", ""},
+		{"a\x00b", ""},
+		{"a\nb", ""},
+		{"\x7f", ""},
+		{"a\u0085", ""}, // a C1 control
+		{"\xff\xfe", ""},
+		{strings.Repeat("s", 1025), ""},
+	}
+	for _, tt := range tests {
+		got, err := domain.VoterKey(tt.subject)
+		if tt.want == "" {
+			if de := asDomainError(t, err); de.Code != domain.CodeUnauthorized {
+				t.Errorf("VoterKey(%q): code %q, want %s", tt.subject, de.Code, domain.CodeUnauthorized)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("VoterKey(%q) = %q, %v; want %q", tt.subject, got, err, tt.want)
+		}
+	}
+	// Whatever an identity provider's subjects look like, up to 1 KiB, they
+	// are voters with IDs that fit a DynamoDB key, one per subject.
+	seen := map[string]string{}
+	for _, sub := range []string{strings.Repeat("v", 65), "a b", "a/b#c", "zoë", "user\u202egnp.exe", strings.Repeat("é", 512), strings.Repeat("s", 1024)} {
+		got, err := domain.VoterKey(sub)
+		if err != nil {
+			t.Errorf("VoterKey(%.20q…): %v", sub, err)
+			continue
+		}
+		if !hashedVoter.MatchString(got) {
+			t.Errorf("VoterKey(%.20q…) = %q, not a hashed voter ID", sub, got)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("%.20q and %.20q are both voter %s", sub, other, got)
+		}
+		seen[got] = sub
+	}
+}

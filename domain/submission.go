@@ -49,13 +49,23 @@ type Submission struct {
 	OccurredAt string // RFC 3339 in UTC, or empty when the client gave none
 }
 
-// DecodeSubmission parses and validates a request body. authVoter is the
-// authenticated voter (the JWT subject) or empty: when set it is the voter,
-// and a body voterId that differs is refused. Every failure is an *Error.
-// Field names are exact: {"VoterID": …} is an unknown field, not voterId.
-func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submission, error) {
+// DecodeSubmission parses and validates a request body. subject is the
+// authenticated caller, the JWT sub claim as given, or empty where the route
+// has no authorizer. With a subject the voter is VoterKey(subject), and a
+// body voterId other than the subject itself is refused. Every failure is
+// an *Error. Field names are exact: {"VoterID": …} is an unknown field, not
+// voterId.
+func DecodeSubmission(body []byte, catalog Catalog, subject string) (Submission, error) {
 	if len(body) > MaxBodyBytes {
 		return Submission{}, &Error{Code: CodeBodyTooLarge, Message: fmt.Sprintf("body is over %d bytes", MaxBodyBytes)}
+	}
+	var authVoter string
+	if subject != "" {
+		v, err := VoterKey(subject)
+		if err != nil {
+			return Submission{}, err
+		}
+		authVoter = v
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var top map[string]json.RawMessage
@@ -94,9 +104,9 @@ func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submissio
 
 	var s Submission
 	switch {
-	case authVoter != "":
+	case subject != "":
 		s.VoterID = authVoter
-		if in.VoterID != nil && trimSpace(*in.VoterID) != authVoter {
+		if in.VoterID != nil && *in.VoterID != subject && trimSpace(*in.VoterID) != subject {
 			return Submission{}, fieldError(CodeForbidden, "voterId", "voterId differs from the authenticated voter")
 		}
 	default:

@@ -18,6 +18,10 @@ import (
 // to the code's own pattern shows up here.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
+// hashedVoter is the shape of a voter ID hashed from a subject: "h:" and
+// 256 bits in base32.
+var hashedVoter = regexp.MustCompile(`^h:[a-z2-7]{52}$`)
+
 // clientCodes are the codes DecodeSubmission may give.
 var clientCodes = map[string]bool{
 	domain.CodeInvalidJSON:     true,
@@ -28,6 +32,7 @@ var clientCodes = map[string]bool{
 	domain.CodeDuplicateField:  true,
 	domain.CodeBodyTooLarge:    true,
 	domain.CodeForbidden:       true,
+	domain.CodeUnauthorized:    true,
 }
 
 func TestDecodeSubmissionAccepts(t *testing.T) {
@@ -131,10 +136,16 @@ func TestDecodeSubmissionAccepts(t *testing.T) {
 			want: domain.Submission{VoterID: "sub-123", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
 		},
 		{
-			name: "authenticated voter outside the body ID pattern is still the voter",
+			name: "authenticated voter outside the ID pattern is a hash of the subject",
 			body: `{"titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`,
 			auth: "auth0|5f7c8ec7c33c6c004bbafe82",
-			want: domain.Submission{VoterID: "auth0|5f7c8ec7c33c6c004bbafe82", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
+			want: domain.Submission{VoterID: "h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
+		},
+		{
+			name: "a hashed subject may be named in the body as given",
+			body: `{"voterId":"auth0|5f7c8ec7c33c6c004bbafe82","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`,
+			auth: "auth0|5f7c8ec7c33c6c004bbafe82",
+			want: domain.Submission{VoterID: "h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
 		},
 	}
 	for _, tt := range tests {
@@ -254,6 +265,10 @@ func TestDecodeSubmissionRefuses(t *testing.T) {
 		{name: "authenticated voter differs from body", body: `{"voterId":"mallory","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
 		{name: "authenticated voter differs in case", body: `{"voterId":"Alice","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
 		{name: "authenticated voter, body voterId empty", body: `{"voterId":"","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
+		{name: "authenticated voter, body names the hashed voter ID", body: `{"voterId":"h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq","titleId":"t","votes":[` + vote + `]}`, auth: "auth0|5f7c8ec7c33c6c004bbafe82", code: domain.CodeForbidden, field: "voterId"},
+		{name: "subject with a control character", body: `{"titleId":"t","votes":[` + vote + `]}`, auth: "alice\x00", code: domain.CodeUnauthorized},
+		{name: "subject over 1 KiB, body fine", body: `{"titleId":"t","votes":[` + vote + `]}`, auth: strings.Repeat("s", 1025), code: domain.CodeUnauthorized},
+		{name: "a bad subject comes before a bad body", body: `{"titleId":`, auth: "a\nb", code: domain.CodeUnauthorized},
 		{name: "authenticated voter does not excuse a bad title", body: `{"titleId":"","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeInvalidField, field: "titleId"},
 	}
 	for _, tt := range tests {
@@ -408,6 +423,9 @@ func FuzzDecodeSubmission(f *testing.F) {
 		{`{"voterId":" Alice ","titleId":"t.1:x_y-z","votes":[{"aspect":"STORY","choice":"Down"},{"aspect":"acting","choice":"up"}],"occurredAt":"2024-03-01T10:00:00.5+02:00"}`, ""},
 		{`{"titleId":"t","votes":[{"aspect":"visuals","choice":"up"},{"aspect":"soundtrack","choice":"down"},{"aspect":"overall","choice":"up"},{"aspect":"story","choice":"up"},{"aspect":"acting","choice":"up"}]}`, "sub-1"},
 		{`{"voterId":"x","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "sub-1"},
+		{`{"voterId":"auth0|x","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "auth0|x"},
+		{`{"titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "h:abc"},
+		{`{"titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "a\x00b"},
 		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"},{"aspect":"overall","choice":"down"}]}`, ""},
 		{`{"voterId":"v","titleId":"t","votes":[]}`, ""},
 		{`{"voterId":"v","titleId":"t","votes":null,"occurredAt":null}`, ""},
@@ -433,11 +451,6 @@ func FuzzDecodeSubmission(f *testing.F) {
 	}
 	catalog := domain.DefaultCatalog()
 	f.Fuzz(func(t *testing.T, body []byte, auth string) {
-		// The receiver only passes the JWT subject; keep to voters the
-		// invariants below can be stated for.
-		if !idPattern.MatchString(auth) {
-			auth = ""
-		}
 		s, err := domain.DecodeSubmission(body, catalog, auth)
 		if err != nil {
 			var de *domain.Error
@@ -467,8 +480,14 @@ func FuzzDecodeSubmission(f *testing.F) {
 }
 
 func submissionInvariants(s domain.Submission, catalog domain.Catalog, auth string) error {
-	if auth != "" && s.VoterID != auth {
-		return fmt.Errorf("voter %q, authenticated as %q", s.VoterID, auth)
+	switch {
+	case auth == "":
+	case idPattern.MatchString(auth) && !strings.HasPrefix(auth, "h:"):
+		if s.VoterID != auth {
+			return fmt.Errorf("voter %q, authenticated as %q", s.VoterID, auth)
+		}
+	case !hashedVoter.MatchString(s.VoterID):
+		return fmt.Errorf("voter %q for subject %q is not a hash of it", s.VoterID, auth)
 	}
 	if !idPattern.MatchString(s.VoterID) {
 		return fmt.Errorf("voterId %q does not match the pattern", s.VoterID)

@@ -21,6 +21,7 @@ var statusOf = map[string]int{
 	domain.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	domain.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	domain.CodeNotFound:             http.StatusNotFound,
+	domain.CodeUnauthorized:         http.StatusUnauthorized,
 	domain.CodeForbidden:            http.StatusForbidden,
 	domain.CodeUnavailable:          http.StatusServiceUnavailable,
 	domain.CodeInternal:             http.StatusInternalServerError,
