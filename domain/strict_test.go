@@ -1,7 +1,10 @@
 package domain_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +147,94 @@ func TestVoterKey(t *testing.T) {
 			t.Errorf("%.20q and %.20q are both voter %s", sub, other, got)
 		}
 		seen[got] = sub
+	}
+}
+
+// FuzzDuplicateMember holds the byte scanner to json.Decoder's tokens, a
+// second reading of the same JSON: both must find the same first
+// duplicate, at the same path, or none.
+func FuzzDuplicateMember(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"a":2}`, `{"a":{"b":[1,{"c":"\"a\"","c":0}]},"d":[]}`, `{"voterId":"x","voter\u0049d":"y"}`,
+		`{"a":"}","b":"{\"a\":1,\"a\":1}"}`, "{\"\xff\":1,\"\xfe\":2}", `[{"a":1},{"a":1},{"b":[{},{"x":1,"x":1}]}]`,
+		`{"votes":[{"aspect":"story","choice":"up","choice":"down"}]}`, `"a"`, `{}`, `[[],[[]]]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return
+		}
+		gotPath, gotDup := domain.DuplicateMember(body)
+		wantPath, wantDup := tokenDuplicate(t, body)
+		if gotPath != wantPath || gotDup != wantDup {
+			t.Fatalf("DuplicateMember(%q) = %q, %v; tokens say %q, %v", body, gotPath, gotDup, wantPath, wantDup)
+		}
+	})
+}
+
+// tokenDuplicate finds the first duplicate member name with json.Decoder's
+// token stream.
+func tokenDuplicate(t *testing.T, body []byte) (string, bool) {
+	type frame struct {
+		path    string
+		object  bool
+		wantKey bool
+		names   map[string]bool
+		key     string
+		index   int
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var stack []*frame
+	child := func() string {
+		if len(stack) == 0 {
+			return ""
+		}
+		f := stack[len(stack)-1]
+		switch {
+		case !f.object:
+			return f.path + "[" + strconv.Itoa(f.index) + "]"
+		case f.path == "":
+			return f.key
+		default:
+			return f.path + "." + f.key
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("token of valid JSON %q: %v", body, err)
+		}
+		if len(stack) > 0 {
+			if f := stack[len(stack)-1]; f.object && f.wantKey {
+				if name, ok := tok.(string); ok {
+					f.key, f.wantKey = name, false
+					if f.names[name] {
+						return child(), true
+					}
+					f.names[name] = true
+					continue
+				}
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{path: child(), object: true, wantKey: true, names: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{path: child()})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) == 0 {
+			return "", false
+		}
+		if f := stack[len(stack)-1]; f.object {
+			f.wantKey = true
+		} else {
+			f.index++
+		}
 	}
 }

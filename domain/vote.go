@@ -160,8 +160,9 @@ func (s Submission) Digest() string {
 // joins it to the digest of the votes. So the same key with the same votes
 // is the same submission, with the same vote IDs, stored once; the same key
 // with other votes is a new submission whose votes are all stored, and the
-// one received later wins each aspect like any later vote. Which of two
-// receipts is stored can never depend on which the processor sees first.
+// one received later wins each aspect like any later vote: which of two
+// different submissions wins is settled by their receive times, never by
+// the order the processor stores them in.
 func (s Submission) Accept(key string, receivedAt time.Time) Accepted {
 	submissionID := key + "." + s.Digest() // a key has no dot: the split is unambiguous
 	a := Accepted{
@@ -232,10 +233,11 @@ type Outcome int
 const (
 	Appended  Outcome = iota // stored now
 	Duplicate                // stored before, with the same content: nothing to do
-	// Conflict: another vote is stored under the same ID, and kept. Vote
-	// IDs cover voter, title, key, aspect and the submission's votes, so
-	// this is a hash collision, a bug, or a message forged past the
-	// receiver: worth an alarm, never a client's doing.
+	// Conflict: another vote is stored under the same ID; it stays and
+	// this one is kept out. Vote IDs cover voter, title, key, aspect and
+	// the submission's votes, so this is a hash collision, a bug, or a
+	// message forged past the receiver: worth an alarm, never a client's
+	// doing.
 	Conflict
 )
 
