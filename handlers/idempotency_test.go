@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -38,25 +39,25 @@ func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
 	proc := functions.Processor(f.cfg, f.clients, discard())
 
 	t.Run("sequential", func(t *testing.T) {
-		// The issue's case: {story:up}, then {story:down, acting:up}. The
-		// first is also retried, before the second is sent.
+		// {story:up}, then {story:down, acting:up} under the same key, each
+		// sent twice, as a client retries after a lost response.
 		first := `{"voterId":"%s","titleId":"` + title + `","votes":[{"aspect":"story","choice":"up"}]}`
 		second := `{"voterId":"%s","titleId":"` + title + `","votes":[{"aspect":"story","choice":"down"},{"aspect":"acting","choice":"up"}]}`
 		for run := range runs {
 			voter := fmt.Sprintf("seq-%02d", run)
 			var answers []string
-			for _, body := range []string{first, first, second} {
+			for _, body := range []string{first, first, second, second} {
 				answers = append(answers, postVote(t, recv, "reused-key", fmt.Sprintf(body, voter)).SubmissionID)
 			}
-			if !slices.Equal(answers, []string{"reused-key", "reused-key", "reused-key"}) {
+			if !slices.Equal(answers, []string{"reused-key", "reused-key", "reused-key", "reused-key"}) {
 				t.Fatalf("run %d: submission IDs answered %v, want the key each time", run, answers)
 			}
-			msgs := queuedInReceiveOrder(t, f, 3)
+			msgs := queuedInReceiveOrder(t, f, 4)
 			process(t, proc, run, msgs)
 
 			stored := voterEvents(t, f, voter, title)
 			if len(stored) != 3 {
-				t.Errorf("run %d: %d events stored, want 3 (the first submission once, the second in full)", run, len(stored))
+				t.Errorf("run %d: %d events stored, want 3 (each submission once, both in full)", run, len(stored))
 			}
 			if got, want := ballotOf(voter, title, stored), map[string]string{"story": "down", "acting": "up"}; !maps.Equal(got, want) {
 				t.Errorf("run %d (delivery %s): ballot %v, want the later submission's %v", run, deliveries[run%len(deliveries)], got, want)
@@ -80,19 +81,27 @@ func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
 			}
 			voter := fmt.Sprintf("con-%03d", tries)
 			start := make(chan struct{})
+			errs := make(chan error, 2)
 			var wg sync.WaitGroup
 			names := []string{"A", "B"}
 			if tries%2 == 1 {
 				slices.Reverse(names)
 			}
 			for _, name := range names {
+				req := voteRequest(t, "reused-key", fmt.Sprintf(bodies[name], voter))
 				wg.Go(func() {
 					<-start
-					postVote(t, recv, "reused-key", fmt.Sprintf(bodies[name], voter))
+					_, err := tryPostVote(recv, req)
+					errs <- err
 				})
 			}
 			close(start)
 			wg.Wait()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
 			msgs := queuedInReceiveOrder(t, f, 2)
 			if msgs[0].accepted.ReceivedAt == msgs[1].accepted.ReceivedAt {
 				// Within one nanosecond vote IDs break the tie, aspect by
@@ -123,16 +132,36 @@ func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
 // postVote posts body under key through the receiver and wants a 202.
 func postVote(t *testing.T, recv *handlers.Receiver, key, body string) acceptedBody {
 	t.Helper()
+	out, err := tryPostVote(recv, voteRequest(t, key, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// voteRequest is the captured request without authorizer, carrying body
+// under key.
+func voteRequest(t *testing.T, key, body string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 	req.Headers["idempotency-key"] = key
 	req.Body = body
+	return req
+}
+
+// tryPostVote is postVote for other goroutines than the test's: it
+// reports what went wrong rather than failing the test.
+func tryPostVote(recv *handlers.Receiver, req events.APIGatewayV2HTTPRequest) (acceptedBody, error) {
+	body := req.Body
 	resp, err := recv.Handle(context.Background(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST %s: status %d, %v: %s", body, resp.StatusCode, err, resp.Body)
+		return acceptedBody{}, fmt.Errorf("POST %s: status %d, %v: %s", body, resp.StatusCode, err, resp.Body)
 	}
 	var out acceptedBody
-	decodeBody(t, resp, &out)
-	return out
+	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
+		return acceptedBody{}, fmt.Errorf("POST %s: response %s: %w", body, resp.Body, err)
+	}
+	return out, nil
 }
 
 type queuedMessage struct {
