@@ -111,10 +111,11 @@ func (c Catalog) String() string {
 }
 
 // lookup returns the aspect and the choice, both normalised to lower case,
-// or which of the two is unknown.
+// or which of the two is unknown. Catalog names are ASCII, so only ASCII
+// letters fold: strings.ToLower would take the Kelvin sign U+212A for "k".
 func (c Catalog) lookup(aspect, choice string) (a Aspect, ch string, aspectOK, choiceOK bool) {
-	aspect = strings.ToLower(strings.TrimSpace(aspect))
-	choice = strings.ToLower(strings.TrimSpace(choice))
+	aspect = asciiLower(trimSpace(aspect))
+	choice = asciiLower(trimSpace(choice))
 	for _, x := range c.aspects {
 		if x.Name == aspect {
 			return x, choice, true, slices.Contains(x.Choices, choice)

@@ -49,13 +49,23 @@ type Submission struct {
 	OccurredAt string // RFC 3339 in UTC, or empty when the client gave none
 }
 
-// DecodeSubmission parses and validates a request body. authVoter is the
-// authenticated voter (the JWT subject) or empty: when set it is the voter,
-// and a body voterId that differs is refused. Every failure is an *Error.
-// Field names are exact: {"VoterID": …} is an unknown field, not voterId.
-func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submission, error) {
+// DecodeSubmission parses and validates a request body. subject is the
+// authenticated caller, the JWT sub claim as given, or empty where the route
+// has no authorizer. With a subject the voter is VoterKey(subject), and a
+// body voterId other than the subject itself is refused. Every failure is
+// an *Error. Field names are exact: {"VoterID": …} is an unknown field, not
+// voterId.
+func DecodeSubmission(body []byte, catalog Catalog, subject string) (Submission, error) {
 	if len(body) > MaxBodyBytes {
 		return Submission{}, &Error{Code: CodeBodyTooLarge, Message: fmt.Sprintf("body is over %d bytes", MaxBodyBytes)}
+	}
+	var authVoter string
+	if subject != "" {
+		v, err := VoterKey(subject)
+		if err != nil {
+			return Submission{}, err
+		}
+		authVoter = v
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var top map[string]json.RawMessage
@@ -67,6 +77,11 @@ func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submissio
 	}
 	if top == nil {
 		return Submission{}, &Error{Code: CodeInvalidJSON, Message: "body must be a JSON object"}
+	}
+	// encoding/json keeps the last of two members with one name, where a
+	// proxy or a log reader in front may keep the first: refuse them all.
+	if path, dup := duplicateMember(body); dup {
+		return Submission{}, fieldError(CodeDuplicateField, path, "%s is given more than once", path)
 	}
 	if err := onlyFields(top, "", "voterId", "titleId", "votes", "occurredAt"); err != nil {
 		return Submission{}, err
@@ -89,9 +104,9 @@ func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submissio
 
 	var s Submission
 	switch {
-	case authVoter != "":
+	case subject != "":
 		s.VoterID = authVoter
-		if in.VoterID != nil && strings.TrimSpace(*in.VoterID) != authVoter {
+		if in.VoterID != nil && *in.VoterID != subject && trimSpace(*in.VoterID) != subject {
 			return Submission{}, fieldError(CodeForbidden, "voterId", "voterId differs from the authenticated voter")
 		}
 	default:
@@ -144,11 +159,11 @@ func DecodeSubmission(body []byte, catalog Catalog, authVoter string) (Submissio
 	}
 
 	if in.OccurredAt != nil {
-		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(*in.OccurredAt))
-		if err != nil {
-			return Submission{}, fieldError(CodeInvalidField, "occurredAt", "occurredAt must be an RFC 3339 time")
+		t, ok := parseRFC3339(trimSpace(*in.OccurredAt))
+		if !ok {
+			return Submission{}, fieldError(CodeInvalidField, "occurredAt", "occurredAt must be an RFC 3339 date-time such as 2024-03-01T10:00:00.5+02:00")
 		}
-		if t = t.UTC(); t.Year() < 1 || t.Year() > 9999 {
+		if t.Year() < 1 || t.Year() > 9999 {
 			return Submission{}, fieldError(CodeInvalidField, "occurredAt", "occurredAt must be between years 0001 and 9999 in UTC")
 		}
 		s.OccurredAt = t.Format(time.RFC3339Nano)
@@ -210,7 +225,7 @@ func validID(field string, v *string) (string, error) {
 	if v == nil {
 		return "", fieldError(CodeMissingField, field, "%s is required", field)
 	}
-	id := strings.TrimSpace(*v)
+	id := trimSpace(*v)
 	if !matchID(id, "._:-") {
 		return "", fieldError(CodeInvalidField, field, "%s must be 1 to %d of A-Z a-z 0-9 . _ : -", field, maxIDLen)
 	}

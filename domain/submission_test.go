@@ -18,6 +18,10 @@ import (
 // to the code's own pattern shows up here.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
+// hashedVoter is the shape of a voter ID hashed from a subject: "h:" and
+// 256 bits in base32.
+var hashedVoter = regexp.MustCompile(`^h:[a-z2-7]{52}$`)
+
 // clientCodes are the codes DecodeSubmission may give.
 var clientCodes = map[string]bool{
 	domain.CodeInvalidJSON:     true,
@@ -25,8 +29,10 @@ var clientCodes = map[string]bool{
 	domain.CodeMissingField:    true,
 	domain.CodeInvalidField:    true,
 	domain.CodeDuplicateAspect: true,
+	domain.CodeDuplicateField:  true,
 	domain.CodeBodyTooLarge:    true,
 	domain.CodeForbidden:       true,
+	domain.CodeUnauthorized:    true,
 }
 
 func TestDecodeSubmissionAccepts(t *testing.T) {
@@ -77,6 +83,31 @@ func TestDecodeSubmissionAccepts(t *testing.T) {
 			want: domain.Submission{VoterID: "v", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}, OccurredAt: "2024-03-01T08:00:00.25Z"},
 		},
 		{
+			name: "occurredAt a leap second, folded into the next day",
+			body: `{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":"2016-12-31T23:59:60Z"}`,
+			want: domain.Submission{VoterID: "v", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}, OccurredAt: "2017-01-01T00:00:00Z"},
+		},
+		{
+			name: "occurredAt a leap second with an offset and a fraction",
+			body: `{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":"2016-12-31T18:59:60.5-05:00"}`,
+			want: domain.Submission{VoterID: "v", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}, OccurredAt: "2017-01-01T00:00:00.5Z"},
+		},
+		{
+			name: "occurredAt with lower-case t and z",
+			body: `{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":"2024-02-29t08:00:00.000000001z"}`,
+			want: domain.Submission{VoterID: "v", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}, OccurredAt: "2024-02-29T08:00:00.000000001Z"},
+		},
+		{
+			name: "occurredAt fraction beyond nanoseconds dropped",
+			body: `{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":"2024-03-01T08:00:00.1234567899-00:00"}`,
+			want: domain.Submission{VoterID: "v", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}, OccurredAt: "2024-03-01T08:00:00.123456789Z"},
+		},
+		{
+			name: "members named with escapes are the same names",
+			body: `{"voter\u0049d":"v","titleId":"t","vot\u0065s":[{"aspect":"overall","choice":"up"}]}`,
+			want: domain.Submission{VoterID: "v", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
+		},
+		{
 			name: "occurredAt null is no time",
 			body: `{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}],"occurredAt":null}`,
 			want: domain.Submission{VoterID: "v", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
@@ -105,10 +136,16 @@ func TestDecodeSubmissionAccepts(t *testing.T) {
 			want: domain.Submission{VoterID: "sub-123", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
 		},
 		{
-			name: "authenticated voter outside the body ID pattern is still the voter",
+			name: "authenticated voter outside the ID pattern is a hash of the subject",
 			body: `{"titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`,
 			auth: "auth0|5f7c8ec7c33c6c004bbafe82",
-			want: domain.Submission{VoterID: "auth0|5f7c8ec7c33c6c004bbafe82", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
+			want: domain.Submission{VoterID: "h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
+		},
+		{
+			name: "a hashed subject may be named in the body as given",
+			body: `{"voterId":"auth0|5f7c8ec7c33c6c004bbafe82","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`,
+			auth: "auth0|5f7c8ec7c33c6c004bbafe82",
+			want: domain.Submission{VoterID: "h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq", TitleID: "t", Votes: []domain.Choice{{"overall", "up"}}},
 		},
 	}
 	for _, tt := range tests {
@@ -189,15 +226,49 @@ func TestDecodeSubmissionRefuses(t *testing.T) {
 		{name: "duplicate aspect", body: withVotes(vote, `{"aspect":"overall","choice":"down"}`), code: domain.CodeDuplicateAspect, field: "votes[1].aspect"},
 		{name: "duplicate aspect differing in case", body: withVotes(`{"aspect":"story","choice":"up"}`, vote, `{"aspect":"STORY","choice":"up"}`), code: domain.CodeDuplicateAspect, field: "votes[2].aspect"},
 
+		{name: "duplicate voterId", body: `{"voterId":"a","voterId":"b","titleId":"t","votes":[` + vote + `]}`, code: domain.CodeDuplicateField, field: "voterId"},
+		{name: "duplicate voterId, the same value", body: `{"voterId":"a","titleId":"t","voterId":"a","votes":[` + vote + `]}`, code: domain.CodeDuplicateField, field: "voterId"},
+		{name: "duplicate voterId spelled with an escape", body: `{"voterId":"a","titleId":"t","votes":[` + vote + `],"voter\u0049d":"b"}`, code: domain.CodeDuplicateField, field: "voterId"},
+		{name: "duplicate votes", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"votes":[{"aspect":"story","choice":"up"}]}`, code: domain.CodeDuplicateField, field: "votes"},
+		{name: "duplicate occurredAt", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":null,"occurredAt":"2024-03-01T08:00:00Z"}`, code: domain.CodeDuplicateField, field: "occurredAt"},
+		{name: "duplicate choice in a vote", body: withVotes(vote, `{"aspect":"story","choice":"up","choice":"down"}`), code: domain.CodeDuplicateField, field: "votes[1].choice"},
+		{name: "duplicate aspect member in a vote", body: withVotes(`{"aspect":"story","aspect":"acting","choice":"up"}`), code: domain.CodeDuplicateField, field: "votes[0].aspect"},
+		{name: "duplicate inside an unknown member", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"x":[1,{"a":1,"b":{},"a":2}]}`, code: domain.CodeDuplicateField, field: "x[1].a"},
+		{name: "a member in two sibling objects is no duplicate, a bad field still is", body: withVotes(vote, `{"aspect":"story","choice":"up"}`, `{"aspect":"acting","choice":"up","x":{}}`), code: domain.CodeUnknownField, field: "votes[2].x"},
+		{name: "Kelvin sign is not k", body: withVotes(`{"aspect":"overall","choice":"up"}`, `{"aspect":"stor\u212a","choice":"up"}`), code: domain.CodeInvalidField, field: "votes[1].aspect"},
+		{name: "dotless i does not fold", body: withVotes(`{"aspect":"v\u0130suals","choice":"up"}`), code: domain.CodeInvalidField, field: "votes[0].aspect"},
+		{name: "long s is not s", body: withVotes(`{"aspect":"\u017ftory","choice":"up"}`), code: domain.CodeInvalidField, field: "votes[0].aspect"},
+		{name: "no-break space is not trimmed", body: withVotes(`{"aspect":"story\u00a0","choice":"up"}`), code: domain.CodeInvalidField, field: "votes[0].aspect"},
+		{name: "no-break space around a voterId", body: `{"voterId":"\u00a0v","titleId":"t","votes":[` + vote + `]}`, code: domain.CodeInvalidField, field: "voterId"},
+
 		{name: "occurredAt not a time", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"yesterday"}`, code: domain.CodeInvalidField, field: "occurredAt"},
 		{name: "occurredAt without zone", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T10:00:00"}`, code: domain.CodeInvalidField, field: "occurredAt"},
 		{name: "occurredAt date only", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01"}`, code: domain.CodeInvalidField, field: "occurredAt"},
 		{name: "occurredAt impossible day", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-02-30T00:00:00Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt with a comma fraction", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00,5Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt with an empty fraction", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00.Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt second 60 outside a day's last minute", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2016-12-31T12:00:60Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt second 60 at 23:59 local but not UTC", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2016-12-31T23:59:60+01:00"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt second 61", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2016-12-31T23:59:61Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt hour 24", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T24:00:00Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt with a space for T", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01 08:00:00Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt offset without colon", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00+0200"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt offset hour 24", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00+24:00"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt offset minute 60", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00+01:60"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt 29 February of a common year", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2023-02-29T08:00:00Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt one-digit month", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-3-01T08:00:00Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt five-digit year", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"+2024-03-01T08:00:00Z"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt zone letter other than Z", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00A"}`, code: domain.CodeInvalidField, field: "occurredAt"},
+		{name: "occurredAt trailing data", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00Zx"}`, code: domain.CodeInvalidField, field: "occurredAt"},
 		{name: "occurredAt empty", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":""}`, code: domain.CodeInvalidField, field: "occurredAt"},
 
 		{name: "authenticated voter differs from body", body: `{"voterId":"mallory","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
 		{name: "authenticated voter differs in case", body: `{"voterId":"Alice","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
 		{name: "authenticated voter, body voterId empty", body: `{"voterId":"","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
+		{name: "authenticated voter, body names the hashed voter ID", body: `{"voterId":"h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq","titleId":"t","votes":[` + vote + `]}`, auth: "auth0|5f7c8ec7c33c6c004bbafe82", code: domain.CodeForbidden, field: "voterId"},
+		{name: "subject with a control character", body: `{"titleId":"t","votes":[` + vote + `]}`, auth: "alice\x00", code: domain.CodeUnauthorized},
+		{name: "subject over 1 KiB, body fine", body: `{"titleId":"t","votes":[` + vote + `]}`, auth: strings.Repeat("s", 1025), code: domain.CodeUnauthorized},
+		{name: "a bad subject comes before a bad body", body: `{"titleId":`, auth: "a\nb", code: domain.CodeUnauthorized},
 		{name: "authenticated voter does not excuse a bad title", body: `{"titleId":"","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeInvalidField, field: "titleId"},
 	}
 	for _, tt := range tests {
@@ -352,6 +423,9 @@ func FuzzDecodeSubmission(f *testing.F) {
 		{`{"voterId":" Alice ","titleId":"t.1:x_y-z","votes":[{"aspect":"STORY","choice":"Down"},{"aspect":"acting","choice":"up"}],"occurredAt":"2024-03-01T10:00:00.5+02:00"}`, ""},
 		{`{"titleId":"t","votes":[{"aspect":"visuals","choice":"up"},{"aspect":"soundtrack","choice":"down"},{"aspect":"overall","choice":"up"},{"aspect":"story","choice":"up"},{"aspect":"acting","choice":"up"}]}`, "sub-1"},
 		{`{"voterId":"x","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "sub-1"},
+		{`{"voterId":"auth0|x","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "auth0|x"},
+		{`{"titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "h:abc"},
+		{`{"titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, "a\x00b"},
 		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"},{"aspect":"overall","choice":"down"}]}`, ""},
 		{`{"voterId":"v","titleId":"t","votes":[]}`, ""},
 		{`{"voterId":"v","titleId":"t","votes":null,"occurredAt":null}`, ""},
@@ -367,17 +441,16 @@ func FuzzDecodeSubmission(f *testing.F) {
 		{`null`, ""},
 		{``, ""},
 		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]`, ""},
+		{`{"voterId":"a","voterId":"b","titleId":"t","votes":[{"aspect":"overall","choice":"up"}]}`, ""},
+		{`{"voterId":"a","titleId":"t","votes":[{"aspect":"overall","choice":"up","choice":"down"}],"x\u0041":[{"a":1,"a":2}]}`, ""},
+		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"\u212Aids","choice":"up"}],"occurredAt":"2016-12-31T23:59:60z"}`, ""},
+		{`{"voterId":"v","titleId":"t","votes":[{"aspect":"story","choice":"up"}],"occurredAt":"2016-12-31t23:59:59,5Z"}`, ""},
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s.body), s.auth)
 	}
 	catalog := domain.DefaultCatalog()
 	f.Fuzz(func(t *testing.T, body []byte, auth string) {
-		// The receiver only passes the JWT subject; keep to voters the
-		// invariants below can be stated for.
-		if !idPattern.MatchString(auth) {
-			auth = ""
-		}
 		s, err := domain.DecodeSubmission(body, catalog, auth)
 		if err != nil {
 			var de *domain.Error
@@ -407,8 +480,14 @@ func FuzzDecodeSubmission(f *testing.F) {
 }
 
 func submissionInvariants(s domain.Submission, catalog domain.Catalog, auth string) error {
-	if auth != "" && s.VoterID != auth {
-		return fmt.Errorf("voter %q, authenticated as %q", s.VoterID, auth)
+	switch {
+	case auth == "":
+	case idPattern.MatchString(auth) && !strings.HasPrefix(auth, "h:"):
+		if s.VoterID != auth {
+			return fmt.Errorf("voter %q, authenticated as %q", s.VoterID, auth)
+		}
+	case !hashedVoter.MatchString(s.VoterID):
+		return fmt.Errorf("voter %q for subject %q is not a hash of it", s.VoterID, auth)
 	}
 	if !idPattern.MatchString(s.VoterID) {
 		return fmt.Errorf("voterId %q does not match the pattern", s.VoterID)

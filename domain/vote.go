@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -113,7 +115,10 @@ func (v VoteCast) Validate() error {
 // Accepted is a submission the receiver took: the message it puts on the
 // queue, with the submission ID, the receive time and every vote's ID.
 type Accepted struct {
-	Schema       int            `json:"v"`
+	Schema int `json:"v"`
+	// SubmissionID is the client's Idempotency-Key (or one generated for
+	// it), a dot, and the digest of the submission's votes (see Digest):
+	// one key sent with two different contents names two submissions.
 	SubmissionID string         `json:"submissionId"`
 	VoterID      string         `json:"voterId"`
 	TitleID      string         `json:"titleId"`
@@ -129,8 +134,37 @@ type AcceptedVote struct {
 	Choice string `json:"choice"`
 }
 
-// Accept stamps a validated submission with its ID and receive time.
-func (s Submission) Accept(submissionID string, receivedAt time.Time) Accepted {
+// Digest is a canonical hash of the submission's votes, 128 bits of
+// SHA-256 in base32: the same votes in any order give the same digest, and
+// other votes (another choice, one aspect more or less) another. Voter and
+// title are not in it; every vote ID covers them already. Vote IDs are
+// derived from it, so it is a stored contract: changing it would make a
+// retry across a deploy a new submission.
+func (s Submission) Digest() string {
+	votes := slices.Clone(s.Votes)
+	slices.SortFunc(votes, func(a, b Choice) int { return strings.Compare(a.Aspect, b.Aspect) })
+	h := sha256.New()
+	for _, v := range votes {
+		for _, part := range []string{v.Aspect, v.Choice} {
+			var n [4]byte
+			binary.BigEndian.PutUint32(n[:], uint32(len(part)))
+			h.Write(n[:])
+			h.Write([]byte(part))
+		}
+	}
+	return idEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Accept stamps a validated submission with its ID and receive time. key is
+// the client's Idempotency-Key or one generated for it; the submission ID
+// joins it to the digest of the votes. So the same key with the same votes
+// is the same submission, with the same vote IDs, stored once; the same key
+// with other votes is a new submission whose votes are all stored, and the
+// one received later wins each aspect like any later vote: which of two
+// different submissions wins is settled by their receive times, never by
+// the order the processor stores them in.
+func (s Submission) Accept(key string, receivedAt time.Time) Accepted {
+	submissionID := key + "." + s.Digest() // a key has no dot: the split is unambiguous
 	a := Accepted{
 		Schema:       SchemaVersion,
 		SubmissionID: submissionID,
@@ -199,7 +233,12 @@ type Outcome int
 const (
 	Appended  Outcome = iota // stored now
 	Duplicate                // stored before, with the same content: nothing to do
-	Conflict                 // another vote is stored under the same ID: kept out
+	// Conflict: another vote is stored under the same ID; it stays and
+	// this one is kept out. Vote IDs cover voter, title, key, aspect and
+	// the submission's votes, so this is a hash collision, a bug, or a
+	// message forged past the receiver: worth an alarm, never a client's
+	// doing.
+	Conflict
 )
 
 func (o Outcome) String() string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +202,15 @@ func TestAcceptRoundTrip(t *testing.T) {
 	receivedAt := time.Date(2024, 3, 1, 8, 0, 1, 500, time.UTC)
 	a := sub.Accept("key-1", receivedAt)
 
-	wantIDs := []string{domain.VoteID("alice", "tt1", "key-1", "story"), domain.VoteID("alice", "tt1", "key-1", "overall")}
+	// The submission ID is the key, a dot and the digest of the votes:
+	// base32 of the first 16 bytes of SHA-256 over the length-prefixed
+	// aspect and choice of each vote, sorted by aspect (worked out apart
+	// from this code). Vote IDs are stored: this value must not drift.
+	const submissionID = "key-1.agef75vojx7rrzym7y5aikjmye"
+	if a.SubmissionID != submissionID {
+		t.Errorf("SubmissionID = %q, want %q", a.SubmissionID, submissionID)
+	}
+	wantIDs := []string{domain.VoteID("alice", "tt1", submissionID, "story"), domain.VoteID("alice", "tt1", submissionID, "overall")}
 	if !reflect.DeepEqual(a.VoteIDs(), wantIDs) {
 		t.Errorf("VoteIDs() = %v, want %v", a.VoteIDs(), wantIDs)
 	}
@@ -213,8 +222,8 @@ func TestAcceptRoundTrip(t *testing.T) {
 	}
 
 	wantEvents := []domain.VoteCast{
-		{Schema: domain.SchemaVersion, VoteID: wantIDs[0], SubmissionID: "key-1", VoterID: "alice", TitleID: "tt1", Aspect: "story", Choice: "up", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
-		{Schema: domain.SchemaVersion, VoteID: wantIDs[1], SubmissionID: "key-1", VoterID: "alice", TitleID: "tt1", Aspect: "overall", Choice: "down", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
+		{Schema: domain.SchemaVersion, VoteID: wantIDs[0], SubmissionID: submissionID, VoterID: "alice", TitleID: "tt1", Aspect: "story", Choice: "up", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
+		{Schema: domain.SchemaVersion, VoteID: wantIDs[1], SubmissionID: submissionID, VoterID: "alice", TitleID: "tt1", Aspect: "overall", Choice: "down", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
 	}
 	if got := a.Events(); !reflect.DeepEqual(got, wantEvents) {
 		t.Errorf("Events() = %+v\nwant %+v", got, wantEvents)
@@ -336,4 +345,41 @@ func validVote(t *testing.T) domain.VoteCast {
 	}
 	e.VoteID = domain.VoteID(e.VoterID, e.TitleID, e.SubmissionID, e.Aspect)
 	return e
+}
+
+// One Idempotency-Key is one submission only with the same votes: a retry
+// keeps its vote IDs, other content under the key gets new ones on every
+// aspect, so both are stored and the later receipt wins by time.
+func TestAcceptSameKeyOtherContent(t *testing.T) {
+	sub := func(votes ...domain.Choice) domain.Submission {
+		return domain.Submission{VoterID: "alice", TitleID: "tt1", Votes: votes}
+	}
+	at := time.Unix(1700000000, 0)
+	base := sub(domain.Choice{"story", "up"}, domain.Choice{"acting", "down"})
+	ids := func(s domain.Submission) []string { return s.Accept("key-1", at).VoteIDs() }
+
+	// The same votes in another order, at another time, with another client
+	// time: the same submission.
+	same := sub(domain.Choice{"acting", "down"}, domain.Choice{"story", "up"})
+	same.OccurredAt = "2024-03-01T08:00:00Z"
+	if got, want := same.Accept("key-1", at.Add(time.Minute)).VoteIDs(), []string{ids(base)[1], ids(base)[0]}; !reflect.DeepEqual(got, want) {
+		t.Errorf("same votes reordered: IDs %v, want %v", got, want)
+	}
+
+	for name, other := range map[string]domain.Submission{
+		"one choice changed":  sub(domain.Choice{"story", "up"}, domain.Choice{"acting", "up"}),
+		"an aspect left out":  sub(domain.Choice{"story", "up"}),
+		"an aspect added":     sub(domain.Choice{"story", "up"}, domain.Choice{"acting", "down"}, domain.Choice{"overall", "up"}),
+		"the other changed":   sub(domain.Choice{"story", "down"}, domain.Choice{"acting", "down"}),
+		"all choices changed": sub(domain.Choice{"story", "down"}, domain.Choice{"acting", "up"}),
+	} {
+		if other.Digest() == base.Digest() {
+			t.Errorf("%s: same digest %s", name, base.Digest())
+		}
+		for _, id := range ids(other) {
+			if slices.Contains(ids(base), id) {
+				t.Errorf("%s: vote ID %s is shared with the first content, even on an unchanged aspect", name, id)
+			}
+		}
+	}
 }

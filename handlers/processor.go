@@ -105,7 +105,7 @@ func (p *Processor) handleMessage(ctx context.Context, msg events.SQSMessage, s 
 			s.Duplicates++
 		case domain.Conflict:
 			s.Conflicts++
-			p.log.WarnContext(ctx, "vote conflict: another vote is stored under this ID; kept out",
+			p.log.ErrorContext(ctx, "vote conflict: another vote is stored under this ID (a hash collision or a bug); kept out",
 				"vote", e.VoteID, "submission", e.SubmissionID, "title", e.TitleID)
 		}
 	}

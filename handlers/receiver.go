@@ -47,6 +47,15 @@ func (r *Receiver) Handle(ctx context.Context, req events.APIGatewayV2HTTPReques
 	if req.RequestContext.HTTP.Method != http.MethodPost {
 		return methodNotAllowed(http.MethodPost), nil
 	}
+	// Behind a JWT authorizer the token names the voter, and nothing else
+	// may: a token without a usable subject is refused, never taken as
+	// leave to use the body's voterId.
+	subject, hasJWT := jwtSubject(req)
+	if hasJWT {
+		if _, err := domain.VoterKey(subject); err != nil {
+			return unauthorized(err), nil
+		}
+	}
 	if !isJSON(header(req.Headers, "content-type")) {
 		return errorResponse(&domain.Error{Code: domain.CodeUnsupportedMediaType, Message: "Content-Type must be application/json", Field: "Content-Type"}), nil
 	}
@@ -54,13 +63,15 @@ func (r *Receiver) Handle(ctx context.Context, req events.APIGatewayV2HTTPReques
 	if derr != nil {
 		return errorResponse(derr), nil
 	}
-	submissionID := header(req.Headers, "idempotency-key")
-	if submissionID == "" {
+	// A header sent empty is a key given wrong, not a key left out: taking it
+	// as none would make a client's retries separate submissions.
+	submissionID, keyGiven := lookupHeader(req.Headers, "idempotency-key")
+	if !keyGiven {
 		submissionID = newSubmissionID()
 	} else if !domain.ValidIdempotencyKey(submissionID) {
-		return errorResponse(&domain.Error{Code: domain.CodeInvalidField, Message: "Idempotency-Key must be 1 to 64 of A-Z a-z 0-9 _ -", Field: "Idempotency-Key"}), nil
+		return errorResponse(&domain.Error{Code: domain.CodeInvalidField, Message: "Idempotency-Key must be 1 to 64 of A-Za-z0-9_-", Field: "Idempotency-Key"}), nil
 	}
-	sub, err := domain.DecodeSubmission(body, r.catalog, authenticatedVoter(req))
+	sub, err := domain.DecodeSubmission(body, r.catalog, subject)
 	if err != nil {
 		var de *domain.Error
 		if errors.As(err, &de) {
@@ -104,26 +115,44 @@ func requestBody(req events.APIGatewayV2HTTPRequest) ([]byte, *domain.Error) {
 	return b, nil
 }
 
-// authenticatedVoter is the JWT authorizer's sub claim, when the route has
-// an authorizer.
-func authenticatedVoter(req events.APIGatewayV2HTTPRequest) string {
+// jwtSubject is the JWT authorizer's sub claim as API Gateway passes it,
+// and whether the request came through a JWT authorizer at all. Only a
+// route without one leaves the voter to the body.
+func jwtSubject(req events.APIGatewayV2HTTPRequest) (string, bool) {
 	if req.RequestContext.Authorizer == nil || req.RequestContext.Authorizer.JWT == nil {
-		return ""
+		return "", false
 	}
-	return req.RequestContext.Authorizer.JWT.Claims["sub"]
+	return req.RequestContext.Authorizer.JWT.Claims["sub"], true
+}
+
+// unauthorized is a 401 for a token API Gateway let through but whose
+// subject cannot name a voter. The subject itself is never echoed.
+func unauthorized(err error) events.APIGatewayV2HTTPResponse {
+	de := &domain.Error{Code: domain.CodeUnauthorized, Message: "the token names no usable subject"}
+	errors.As(err, &de)
+	resp := errorResponse(de)
+	resp.Headers["www-authenticate"] = `Bearer error="invalid_token"`
+	return resp
 }
 
 // header finds a header whatever its case; API Gateway lower-cases them.
 func header(h map[string]string, name string) string {
+	v, _ := lookupHeader(h, name)
+	return v
+}
+
+// lookupHeader is header, also reporting whether the header was sent at
+// all, empty or not.
+func lookupHeader(h map[string]string, name string) (string, bool) {
 	if v, ok := h[name]; ok {
-		return strings.TrimSpace(v)
+		return strings.TrimSpace(v), true
 	}
 	for k, v := range h {
 		if strings.EqualFold(k, name) {
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(v), true
 		}
 	}
-	return ""
+	return "", false
 }
 
 func newSubmissionID() string {

@@ -35,6 +35,12 @@ func queued(t *testing.T, f fixture) domain.Accepted {
 	return a
 }
 
+// submissionOf is the queued submission ID of votes sent under key: the
+// key joined to the digest of the votes.
+func submissionOf(key string, votes ...domain.Choice) string {
+	return key + "." + domain.Submission{Votes: votes}.Digest()
+}
+
 func TestReceiverQueuesSubmission(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -57,16 +63,17 @@ func TestReceiverQueuesSubmission(t *testing.T) {
 	}
 
 	a := queued(t, f)
-	if a.SubmissionID != body.SubmissionID {
-		t.Errorf("queued submission %q, answered %q", a.SubmissionID, body.SubmissionID)
+	id := submissionOf(body.SubmissionID, domain.Choice{Aspect: "overall", Choice: "up"}, domain.Choice{Aspect: "story", Choice: "down"})
+	if a.SubmissionID != id {
+		t.Errorf("queued submission %q, want the answered %q and the votes' digest: %q", a.SubmissionID, body.SubmissionID, id)
 	}
 	if !reflect.DeepEqual(a.VoteIDs(), body.VoteIDs) {
 		t.Errorf("queued vote IDs %v, answered %v", a.VoteIDs(), body.VoteIDs)
 	}
 	// The voter is trimmed and aspect and choice folded to lower case.
 	want := []domain.VoteCast{
-		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", body.SubmissionID, "overall"), SubmissionID: body.SubmissionID, VoterID: "alice", TitleID: "tt0111161", Aspect: "overall", Choice: "up", RecordedAt: a.ReceivedAt},
-		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", body.SubmissionID, "story"), SubmissionID: body.SubmissionID, VoterID: "alice", TitleID: "tt0111161", Aspect: "story", Choice: "down", RecordedAt: a.ReceivedAt},
+		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", id, "overall"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "overall", Choice: "up", RecordedAt: a.ReceivedAt},
+		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", id, "story"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "story", Choice: "down", RecordedAt: a.ReceivedAt},
 	}
 	if got := a.Events(); !reflect.DeepEqual(got, want) {
 		t.Errorf("queued events %+v\nwant %+v", got, want)
@@ -93,9 +100,10 @@ func TestReceiverIdempotencyKeyIsSubmissionID(t *testing.T) {
 		decodeBody(t, resp, &body)
 		answers = append(answers, body)
 	}
+	id := submissionOf("retry-7f3a_1", domain.Choice{Aspect: "overall", Choice: "up"}, domain.Choice{Aspect: "story", Choice: "down"})
 	want := acceptedBody{SubmissionID: "retry-7f3a_1", VoteIDs: []string{
-		domain.VoteID("alice", "tt0111161", "retry-7f3a_1", "overall"),
-		domain.VoteID("alice", "tt0111161", "retry-7f3a_1", "story"),
+		domain.VoteID("alice", "tt0111161", id, "overall"),
+		domain.VoteID("alice", "tt0111161", id, "story"),
 	}}
 	for i, got := range answers {
 		if !reflect.DeepEqual(got, want) {
@@ -157,11 +165,13 @@ func TestReceiverTakesVoterFromJWT(t *testing.T) {
 	}
 	var body acceptedBody
 	decodeBody(t, resp, &body)
+	// The subject is no voter ID ("|"): the voter is a hash of it.
+	const voter = "h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq"
 	a := queued(t, f)
-	if a.VoterID != sub {
-		t.Errorf("voter %q, want the JWT subject %q", a.VoterID, sub)
+	if a.VoterID != voter {
+		t.Errorf("voter %q, want %q for the JWT subject %q", a.VoterID, voter, sub)
 	}
-	if want := []string{domain.VoteID(sub, "tt0068646", body.SubmissionID, "acting")}; !reflect.DeepEqual(body.VoteIDs, want) {
+	if want := []string{domain.VoteID(voter, "tt0068646", submissionOf(body.SubmissionID, domain.Choice{Aspect: "acting", Choice: "up"}), "acting")}; !reflect.DeepEqual(body.VoteIDs, want) {
 		t.Errorf("vote IDs %v, want %v", body.VoteIDs, want)
 	}
 	if a.OccurredAt != "2020-03-12T19:03:58Z" {
@@ -174,8 +184,8 @@ func TestReceiverTakesVoterFromJWT(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("voterId equal to the subject: status %d, %v: %s", resp.StatusCode, err, resp.Body)
 	}
-	if a := queued(t, f); a.VoterID != sub {
-		t.Errorf("voter %q, want %q", a.VoterID, sub)
+	if a := queued(t, f); a.VoterID != voter {
+		t.Errorf("voter %q, want %q", a.VoterID, voter)
 	}
 }
 
@@ -263,6 +273,18 @@ func TestReceiverRefuses(t *testing.T) {
 			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
 		{name: "Idempotency-Key with a dot", change: header("idempotency-key", "a.b"),
 			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
+		{name: "Idempotency-Key empty", change: header("idempotency-key", ""),
+			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
+		{name: "Idempotency-Key blank", change: header("Idempotency-Key", "  "),
+			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
+		{name: "duplicate voterId", change: body(`{"voterId":"v","titleId":"t",` + votes + `,"voterId":"w"}`),
+			status: 400, code: domain.CodeDuplicateField, field: "voterId"},
+		{name: "duplicate choice", change: body(`{"voterId":"v","titleId":"t","votes":[{"aspect":"overall","choice":"up","choice":"down"}]}`),
+			status: 400, code: domain.CodeDuplicateField, field: "votes[0].choice"},
+		{name: "Kelvin sign in an aspect", change: body(`{"voterId":"v","titleId":"t","votes":[{"aspect":"stor\u212a","choice":"up"}]}`),
+			status: 400, code: domain.CodeInvalidField, field: "votes[0].aspect"},
+		{name: "occurredAt with a comma fraction", change: body(`{"voterId":"v","titleId":"t",` + votes + `,"occurredAt":"2024-03-01T08:00:00,5Z"}`),
+			status: 400, code: domain.CodeInvalidField, field: "occurredAt"},
 		{name: "Idempotency-Key 65 long", change: header("Idempotency-Key", strings.Repeat("k", 65)),
 			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
 		{name: "JWT subject differs from voterId", sample: "apigw-v2-request-jwt-authorizer.json",
@@ -337,5 +359,103 @@ func TestReceiverUnavailableQueue(t *testing.T) {
 	}
 	if msgs := drain(t, f, f.cfg.SubmissionsURL); len(msgs) != 0 {
 		t.Errorf("%d messages on the real queue", len(msgs))
+	}
+}
+
+// Behind a JWT authorizer the token alone names the voter: a token without
+// a usable subject is a 401, never leave to take the body's voterId, and a
+// subject that is no voter ID is hashed rather than refused or stored as
+// given.
+func TestReceiverJWTFailsClosed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := functions.Receiver(f.cfg, f.clients, discard())
+	withSub := func(sub string) func(*events.APIGatewayV2HTTPRequest) {
+		return func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.Authorizer.JWT.Claims["sub"] = sub }
+	}
+	const body = `{"voterId":"alice","titleId":"tt0068646","votes":[{"aspect":"acting","choice":"up"}]}`
+	tests := []struct {
+		name   string
+		sample string
+		change func(*events.APIGatewayV2HTTPRequest)
+		status int
+		code   string
+		voter  string // the queued voter, on a 202
+	}{
+		{name: "no sub claim, voterId in the body", sample: "apigw-v2-request-jwt-no-sub.json",
+			change: func(*events.APIGatewayV2HTTPRequest) {}, status: 401, code: domain.CodeUnauthorized},
+		{name: "no sub claim, not even JSON", sample: "apigw-v2-request-jwt-no-sub.json",
+			change: func(r *events.APIGatewayV2HTTPRequest) { r.Headers["Content-Type"] = "text/plain"; r.Body = "x" },
+			status: 401, code: domain.CodeUnauthorized},
+		{name: "no claims at all", change: func(r *events.APIGatewayV2HTTPRequest) {
+			r.RequestContext.Authorizer.JWT.Claims = nil
+			r.Body = body
+		}, status: 401, code: domain.CodeUnauthorized},
+		{name: "empty sub", change: withSub(""), status: 401, code: domain.CodeUnauthorized},
+		{name: "blank sub", change: withSub("  "), status: 401, code: domain.CodeUnauthorized},
+		{name: "sub with a NUL", change: withSub("alice\x00"), status: 401, code: domain.CodeUnauthorized},
+		{name: "sub with a line break", change: withSub("alice\nadmin"), status: 401, code: domain.CodeUnauthorized},
+		{name: "sub of 1025 bytes", change: withSub(strings.Repeat("s", 1025)), status: 401, code: domain.CodeUnauthorized},
+
+		{name: "sub a voter ID", change: withSub("248289761001"), status: 202, voter: "248289761001"},
+		{name: "sub with a pipe", change: withSub("auth0|5f7c8ec7c33c6c004bbafe82"), status: 202,
+			voter: "h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq"},
+		{name: "sub an e-mail address", change: withSub("alice@example.com"), status: 202,
+			voter: "h:76gzqgp4byjl6djerexelgd6esncrxhig2ufzlla4khkvkgg3f3a"},
+		{name: "sub with spaces, slash and hash", change: withSub("a b/c#d"), status: 202},
+		{name: "sub of 1024 bytes", change: withSub(strings.Repeat("s", 1024)), status: 202},
+		{name: "body voterId equal to the raw sub", change: func(r *events.APIGatewayV2HTTPRequest) {
+			withSub("alice@example.com")(r)
+			r.Body = `{"voterId":"alice@example.com","titleId":"tt0068646","votes":[{"aspect":"acting","choice":"up"}]}`
+		}, status: 202, voter: "h:76gzqgp4byjl6djerexelgd6esncrxhig2ufzlla4khkvkgg3f3a"},
+		{name: "body voterId other than the sub", change: func(r *events.APIGatewayV2HTTPRequest) {
+			withSub("alice@example.com")(r)
+			r.Body = body
+		}, status: 403, code: domain.CodeForbidden},
+		{name: "body voterId the hashed voter, not the sub", change: func(r *events.APIGatewayV2HTTPRequest) {
+			withSub("alice@example.com")(r)
+			r.Body = `{"voterId":"h:76gzqgp4byjl6djerexelgd6esncrxhig2ufzlla4khkvkgg3f3a","titleId":"tt0068646","votes":[{"aspect":"acting","choice":"up"}]}`
+		}, status: 403, code: domain.CodeForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sample := tt.sample
+			if sample == "" {
+				sample = "apigw-v2-request-jwt-authorizer.json"
+			}
+			req := apiRequest(t, sample)
+			tt.change(&req)
+			resp, err := h.Handle(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, resp.Body)
+			}
+			if tt.status == 202 {
+				a := queued(t, f)
+				if tt.voter != "" && a.VoterID != tt.voter {
+					t.Errorf("voter %q, want %q", a.VoterID, tt.voter)
+				}
+				if len(a.VoterID) > 64 || strings.ContainsAny(a.VoterID, " /#|@") {
+					t.Errorf("voter %q is not a voter ID", a.VoterID)
+				}
+				return
+			}
+			var eb errorBody
+			decodeBody(t, resp, &eb)
+			if eb.Error.Code != tt.code {
+				t.Errorf("code %q, want %q", eb.Error.Code, tt.code)
+			}
+			if tt.status == 401 && resp.Headers["www-authenticate"] == "" {
+				t.Errorf("401 without www-authenticate: %v", resp.Headers)
+			}
+			if strings.Contains(resp.Body, "alice") {
+				t.Errorf("response %s echoes the subject or voter", resp.Body)
+			}
+			if msgs := drain(t, f, f.cfg.SubmissionsURL); len(msgs) != 0 {
+				t.Errorf("a refused request queued %d messages: %s", len(msgs), *msgs[0].Body)
+			}
+		})
 	}
 }
