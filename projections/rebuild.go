@@ -2,9 +2,7 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,55 +61,41 @@ type RebuildResult struct {
 	Invalid int64 // items that were not valid events, left out as the live projector leaves them out
 }
 
-// Run rebuilds version until every segment is done or ctx ends.
+// Run rebuilds version until every segment is done, ctx ends, or a
+// segment fails; a failure stops the other segments, each after the page
+// it is projecting, and their checkpoints keep what they did.
 func (r *Rebuild) Run(ctx context.Context, version string) (RebuildResult, error) {
 	cps, err := r.Checkpoints.Load(ctx, version, r.Segments)
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	var (
-		events, invalid atomic.Int64
-		wg              sync.WaitGroup
-		errs            = make([]error, len(cps))
-	)
-	for i, cp := range cps {
+	var events, invalid atomic.Int64
+	for _, cp := range cps {
 		events.Add(cp.Events)
-		if cp.Done {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.segment(ctx, version, cp, &events, &invalid)
-		}()
 	}
-	wg.Wait()
-	return RebuildResult{Events: events.Load(), Invalid: invalid.Load()}, errors.Join(errs...)
-}
-
-func (r *Rebuild) segment(ctx context.Context, version string, cp Checkpoint, events, invalid *atomic.Int64) error {
-	for !cp.Done {
-		if err := ctx.Err(); err != nil {
-			return err
+	// Each segment's checkpoint is touched only by its own goroutine.
+	at := make(map[int]*Checkpoint, len(cps))
+	for i := range cps {
+		at[cps[i].Segment] = &cps[i]
+	}
+	err = ScanEvents(ctx, r.Scanner, r.Segments, cps, func(ctx context.Context, segment int, p EventPage, next Cursor) error {
+		if err := r.project(ctx, p.Events); err != nil {
+			return fmt.Errorf("segment %d: %w", segment, err)
 		}
-		page, bad, next, err := r.Scanner.Page(ctx, cp.Segment, r.Segments, cp.After)
-		if err != nil {
-			return fmt.Errorf("segment %d: %w", cp.Segment, err)
+		cp := at[segment]
+		n := int64(len(p.Events) + p.Invalid)
+		cp.After, cp.Done, cp.Events = next, next == "", cp.Events+n
+		if err := r.Checkpoints.Save(ctx, version, *cp); err != nil {
+			return fmt.Errorf("segment %d: save checkpoint: %w", segment, err)
 		}
-		if err := r.project(ctx, page); err != nil {
-			return fmt.Errorf("segment %d: %w", cp.Segment, err)
-		}
-		cp.After, cp.Done, cp.Events = next, next == "", cp.Events+int64(len(page)+bad)
-		if err := r.Checkpoints.Save(ctx, version, cp); err != nil {
-			return fmt.Errorf("segment %d: save checkpoint: %w", cp.Segment, err)
-		}
-		events.Add(int64(len(page) + bad))
-		invalid.Add(int64(bad))
+		events.Add(n)
+		invalid.Add(int64(p.Invalid))
 		if r.Progress != nil {
-			r.Progress(len(page) + bad)
+			r.Progress(int(n))
 		}
-	}
-	return nil
+		return nil
+	})
+	return RebuildResult{Events: events.Load(), Invalid: invalid.Load()}, err
 }
 
 // project folds a page, retrying the cells that failed.

@@ -104,21 +104,42 @@ type Difference struct {
 // the latest event wins, and each title counts its winners. It depends only
 // on the set of events, not on their order or repetition.
 func Fold(events []domain.VoteCast) map[string]Counts {
-	latest := map[[3]string]domain.VoteCast{}
+	var f Folder
+	f.Add(events)
+	return f.Tallies()
+}
+
+// Folder is Fold taken a batch of events at a time, for an event table
+// too large to hold: it keeps one entry per voter, title and aspect, the
+// latest vote's choice, time and ID. The zero Folder is empty. It is not
+// safe for concurrent use.
+type Folder struct {
+	latest map[[3]string]Current
+}
+
+// Add folds events in.
+func (f *Folder) Add(events []domain.VoteCast) {
+	if f.latest == nil {
+		f.latest = map[[3]string]Current{}
+	}
 	for _, e := range events {
 		k := [3]string{e.VoterID, e.TitleID, e.Aspect}
-		if cur, ok := latest[k]; !ok || e.After(cur) {
-			latest[k] = e
+		if cur, ok := f.latest[k]; !ok || e.After(cur.event()) {
+			f.latest[k] = Current{Choice: e.Choice, RecordedAt: e.RecordedAt, VoteID: e.VoteID}
 		}
 	}
+}
+
+// Tallies is every title's counts of the events added so far.
+func (f *Folder) Tallies() map[string]Counts {
 	out := map[string]Counts{}
-	for _, e := range latest {
-		c := out[e.TitleID]
+	for k, cur := range f.latest {
+		c := out[k[1]]
 		if c == nil {
 			c = Counts{}
-			out[e.TitleID] = c
+			out[k[1]] = c
 		}
-		c.Add(e.Aspect, e.Choice, 1)
+		c.Add(k[2], cur.Choice, 1)
 	}
 	return out
 }

@@ -338,42 +338,38 @@ func (a *Admin) Retire(ctx context.Context, version string, progress func(delete
 	return deleted.Load(), err
 }
 
-// scanTable scans table in 8 parallel segments, keeping items whose pk
-// starts with prefix (all when empty), and hands each page to page.
+// scanTable scans table (keyed by pk alone) in 8 parallel segments,
+// keeping items whose pk starts with prefix (all when empty), and hands
+// each page to page, one page at a time. The first error stops the scan.
 func (a *Admin) scanTable(ctx context.Context, table, prefix string, page func([]map[string]types.AttributeValue) error) error {
 	const segments = 8
-	errs := make([]error, segments)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for seg := range segments {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			in := &dynamodb.ScanInput{TableName: aws.String(table), Segment: aws.Int32(int32(seg)), TotalSegments: aws.Int32(segments), Limit: aws.Int32(5000)}
+	return projections.ScanSegments(ctx, projections.Segments(segments),
+		func(ctx context.Context, segment int, after projections.Cursor) ([]map[string]types.AttributeValue, projections.Cursor, error) {
+			in := &dynamodb.ScanInput{TableName: aws.String(table), Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(segments), Limit: aws.Int32(5000)}
 			if prefix != "" {
 				in.FilterExpression = aws.String("begins_with(#pk, :prefix)")
 				in.ExpressionAttributeNames = map[string]string{"#pk": dynamo.AttrPK}
 				in.ExpressionAttributeValues = map[string]types.AttributeValue{":prefix": &types.AttributeValueMemberS{Value: prefix}}
 			}
-			p := dynamodb.NewScanPaginator(a.DB, in)
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				if err != nil {
-					errs[seg] = fmt.Errorf("dynamodb: scan %s: %w", table, err)
-					return
-				}
-				mu.Lock()
-				err = page(out.Items)
-				mu.Unlock()
-				if err != nil {
-					errs[seg] = err
-					return
-				}
+			if after != "" {
+				in.ExclusiveStartKey = map[string]types.AttributeValue{dynamo.AttrPK: &types.AttributeValueMemberS{Value: string(after)}}
 			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+			out, err := a.DB.Scan(ctx, in)
+			if err != nil {
+				return nil, "", fmt.Errorf("dynamodb: scan %s segment %d/%d: %w", table, segment, segments, err)
+			}
+			var next projections.Cursor
+			if k, ok := out.LastEvaluatedKey[dynamo.AttrPK].(*types.AttributeValueMemberS); ok {
+				next = projections.Cursor(k.Value)
+			}
+			return out.Items, next, nil
+		},
+		func(_ context.Context, _ int, items []map[string]types.AttributeValue, _ projections.Cursor) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return page(items)
+		})
 }
 
 func (a *Admin) deleteItems(ctx context.Context, table string, items []map[string]types.AttributeValue) (int, error) {

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"votes/domain"
 	"votes/infra/dynamo"
@@ -43,59 +43,55 @@ func (a *Admin) Seed(ctx context.Context, o SeedOptions) (int64, error) {
 	aspects := domain.DefaultCatalog().Aspects()
 	base := time.Now().Add(-time.Hour).UnixNano()
 
+	// Eight writers; the first that fails stops the others and the
+	// generator.
 	batches := make(chan []types.WriteRequest, 64)
 	var written atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	g, gctx := errgroup.WithContext(ctx)
+	for range 8 {
+		g.Go(func() error {
 			for reqs := range batches {
-				if errs[w] != nil {
-					continue
-				}
 				pending := map[string][]types.WriteRequest{a.Tables.Events: reqs}
 				for len(pending[a.Tables.Events]) > 0 {
-					out, err := a.DB.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+					out, err := a.DB.BatchWriteItem(gctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 					if err != nil {
-						errs[w] = fmt.Errorf("dynamodb: seed %s: %w", a.Tables.Events, err)
-						break
+						return fmt.Errorf("dynamodb: seed %s: %w", a.Tables.Events, err)
 					}
 					pending = out.UnprocessedItems
 				}
 				written.Add(int64(len(reqs)))
 			}
-		}()
+			return nil
+		})
 	}
-	var batch []types.WriteRequest
-	for i := range o.Events {
-		if ctx.Err() != nil {
-			break
+	g.Go(func() error {
+		defer close(batches)
+		var batch []types.WriteRequest
+		for i := range o.Events {
+			asp := aspects[rng.IntN(len(aspects))]
+			title := 0
+			if zipf != nil {
+				title = int(zipf.Uint64())
+			}
+			s := domain.Submission{
+				VoterID: fmt.Sprintf("u-%d", rng.IntN(o.Voters)),
+				TitleID: fmt.Sprintf("tt%07d", title),
+				Votes:   []domain.Choice{{Aspect: asp.Name, Choice: asp.Choices[rng.IntN(len(asp.Choices))]}},
+			}
+			e := s.Accept(fmt.Sprintf("seed-%d-%d", o.Seed, i), time.Unix(0, base+int64(i)*1000)).Events()[0]
+			batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: dynamo.EventItem(e)}})
+			if len(batch) == 25 || i == o.Events-1 {
+				select {
+				case batches <- batch:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				batch = nil
+			}
 		}
-		asp := aspects[rng.IntN(len(aspects))]
-		title := 0
-		if zipf != nil {
-			title = int(zipf.Uint64())
-		}
-		s := domain.Submission{
-			VoterID: fmt.Sprintf("u-%d", rng.IntN(o.Voters)),
-			TitleID: fmt.Sprintf("tt%07d", title),
-			Votes:   []domain.Choice{{Aspect: asp.Name, Choice: asp.Choices[rng.IntN(len(asp.Choices))]}},
-		}
-		e := s.Accept(fmt.Sprintf("seed-%d-%d", o.Seed, i), time.Unix(0, base+int64(i)*1000)).Events()[0]
-		batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: dynamo.EventItem(e)}})
-		if len(batch) == 25 {
-			batches <- batch
-			batch = nil
-		}
-	}
-	if len(batch) > 0 {
-		batches <- batch
-	}
-	close(batches)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return written.Load(), err
 	}
 	return written.Load(), ctx.Err()
@@ -107,26 +103,13 @@ func (a *Admin) RawScan(ctx context.Context, segments, pageSize int) (int64, tim
 	s := dynamo.NewEventScanner(a.DB, a.Tables.Events, pageSize)
 	start := time.Now()
 	var n atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, segments)
-	for seg := range segments {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var after projections.Cursor
-			for {
-				items, next, err := s.RawPage(ctx, seg, segments, after)
-				if err != nil {
-					errs[seg] = err
-					return
-				}
-				n.Add(int64(len(items)))
-				if after = next; after == "" {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return n.Load(), time.Since(start), errors.Join(errs...)
+	err := projections.ScanSegments(ctx, projections.Segments(segments),
+		func(ctx context.Context, segment int, after projections.Cursor) ([]map[string]types.AttributeValue, projections.Cursor, error) {
+			return s.RawPage(ctx, segment, segments, after)
+		},
+		func(_ context.Context, _ int, items []map[string]types.AttributeValue, _ projections.Cursor) error {
+			n.Add(int64(len(items)))
+			return nil
+		})
+	return n.Load(), time.Since(start), err
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"votes/domain"
 	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
 	"votes/projections"
@@ -32,8 +31,8 @@ type VerifyResult struct {
 // Verify recomputes every title's tallies from the event table and compares
 // them with version's (the active one when empty). A retired or retiring
 // version has no items to compare: that is an error wrapping
-// lifecycle.ErrRetired. It holds one entry per
-// voter, title and aspect: the fold needs the latest vote of each.
+// lifecycle.ErrRetired. It folds with projections.Folder, the definition
+// of the tallies, holding one entry per voter, title and aspect.
 func (a *Admin) Verify(ctx context.Context, version string, progress func(events int)) (VerifyResult, error) {
 	reg, err := a.Registry.Load(ctx, true)
 	if err != nil {
@@ -58,54 +57,27 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	}
 	res := VerifyResult{Version: version}
 
-	type key struct{ voter, title, aspect string }
-	latest := map[key]domain.VoteCast{}
-	var mu sync.Mutex
+	var (
+		mu     sync.Mutex
+		folder projections.Folder
+	)
 	scanner := dynamo.NewEventScanner(a.DB, a.Tables.Events, 20000)
 	const segments = 8
-	errs := make(chan error, segments)
-	for seg := range segments {
-		go func() {
-			var after projections.Cursor
-			for {
-				events, bad, next, err := scanner.Page(ctx, seg, segments, after)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				for _, e := range events {
-					k := key{e.VoterID, e.TitleID, e.Aspect}
-					if cur, ok := latest[k]; !ok || e.After(cur) {
-						e.OccurredAt, e.SubmissionID = "", ""
-						latest[k] = e
-					}
-				}
-				res.Events += int64(len(events) + bad)
-				mu.Unlock()
-				if progress != nil {
-					progress(len(events) + bad)
-				}
-				if after = next; after == "" {
-					errs <- nil
-					return
-				}
-			}
-		}()
-	}
-	for range segments {
-		if err := <-errs; err != nil {
-			return res, err
+	err = projections.ScanEvents(ctx, scanner, segments, projections.Segments(segments), func(_ context.Context, _ int, p projections.EventPage, _ projections.Cursor) error {
+		mu.Lock()
+		folder.Add(p.Events)
+		res.Events += int64(len(p.Events) + p.Invalid)
+		mu.Unlock()
+		if progress != nil {
+			progress(len(p.Events) + p.Invalid)
 		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
-	want := map[string]projections.Counts{}
-	for _, e := range latest {
-		if want[e.TitleID] == nil {
-			want[e.TitleID] = projections.Counts{}
-		}
-		want[e.TitleID].Add(e.Aspect, e.Choice, 1)
-	}
-	latest = nil
+	want := folder.Tallies()
+	folder = projections.Folder{}
 
 	titles := map[string]bool{}
 	for t := range want {
