@@ -14,12 +14,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
@@ -31,6 +28,7 @@ type Admin struct {
 	DB       *dynamodb.Client
 	Tables   dynamo.Tables
 	Registry *dynamo.Registries
+	Items    *dynamo.VersionItems
 	// Unrepaired counts the stream failures recorded and not yet repaired:
 	// records the live projector skipped, which a version written during
 	// them may miss. A rebuild asks it before marking its version ready.
@@ -44,31 +42,18 @@ type Admin struct {
 
 // New operates on tables through db.
 func New(db *dynamodb.Client, tables dynamo.Tables) *Admin {
-	return &Admin{DB: db, Tables: tables, Registry: dynamo.NewRegistries(db, tables.Tallies), now: time.Now, lease: 30 * time.Second}
+	return &Admin{DB: db, Tables: tables, Registry: dynamo.NewRegistries(db, tables.Tallies), Items: dynamo.NewVersionItems(db, tables), now: time.Now, lease: 30 * time.Second}
 }
 
 // CheckTables fails with a clear error when a table is missing.
 func (a *Admin) CheckTables(ctx context.Context) error {
-	for _, t := range []string{a.Tables.Events, a.Tables.Ballots, a.Tables.Tallies} {
-		if _, err := a.DB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(t)}); err != nil {
-			var nf *types.ResourceNotFoundException
-			if errors.As(err, &nf) {
-				return fmt.Errorf("table %s does not exist: is the stage deployed, or votes dev running?", t)
-			}
-			return fmt.Errorf("dynamodb: describe table %s: %w", t, err)
-		}
-	}
-	return nil
+	return dynamo.CheckTables(ctx, a.DB, a.Tables)
 }
 
 // EventCount is DynamoDB's estimate of the event table's size (refreshed
 // about every six hours in AWS), or -1 when unknown.
 func (a *Admin) EventCount(ctx context.Context) int64 {
-	out, err := a.DB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(a.Tables.Events)})
-	if err != nil || out.Table.ItemCount == nil {
-		return -1
-	}
-	return *out.Table.ItemCount
+	return dynamo.ItemCount(ctx, a.DB, a.Tables.Events)
 }
 
 // RebuildOptions tune a rebuild.
@@ -274,30 +259,13 @@ func (a *Admin) Versions(ctx context.Context) ([]VersionInfo, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	cells := map[string]int{}
-	votes := map[string]int64{}
-	err = a.scanTable(ctx, a.Tables.Tallies, "", func(items []map[string]types.AttributeValue) error {
-		for _, item := range items {
-			pk, _ := item[dynamo.AttrPK].(*types.AttributeValueMemberS)
-			if pk == nil || strings.HasPrefix(pk.Value, "_") {
-				continue
-			}
-			version, _, _ := strings.Cut(pk.Value, "#")
-			cells[version]++
-			for _, m := range dynamo.CellCounts(item) {
-				for _, n := range m {
-					votes[version] += n
-				}
-			}
-		}
-		return nil
-	})
+	stats, err := a.Items.Stats(ctx)
 	if err != nil {
 		return nil, "", err
 	}
 	var out []VersionInfo
 	for _, v := range reg.Sorted() {
-		out = append(out, VersionInfo{Version: v, Cells: cells[v.Name], Votes: votes[v.Name]})
+		out = append(out, VersionInfo{Version: v, Cells: stats[v.Name].Cells, Votes: stats[v.Name].Votes})
 	}
 	return out, reg.Active, nil
 }
@@ -316,83 +284,14 @@ func (a *Admin) Retire(ctx context.Context, version string, progress func(delete
 	if err != nil {
 		return 0, err
 	}
-	var deleted atomic.Int64
-	for _, t := range []struct{ table, prefix string }{
-		{a.Tables.Ballots, version + "#"}, {a.Tables.Tallies, version + "#"}, {a.Tables.Tallies, "_rebuild#" + version + "#"},
-	} {
-		err := a.scanTable(ctx, t.table, t.prefix, func(items []map[string]types.AttributeValue) error {
-			n, err := a.deleteItems(ctx, t.table, items)
-			deleted.Add(int64(n))
-			if progress != nil {
-				progress(n)
-			}
-			return err
-		})
-		if err != nil {
-			return deleted.Load(), err
-		}
+	deleted, err := a.Items.Delete(ctx, version, progress)
+	if err != nil {
+		return deleted, err
 	}
 	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		return r.Deleted(version, a.now())
 	})
-	return deleted.Load(), err
-}
-
-// scanTable scans table (keyed by pk alone) in 8 parallel segments,
-// keeping items whose pk starts with prefix (all when empty), and hands
-// each page to page, one page at a time. The first error stops the scan.
-func (a *Admin) scanTable(ctx context.Context, table, prefix string, page func([]map[string]types.AttributeValue) error) error {
-	const segments = 8
-	var mu sync.Mutex
-	return projections.ScanSegments(ctx, projections.Segments(segments),
-		func(ctx context.Context, segment int, after projections.Cursor) ([]map[string]types.AttributeValue, projections.Cursor, error) {
-			in := &dynamodb.ScanInput{TableName: aws.String(table), Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(segments), Limit: aws.Int32(5000)}
-			if prefix != "" {
-				in.FilterExpression = aws.String("begins_with(#pk, :prefix)")
-				in.ExpressionAttributeNames = map[string]string{"#pk": dynamo.AttrPK}
-				in.ExpressionAttributeValues = map[string]types.AttributeValue{":prefix": &types.AttributeValueMemberS{Value: prefix}}
-			}
-			if after != "" {
-				in.ExclusiveStartKey = map[string]types.AttributeValue{dynamo.AttrPK: &types.AttributeValueMemberS{Value: string(after)}}
-			}
-			out, err := a.DB.Scan(ctx, in)
-			if err != nil {
-				return nil, "", fmt.Errorf("dynamodb: scan %s segment %d/%d: %w", table, segment, segments, err)
-			}
-			var next projections.Cursor
-			if k, ok := out.LastEvaluatedKey[dynamo.AttrPK].(*types.AttributeValueMemberS); ok {
-				next = projections.Cursor(k.Value)
-			}
-			return out.Items, next, nil
-		},
-		func(_ context.Context, _ int, items []map[string]types.AttributeValue, _ projections.Cursor) error {
-			mu.Lock()
-			defer mu.Unlock()
-			return page(items)
-		})
-}
-
-func (a *Admin) deleteItems(ctx context.Context, table string, items []map[string]types.AttributeValue) (int, error) {
-	deleted := 0
-	for start := 0; start < len(items); start += 25 {
-		var reqs []types.WriteRequest
-		for _, item := range items[start:min(start+25, len(items))] {
-			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{dynamo.AttrPK: item[dynamo.AttrPK]}}})
-		}
-		pending := map[string][]types.WriteRequest{table: reqs}
-		for attempt := 0; len(pending[table]) > 0; attempt++ {
-			if attempt > 0 {
-				time.Sleep(time.Duration(min(attempt, 20)) * 50 * time.Millisecond)
-			}
-			out, err := a.DB.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-			if err != nil {
-				return deleted, fmt.Errorf("dynamodb: delete from %s: %w", table, err)
-			}
-			deleted += len(pending[table]) - len(out.UnprocessedItems[table])
-			pending = out.UnprocessedItems
-		}
-	}
-	return deleted, nil
+	return deleted, err
 }
 
 func randomID() string {

@@ -8,13 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
 	"votes/domain"
 	"votes/infra/dynamo"
-	"votes/projections"
 )
 
 // SeedOptions shape synthetic events.
@@ -45,28 +42,24 @@ func (a *Admin) Seed(ctx context.Context, o SeedOptions) (int64, error) {
 
 	// Eight writers; the first that fails stops the others and the
 	// generator.
-	batches := make(chan []types.WriteRequest, 64)
+	store := dynamo.NewEventStore(a.DB, a.Tables.Events)
+	batches := make(chan []domain.VoteCast, 64)
 	var written atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for range 8 {
 		g.Go(func() error {
-			for reqs := range batches {
-				pending := map[string][]types.WriteRequest{a.Tables.Events: reqs}
-				for len(pending[a.Tables.Events]) > 0 {
-					out, err := a.DB.BatchWriteItem(gctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-					if err != nil {
-						return fmt.Errorf("dynamodb: seed %s: %w", a.Tables.Events, err)
-					}
-					pending = out.UnprocessedItems
+			for batch := range batches {
+				if err := store.Load(gctx, batch); err != nil {
+					return fmt.Errorf("seed: %w", err)
 				}
-				written.Add(int64(len(reqs)))
+				written.Add(int64(len(batch)))
 			}
 			return nil
 		})
 	}
 	g.Go(func() error {
 		defer close(batches)
-		var batch []types.WriteRequest
+		var batch []domain.VoteCast
 		for i := range o.Events {
 			asp := aspects[rng.IntN(len(aspects))]
 			title := 0
@@ -78,8 +71,7 @@ func (a *Admin) Seed(ctx context.Context, o SeedOptions) (int64, error) {
 				TitleID: fmt.Sprintf("tt%07d", title),
 				Votes:   []domain.Choice{{Aspect: asp.Name, Choice: asp.Choices[rng.IntN(len(asp.Choices))]}},
 			}
-			e := s.Accept(fmt.Sprintf("seed-%d-%d", o.Seed, i), time.Unix(0, base+int64(i)*1000)).Events()[0]
-			batch = append(batch, types.WriteRequest{PutRequest: &types.PutRequest{Item: dynamo.EventItem(e)}})
+			batch = append(batch, s.Accept(fmt.Sprintf("seed-%d-%d", o.Seed, i), time.Unix(0, base+int64(i)*1000)).Events()[0])
 			if len(batch) == 25 || i == o.Events-1 {
 				select {
 				case batches <- batch:
@@ -100,16 +92,7 @@ func (a *Admin) Seed(ctx context.Context, o SeedOptions) (int64, error) {
 // RawScan reads the event table with the parallel scan a rebuild uses,
 // doing nothing with the items: the floor a rebuild is held to.
 func (a *Admin) RawScan(ctx context.Context, segments, pageSize int) (int64, time.Duration, error) {
-	s := dynamo.NewEventScanner(a.DB, a.Tables.Events, pageSize)
 	start := time.Now()
-	var n atomic.Int64
-	err := projections.ScanSegments(ctx, projections.Segments(segments),
-		func(ctx context.Context, segment int, after projections.Cursor) ([]map[string]types.AttributeValue, projections.Cursor, error) {
-			return s.RawPage(ctx, segment, segments, after)
-		},
-		func(_ context.Context, _ int, items []map[string]types.AttributeValue, _ projections.Cursor) error {
-			n.Add(int64(len(items)))
-			return nil
-		})
-	return n.Load(), time.Since(start), err
+	n, err := dynamo.NewEventScanner(a.DB, a.Tables.Events, pageSize).CountRaw(ctx, segments)
+	return n, time.Since(start), err
 }

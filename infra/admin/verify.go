@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
 	"votes/projections"
@@ -79,20 +77,17 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	want := folder.Tallies()
 	folder = projections.Folder{}
 
-	titles := map[string]bool{}
-	for t := range want {
-		titles[t] = true
-	}
-	err = a.scanTable(ctx, a.Tables.Tallies, version+"#", func(items []map[string]types.AttributeValue) error {
-		for _, item := range items {
-			if t, ok := item[dynamo.AttrTitleID].(*types.AttributeValueMemberS); ok {
-				titles[t.Value] = true
-			}
-		}
-		return nil
-	})
+	// Titles with votes in the events or counts in the version.
+	stored, err := a.Items.Titles(ctx, version)
 	if err != nil {
 		return res, err
+	}
+	titles := map[string]bool{}
+	for _, t := range stored {
+		titles[t] = true
+	}
+	for t := range want {
+		titles[t] = true
 	}
 	cells := dynamo.NewCellStore(a.DB, a.Tables.Tallies, version)
 	sorted := make([]string, 0, len(titles))

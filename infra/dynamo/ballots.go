@@ -51,7 +51,7 @@ type currentItem struct {
 // The title comes before the voter: title IDs cannot hold '#', so the key
 // stays unambiguous whatever an authenticated voter ID holds.
 func (s *BallotStore) key(titleID, voterID string) string {
-	return s.version + "#" + titleID + "#" + voterID
+	return versionPrefix(s.version) + titleID + keySep + voterID
 }
 
 func (s *BallotStore) keyAV(titleID, voterID string) map[string]types.AttributeValue {

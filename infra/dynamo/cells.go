@@ -41,7 +41,7 @@ func NewCellStore(client *dynamodb.Client, table, version string) *CellStore {
 }
 
 func (s *CellStore) key(c domain.Cell) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: s.version + "#" + c.String()}}
+	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: versionPrefix(s.version) + c.String()}}
 }
 
 // Begin records step as in flight on cell unless another step is.

@@ -136,3 +136,27 @@ func DecodeEventFields(get func(name string) (string, bool)) (domain.VoteCast, e
 	}
 	return e, nil
 }
+
+// Load writes events with BatchWriteItem, 25 to a call, retrying the
+// items DynamoDB leaves unprocessed: a fixture loader, not an append.
+// It writes unconditionally (an event already stored is overwritten,
+// with itself when its vote ID is stored already, since vote IDs follow
+// from content), and on kumo BatchWriteItem emits no stream records, so
+// only a rebuild folds what it writes.
+func (s *EventStore) Load(ctx context.Context, events []domain.VoteCast) error {
+	for start := 0; start < len(events); start += 25 {
+		reqs := make([]types.WriteRequest, 0, 25)
+		for _, e := range events[start:min(start+25, len(events))] {
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: EventItem(e)}})
+		}
+		pending := map[string][]types.WriteRequest{s.table: reqs}
+		for len(pending[s.table]) > 0 {
+			out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				return fmt.Errorf("dynamodb: load events into %s: %w", s.table, err)
+			}
+			pending = out.UnprocessedItems
+		}
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -101,7 +102,7 @@ func NewCheckpointStore(client *dynamodb.Client, table string) *CheckpointStore 
 }
 
 func checkpointKey(version string, segment int) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: "_rebuild#" + version + "#" + strconv.Itoa(segment)}}
+	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: checkpointPrefix + versionPrefix(version) + strconv.Itoa(segment)}}
 }
 
 // Load reads the checkpoints of every segment.
@@ -151,4 +152,20 @@ func (c *CheckpointStore) Save(ctx context.Context, version string, cp projectio
 		return fmt.Errorf("dynamodb: save checkpoint of version %s segment %d: %w", version, cp.Segment, err)
 	}
 	return nil
+}
+
+// CountRaw reads every segment of the event table with ScanSegments in
+// total parallel segments, decoding nothing, and counts the items: the
+// floor a rebuild is measured against.
+func (s *EventScanner) CountRaw(ctx context.Context, total int) (int64, error) {
+	var n atomic.Int64
+	err := projections.ScanSegments(ctx, projections.Segments(total),
+		func(ctx context.Context, segment int, after projections.Cursor) ([]map[string]types.AttributeValue, projections.Cursor, error) {
+			return s.RawPage(ctx, segment, total, after)
+		},
+		func(_ context.Context, _ int, items []map[string]types.AttributeValue, _ projections.Cursor) error {
+			n.Add(int64(len(items)))
+			return nil
+		})
+	return n.Load(), err
 }

@@ -4,6 +4,10 @@
 package dynamo
 
 import (
+	"context"
+	"errors"
+	"fmt"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -76,4 +80,28 @@ func (s TableSpec) CreateInput() *dynamodb.CreateTableInput {
 		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: s.StreamView}
 	}
 	return in
+}
+
+// CheckTables fails with a clear error when one of the tables is missing.
+func CheckTables(ctx context.Context, client *dynamodb.Client, t Tables) error {
+	for _, name := range []string{t.Events, t.Ballots, t.Tallies} {
+		if _, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}); err != nil {
+			var nf *types.ResourceNotFoundException
+			if errors.As(err, &nf) {
+				return fmt.Errorf("table %s does not exist: is the stage deployed, or votes dev running?", name)
+			}
+			return fmt.Errorf("dynamodb: describe table %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ItemCount is DynamoDB's estimate of table's item count (refreshed about
+// every six hours in AWS), or -1 when unknown.
+func ItemCount(ctx context.Context, client *dynamodb.Client, table string) int64 {
+	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil || out.Table.ItemCount == nil {
+		return -1
+	}
+	return *out.Table.ItemCount
 }

@@ -64,7 +64,7 @@ func fromItem(it registryItem) lifecycle.Registry {
 }
 
 // The registry is one item of the tallies table; no cell key starts with '_'.
-const registryKey = "_registry"
+const registryKey = internalPrefix + "registry"
 
 // Registries keeps the registry of projection versions in the tallies table:
 // storage only; the rules of a version's life are lifecycle's.
