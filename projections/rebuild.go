@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"votes/domain"
+	"votes/internal/backoff"
 )
 
 // Cursor is a position in one segment of a scan of the event table: empty
@@ -51,7 +52,8 @@ type Rebuild struct {
 	// Progress, when set, is told of every page projected.
 	Progress func(events int)
 	// Retries bounds the attempts at a page's failing cells (busy or
-	// failing calls) before the rebuild stops with an error.
+	// failing calls), after the first, before the rebuild stops with an
+	// error; at least 1.
 	Retries int
 }
 
@@ -98,16 +100,17 @@ func (r *Rebuild) Run(ctx context.Context, version string) (RebuildResult, error
 	return RebuildResult{Events: events.Load(), Invalid: invalid.Load()}, err
 }
 
-// project folds a page, retrying the cells that failed.
+// project folds a page, retrying the cells that failed with backoff.
 func (r *Rebuild) project(ctx context.Context, page []domain.VoteCast) error {
-	for attempt := 0; len(page) > 0; attempt++ {
+	retry := backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second, Attempts: max(r.Retries, 1) + 1}
+	for attempt := 1; ; attempt++ {
 		rep := r.Projector.Project(ctx, page)
 		if len(rep.Failed) == 0 {
 			return nil
 		}
-		if attempt >= max(r.Retries, 1) || ctx.Err() != nil {
-			for cell, err := range rep.Failed {
-				return fmt.Errorf("%d cells failed, %s among them: %w", len(rep.Failed), cell, err)
+		if err := retry.Wait(ctx, attempt); err != nil {
+			for cell, cerr := range rep.Failed {
+				return fmt.Errorf("%d cells failed after %d attempts, %s among them: %w", len(rep.Failed), attempt, cell, cerr)
 			}
 		}
 		var again []domain.VoteCast
@@ -117,10 +120,5 @@ func (r *Rebuild) project(ctx context.Context, page []domain.VoteCast) error {
 			}
 		}
 		page = again
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(min(attempt+1, 20)) * 50 * time.Millisecond):
-		}
 	}
-	return nil
 }

@@ -8,7 +8,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"votes/internal/backoff"
 )
+
+// batchRetry paces the retries of the items a batch call leaves
+// unprocessed (DynamoDB throttling part of the batch). Each retry makes
+// progress or waits longer; only ctx ends it.
+var batchRetry = backoff.Policy{Base: 20 * time.Millisecond, Max: 2 * time.Second}
 
 // batchGet reads keys from table in calls of at most 100 keys, retrying
 // unprocessed keys with backoff until ctx ends.
@@ -20,10 +27,8 @@ func batchGet(ctx context.Context, client *dynamodb.Client, table string, keys [
 		}
 		for attempt := 0; len(pending) > 0; attempt++ {
 			if attempt > 0 {
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-time.After(time.Duration(min(attempt*attempt, 100)) * 10 * time.Millisecond):
+				if err := batchRetry.Wait(ctx, attempt); err != nil {
+					return nil, fmt.Errorf("dynamodb: batch get from %s: %w", table, err)
 				}
 			}
 			out, err := client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})

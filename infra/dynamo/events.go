@@ -150,7 +150,12 @@ func (s *EventStore) Load(ctx context.Context, events []domain.VoteCast) error {
 			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: EventItem(e)}})
 		}
 		pending := map[string][]types.WriteRequest{s.table: reqs}
-		for len(pending[s.table]) > 0 {
+		for attempt := 0; len(pending[s.table]) > 0; attempt++ {
+			if attempt > 0 {
+				if err := batchRetry.Wait(ctx, attempt); err != nil {
+					return fmt.Errorf("dynamodb: load events into %s: %w", s.table, err)
+				}
+			}
 			out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 			if err != nil {
 				return fmt.Errorf("dynamodb: load events into %s: %w", s.table, err)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -168,7 +167,9 @@ func (v *VersionItems) deleteItems(ctx context.Context, table string, items []ma
 		pending := map[string][]types.WriteRequest{table: reqs}
 		for attempt := 0; len(pending[table]) > 0; attempt++ {
 			if attempt > 0 {
-				time.Sleep(time.Duration(min(attempt, 20)) * 50 * time.Millisecond)
+				if err := batchRetry.Wait(ctx, attempt); err != nil {
+					return deleted, fmt.Errorf("dynamodb: delete from %s: %w", table, err)
+				}
 			}
 			out, err := v.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 			if err != nil {

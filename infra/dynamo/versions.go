@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"votes/domain/lifecycle"
+	"votes/internal/backoff"
 )
 
 // versionItem is how a lifecycle.Version is stored, inside the registry
@@ -71,11 +72,16 @@ const registryKey = internalPrefix + "registry"
 type Registries struct {
 	client *dynamodb.Client
 	table  string
+	// Retry paces the attempts at an update that lost to a concurrent
+	// one. Updates are rare (a command, a rebuild's heartbeat), so losing
+	// 30 times in a row, the default, means something keeps rewriting
+	// the registry.
+	Retry backoff.Policy
 }
 
 // NewRegistries keeps the registry in table.
 func NewRegistries(client *dynamodb.Client, table string) *Registries {
-	return &Registries{client: client, table: table}
+	return &Registries{client: client, table: table, Retry: backoff.Policy{Base: 10 * time.Millisecond, Max: time.Second, Attempts: 30}}
 }
 
 // Load reads the registry; consistent reads see every update made before.
@@ -104,9 +110,11 @@ func (r *Registries) Load(ctx context.Context, consistent bool) (lifecycle.Regis
 // concurrent update, or when it cannot tell whether its put was applied,
 // it reads the registry again and reapplies change: change must recognise
 // its own earlier success (the lifecycle transitions do). An error from
-// change is returned as it is and nothing is stored.
+// change is returned as it is and nothing is stored. It gives up, wrapping
+// backoff.ErrExhausted, after Retry's attempts all lost to other
+// updates, and when ctx ends.
 func (r *Registries) Update(ctx context.Context, change func(*lifecycle.Registry) error) (lifecycle.Registry, error) {
-	for {
+	for attempt := 1; ; attempt++ {
 		reg, err := r.Load(ctx, true)
 		if err != nil {
 			return lifecycle.Registry{}, err
@@ -137,6 +145,9 @@ func (r *Registries) Update(ctx context.Context, change func(*lifecycle.Registry
 		}
 		// Another update came first, or an earlier try of this one was
 		// applied: read again and reapply, which the changes tolerate.
+		if err := r.Retry.Wait(ctx, attempt); err != nil {
+			return lifecycle.Registry{}, fmt.Errorf("dynamodb: update version registry in %s: %d attempts lost to concurrent updates: %w", r.table, attempt, err)
+		}
 	}
 }
 

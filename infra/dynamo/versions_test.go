@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
 	"votes/infra/kumotest"
+	"votes/internal/backoff"
 )
 
 // TestRegistryStoresEveryField: what a transition records is what the next
@@ -144,5 +146,33 @@ func TestRegistryUpdatesNeverLoseOneAnother(t *testing.T) {
 	}
 	if len(reg.Versions) != builders+2 || reg.Versions[name].Builder != "late" {
 		t.Errorf("after a start whose answer was lost: %d versions (want %d), %s held by %q", len(reg.Versions), builders+2, name, reg.Versions[name].Builder)
+	}
+}
+
+// TestRegistryUpdateGivesUp: an update that loses to another every time
+// stops after its policy's attempts with backoff.ErrExhausted, having
+// stored nothing, instead of retrying for ever.
+func TestRegistryUpdateGivesUp(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	regs := dynamo.NewRegistries(f.clients.DynamoDB, f.tables.Tallies)
+	regs.Retry = backoff.Policy{Base: time.Millisecond, Attempts: 4}
+	other := dynamo.NewRegistries(f.clients.DynamoDB, f.tables.Tallies)
+	tries := 0
+	_, err := regs.Update(ctx, func(r *lifecycle.Registry) error {
+		tries++
+		// Another writer updates the registry between this read and put.
+		if _, err := other.Update(ctx, func(r *lifecycle.Registry) error { r.Promotions++; return nil }); err != nil {
+			return err
+		}
+		r.Active = "lost"
+		return nil
+	})
+	if !errors.Is(err, backoff.ErrExhausted) || tries != 4 {
+		t.Fatalf("update losing every time: %v after %d tries, want ErrExhausted after 4", err, tries)
+	}
+	got, err := regs.Load(ctx, true)
+	if err != nil || got.Active == "lost" || got.Promotions != 4 {
+		t.Fatalf("registry after the lost update: %+v, %v", got, err)
 	}
 }

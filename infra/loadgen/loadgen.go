@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"votes/domain"
+	"votes/internal/backoff"
 	"votes/projections"
 )
 
@@ -253,11 +254,17 @@ func (w *worker) submit(ctx context.Context, sent, accepted, rejected, failed, r
 	}
 }
 
-// post sends one submission, retrying a 503 or a lost connection with the
+// postRetry paces the retries of a submission: ten attempts in all.
+var postRetry = backoff.Policy{Base: 20 * time.Millisecond, Max: 500 * time.Millisecond, Attempts: 10}
+
+// post sends one submission, retrying a 5xx or a lost connection with the
 // same Idempotency-Key as the contract asks, and reports whether it was
-// accepted.
+// accepted. A request under way finishes when ctx ends; no retry follows.
 func (w *worker) post(ctx context.Context, body []byte, key string, timed bool, accepted, rejected, failed, retries *atomic.Int64) bool {
-	for attempt := 0; attempt < 10 && ctx.Err() == nil; attempt++ {
+	if ctx.Err() != nil {
+		return false
+	}
+	for attempt := 1; ; attempt++ {
 		req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, strings.TrimRight(w.cfg.URL, "/")+"/votes", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
@@ -265,24 +272,25 @@ func (w *worker) post(ctx context.Context, body []byte, key string, timed bool, 
 		resp, err := w.cfg.Client.Do(req)
 		if err != nil {
 			failed.Add(1)
-			continue
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusAccepted:
-			if timed {
-				accepted.Add(1)
-				w.lat = append(w.lat, time.Since(began))
+		} else {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusAccepted:
+				if timed {
+					accepted.Add(1)
+					w.lat = append(w.lat, time.Since(began))
+				}
+				return true
+			case resp.StatusCode >= 500:
+				rejected.Add(1)
+			default:
+				rejected.Add(1)
+				return false
 			}
-			return true
-		case resp.StatusCode >= 500:
-			rejected.Add(1)
-			time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
-		default:
-			rejected.Add(1)
+		}
+		if postRetry.Wait(ctx, attempt) != nil {
 			return false
 		}
 	}
-	return false
 }
