@@ -2,22 +2,20 @@ package domain
 
 import "fmt"
 
-// Error codes a client can branch on. They are part of the HTTP contract.
+// Error codes a client can branch on, of the rules the domain checks.
+// They are part of the HTTP contract, with the codes of the HTTP layer
+// itself (a wrong method or media type, a server that cannot answer),
+// which the handlers declare.
 const (
-	CodeInvalidJSON          = "invalid_json"
-	CodeUnknownField         = "unknown_field"
-	CodeMissingField         = "missing_field"
-	CodeInvalidField         = "invalid_field"
-	CodeDuplicateAspect      = "duplicate_aspect"
-	CodeDuplicateField       = "duplicate_field"
-	CodeBodyTooLarge         = "body_too_large"
-	CodeUnsupportedMediaType = "unsupported_media_type"
-	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeNotFound             = "not_found"
-	CodeUnauthorized         = "unauthorized"
-	CodeForbidden            = "voter_mismatch"
-	CodeUnavailable          = "unavailable"
-	CodeInternal             = "internal"
+	CodeInvalidJSON     = "invalid_json"
+	CodeUnknownField    = "unknown_field"
+	CodeMissingField    = "missing_field"
+	CodeInvalidField    = "invalid_field"
+	CodeDuplicateAspect = "duplicate_aspect"
+	CodeDuplicateField  = "duplicate_field"
+	CodeBodyTooLarge    = "body_too_large"
+	CodeUnauthorized    = "unauthorized"
+	CodeForbidden       = "voter_mismatch"
 )
 
 // Error is a failure a client can act on: a stable code, a message that is

@@ -49,6 +49,11 @@ type Submission struct {
 	OccurredAt string // RFC 3339 in UTC, or empty when the client gave none
 }
 
+// BodyTooLarge is the error of a body over MaxBodyBytes.
+func BodyTooLarge() *Error {
+	return &Error{Code: CodeBodyTooLarge, Message: fmt.Sprintf("body is over %d bytes", MaxBodyBytes)}
+}
+
 // DecodeSubmission parses and validates a request body. subject is the
 // authenticated caller, the JWT sub claim as given, or empty where the route
 // has no authorizer. With a subject the voter is VoterKey(subject), and a
@@ -57,7 +62,7 @@ type Submission struct {
 // voterId.
 func DecodeSubmission(body []byte, catalog Catalog, subject string) (Submission, error) {
 	if len(body) > MaxBodyBytes {
-		return Submission{}, &Error{Code: CodeBodyTooLarge, Message: fmt.Sprintf("body is over %d bytes", MaxBodyBytes)}
+		return Submission{}, BodyTooLarge()
 	}
 	var authVoter string
 	if subject != "" {

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 
@@ -51,9 +50,7 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	}
 	titleID, err := domain.ValidTitleID(req.PathParameters["titleId"])
 	if err != nil {
-		var de *domain.Error
-		errors.As(err, &de)
-		return errorResponse(de), nil
+		return errorResponse(clientError(err)), nil
 	}
 	version, err := q.versions.Active(ctx)
 	var counts projections.Counts
@@ -62,7 +59,7 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	}
 	if err != nil {
 		q.log.ErrorContext(ctx, "read tally", "title", titleID, "err", err)
-		return errorResponse(&domain.Error{Code: domain.CodeUnavailable, Message: "tallies cannot be read right now"}), nil
+		return errorResponse(&domain.Error{Code: CodeUnavailable, Message: "tallies cannot be read right now"}), nil
 	}
 	body := TallyBody{TitleID: titleID, Aspects: map[string]map[string]int64{}}
 	for aspect, m := range counts.Compact() {

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"votes/domain"
+	"votes/handlers"
 	"votes/infra/functions"
 )
 
@@ -65,10 +66,10 @@ func TestQueryRefuses(t *testing.T) {
 		{"titleId with a hash", title("tt1#00"), 400, domain.CodeInvalidField, "titleId"},
 		{"titleId with a space", title("tt 1"), 400, domain.CodeInvalidField, "titleId"},
 		{"titleId 65 long", title(strings.Repeat("t", 65)), 400, domain.CodeInvalidField, "titleId"},
-		{"POST", func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.HTTP.Method = "POST" }, 405, domain.CodeMethodNotAllowed, ""},
+		{"POST", func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.HTTP.Method = "POST" }, 405, handlers.CodeMethodNotAllowed, ""},
 		{"DELETE healthz", func(r *events.APIGatewayV2HTTPRequest) {
 			r.RequestContext.HTTP.Method, r.RawPath, r.RouteKey = "DELETE", "/healthz", "DELETE /healthz"
-		}, 405, domain.CodeMethodNotAllowed, ""},
+		}, 405, handlers.CodeMethodNotAllowed, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,8 +110,8 @@ func TestQueryUnavailableTallies(t *testing.T) {
 	}
 	var eb errorBody
 	decodeBody(t, resp, &eb)
-	if eb.Error.Code != domain.CodeUnavailable {
-		t.Errorf("code %q, want %q", eb.Error.Code, domain.CodeUnavailable)
+	if eb.Error.Code != handlers.CodeUnavailable {
+		t.Errorf("code %q, want %q", eb.Error.Code, handlers.CodeUnavailable)
 	}
 	if strings.Contains(resp.Body, cfg.Tables.Tallies) || strings.Contains(strings.ToLower(resp.Body), "dynamodb") {
 		t.Errorf("response %s leaks the internal error", resp.Body)

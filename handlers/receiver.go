@@ -57,7 +57,7 @@ func (r *Receiver) Handle(ctx context.Context, req events.APIGatewayV2HTTPReques
 		}
 	}
 	if !isJSON(header(req.Headers, "content-type")) {
-		return errorResponse(&domain.Error{Code: domain.CodeUnsupportedMediaType, Message: "Content-Type must be application/json", Field: "Content-Type"}), nil
+		return errorResponse(&domain.Error{Code: CodeUnsupportedMediaType, Message: "Content-Type must be application/json", Field: "Content-Type"}), nil
 	}
 	body, derr := requestBody(req)
 	if derr != nil {
@@ -73,16 +73,12 @@ func (r *Receiver) Handle(ctx context.Context, req events.APIGatewayV2HTTPReques
 	}
 	sub, err := domain.DecodeSubmission(body, r.catalog, subject)
 	if err != nil {
-		var de *domain.Error
-		if errors.As(err, &de) {
-			return errorResponse(de), nil
-		}
-		return errorResponse(&domain.Error{Code: domain.CodeInternal, Message: "internal error"}), nil
+		return errorResponse(clientError(err)), nil
 	}
 	accepted := sub.Accept(submissionID, r.now())
 	if err := r.queue.Send(ctx, accepted); err != nil {
 		r.log.ErrorContext(ctx, "queue submission", "submission", submissionID, "err", err)
-		return errorResponse(&domain.Error{Code: domain.CodeUnavailable, Message: "votes cannot be taken right now; retry with the same Idempotency-Key"}), nil
+		return errorResponse(&domain.Error{Code: CodeUnavailable, Message: "votes cannot be taken right now; retry with the same Idempotency-Key"}), nil
 	}
 	return jsonResponse(http.StatusAccepted, acceptedBody{SubmissionID: submissionID, VoteIDs: accepted.VoteIDs()}), nil
 }
@@ -92,25 +88,29 @@ func isJSON(contentType string) bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
+// maxEncodedDecodedLen bounds base64.DecodedLen of a body within
+// domain.MaxBodyBytes: DecodedLen counts whole 3-byte groups, padding
+// included, so it may exceed the decoded length by up to 2.
+const maxEncodedDecodedLen = domain.MaxBodyBytes + 3
+
 // requestBody returns the raw body, decoding base64 where API Gateway
-// encoded it, and refuses one over the limit before decoding it.
+// encoded it, and refuses one over domain.MaxBodyBytes before decoding it.
 func requestBody(req events.APIGatewayV2HTTPRequest) ([]byte, *domain.Error) {
-	tooLarge := &domain.Error{Code: domain.CodeBodyTooLarge, Message: "body is over 16384 bytes"}
 	if !req.IsBase64Encoded {
 		if len(req.Body) > domain.MaxBodyBytes {
-			return nil, tooLarge
+			return nil, domain.BodyTooLarge()
 		}
 		return []byte(req.Body), nil
 	}
-	if base64.StdEncoding.DecodedLen(len(req.Body)) > domain.MaxBodyBytes+3 {
-		return nil, tooLarge
+	if base64.StdEncoding.DecodedLen(len(req.Body)) > maxEncodedDecodedLen {
+		return nil, domain.BodyTooLarge()
 	}
 	b, err := base64.StdEncoding.DecodeString(req.Body)
 	if err != nil {
 		return nil, &domain.Error{Code: domain.CodeInvalidJSON, Message: "body is not valid base64"}
 	}
 	if len(b) > domain.MaxBodyBytes {
-		return nil, tooLarge
+		return nil, domain.BodyTooLarge()
 	}
 	return b, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"votes/domain"
+	"votes/handlers"
 	"votes/infra/functions"
 )
 
@@ -231,14 +232,14 @@ func TestReceiverRefuses(t *testing.T) {
 		code   string
 		field  string
 	}{
-		{name: "GET", change: method("GET"), status: 405, code: domain.CodeMethodNotAllowed},
-		{name: "PUT", change: method("PUT"), status: 405, code: domain.CodeMethodNotAllowed},
+		{name: "GET", change: method("GET"), status: 405, code: handlers.CodeMethodNotAllowed},
+		{name: "PUT", change: method("PUT"), status: 405, code: handlers.CodeMethodNotAllowed},
 		{name: "text/plain", change: header("content-type", "text/plain"),
-			status: 415, code: domain.CodeUnsupportedMediaType, field: "Content-Type"},
+			status: 415, code: handlers.CodeUnsupportedMediaType, field: "Content-Type"},
 		{name: "form", change: header("content-type", "application/x-www-form-urlencoded"),
-			status: 415, code: domain.CodeUnsupportedMediaType, field: "Content-Type"},
+			status: 415, code: handlers.CodeUnsupportedMediaType, field: "Content-Type"},
 		{name: "no content type", change: func(r *events.APIGatewayV2HTTPRequest) { delete(r.Headers, "content-type") },
-			status: 415, code: domain.CodeUnsupportedMediaType, field: "Content-Type"},
+			status: 415, code: handlers.CodeUnsupportedMediaType, field: "Content-Type"},
 		{name: "17 KiB body", change: body(`{"voterId":"v","titleId":"t",` + votes + `,"pad":"` + strings.Repeat("x", 17<<10) + `"}`),
 			status: 413, code: domain.CodeBodyTooLarge},
 		{name: "17 KiB body, base64", change: func(r *events.APIGatewayV2HTTPRequest) {
@@ -345,8 +346,8 @@ func TestReceiverUnavailableQueue(t *testing.T) {
 	}
 	var eb errorBody
 	decodeBody(t, resp, &eb)
-	if eb.Error.Code != domain.CodeUnavailable {
-		t.Errorf("code %q, want %q", eb.Error.Code, domain.CodeUnavailable)
+	if eb.Error.Code != handlers.CodeUnavailable {
+		t.Errorf("code %q, want %q", eb.Error.Code, handlers.CodeUnavailable)
 	}
 	// The client is told to retry, and nothing of the SDK's error leaks.
 	if !strings.Contains(eb.Error.Message, "Idempotency-Key") {
