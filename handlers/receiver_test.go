@@ -5,15 +5,18 @@ import (
 	"encoding/base64"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"votes/domain"
 	"votes/handlers"
 	"votes/infra/functions"
+	"votes/infra/kumotest"
 )
 
 type acceptedBody struct {
@@ -358,8 +361,58 @@ func TestReceiverUnavailableQueue(t *testing.T) {
 			t.Errorf("response %s leaks %q", resp.Body, leak)
 		}
 	}
-	if msgs := drain(t, f, f.cfg.SubmissionsURL); len(msgs) != 0 {
-		t.Errorf("%d messages on the real queue", len(msgs))
+}
+
+// TestReceiverRetryAfter503IsTheSameSubmission: a send SQS applied whose
+// answer was lost gets the client a 503, yet the submission may be on the
+// queue, more than once. The client's retry with the same Idempotency-Key
+// is then the same submission: every queued copy carries the submission
+// ID and vote IDs the retry's 202 gives, so the processor stores its
+// votes once.
+func TestReceiverRetryAfter503IsTheSameSubmission(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	faults := kumotest.NewFaults(1)
+	h := functions.Receiver(f.cfg, kumotest.Clients(t, faults.Client()), discard())
+	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
+	req.Headers["idempotency-key"] = "k1"
+
+	faults.Set(0, 1, func(target, _ string) bool { return kumotest.Action(target, "SendMessage") })
+	resp, err := h.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || faults.FailedAfter.Load() == 0 {
+		t.Fatalf("sends applied with their answers lost: status %d (%d lost), want 503: %s", resp.StatusCode, faults.FailedAfter.Load(), resp.Body)
+	}
+	faults.Off()
+	resp, err = h.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("retry: status %d, want 202: %s", resp.StatusCode, resp.Body)
+	}
+	var got acceptedBody
+	decodeBody(t, resp, &got)
+
+	msgs := drain(t, f, f.cfg.SubmissionsURL)
+	if want := faults.FailedAfter.Load() + 1; int64(len(msgs)) != want {
+		t.Fatalf("%d messages queued, want %d: one per applied send", len(msgs), want)
+	}
+	var first domain.Accepted
+	for i, m := range msgs {
+		a, err := domain.DecodeAccepted([]byte(aws.ToString(m.Body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = a
+		}
+		if a.SubmissionID != first.SubmissionID || !strings.HasPrefix(a.SubmissionID, got.SubmissionID+".") || !slices.Equal(a.VoteIDs(), got.VoteIDs) {
+			t.Fatalf("queued copies are submissions %s and %s with votes %v; the retry's 202 is %s with %v",
+				first.SubmissionID, a.SubmissionID, a.VoteIDs(), got.SubmissionID, got.VoteIDs)
+		}
 	}
 }
 
