@@ -4,8 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"pgregory.net/rapid"
-
 	"votes/domain"
 	"votes/projections/projectiontest"
 )
@@ -67,47 +65,6 @@ func TestFold(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", title, got[title], c)
 		}
 	}
-}
-
-// TestIncrementalFoldMatchesFold checks the projector's arithmetic without
-// stores: ballots folded batch by batch, each changed ballot moving the
-// counts by its step delta, end where the pure fold does.
-func TestIncrementalFoldMatchesFold(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		events := projectiontest.Events(t, projectiontest.Space{Voters: []string{"u1", "u2", "u3", "u4"}, Titles: []string{"t1", "t2"}, Aspects: []string{"story", "acting"}, MaxEvents: 40, Submissions: 10, Times: 6})
-		ballots := map[[2]string]Ballot{}
-		counts := map[string]Counts{}
-		for _, batch := range projectiontest.Delivery(t, events) {
-			for _, e := range batch {
-				k := [2]string{e.VoterID, e.TitleID}
-				b, ok := ballots[k]
-				if !ok {
-					b = NewBallot(e.VoterID, e.TitleID)
-				}
-				before := b.choices()
-				if !b.Apply(e) {
-					continue
-				}
-				b.Prev = map[string]string{e.Aspect: before[e.Aspect]}
-				if counts[e.TitleID] == nil {
-					counts[e.TitleID] = Counts{}
-				}
-				counts[e.TitleID].Merge(b.stepDelta())
-				ballots[k] = b
-			}
-		}
-		want := Fold(events)
-		for title, c := range want {
-			if !counts[title].Equal(c) {
-				t.Fatalf("%s: incremental %v, fold %v", title, counts[title].Compact(), c)
-			}
-		}
-		for title, c := range counts {
-			if _, ok := want[title]; !ok && len(c.Compact()) > 0 {
-				t.Fatalf("%s: incremental %v, fold has nothing", title, c.Compact())
-			}
-		}
-	})
 }
 
 func TestCountsDiff(t *testing.T) {
