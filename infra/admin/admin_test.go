@@ -228,6 +228,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	opts := admin.RebuildOptions{Segments: 4, PageSize: 10, Concurrency: 2}
 	interrupts := 0
+	var res admin.RebuildResult
 	for {
 		ctx, cancel := context.WithCancel(context.Background())
 		cutAfter := rng.IntN(6) + 1
@@ -237,7 +238,8 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 				cancel()
 			}
 		}
-		res, err := a.Rebuild(ctx, opts)
+		var err error
+		res, err = a.Rebuild(ctx, opts)
 		cancel()
 		if err == nil {
 			if res.Version != "2" {
@@ -257,11 +259,21 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 	if interrupts < 3 {
 		t.Fatalf("only %d interrupts: the test did not exercise resuming", interrupts)
 	}
-	fold := projections.Fold(kumotest.StoredEvents(t, s.Tables.Events))
+	stored := kumotest.StoredEvents(t, s.Tables.Events)
+	fold := projections.Fold(stored)
 	for _, title := range titles {
 		if got := tally(t, s, "2", title); !got.Equal(fold[title]) {
 			t.Errorf("%s after %d interrupts: rebuilt %v, fold %v", title, interrupts, got, fold[title])
 		}
+	}
+	// Nothing counted twice in what the rebuild reports either: the
+	// events its runs read add up to the table's, as does what the
+	// registry records for the version.
+	if res.Events != int64(len(stored)) {
+		t.Errorf("the resumed runs read %d events in all, the table holds %d", res.Events, len(stored))
+	}
+	if v := state(t, a, "2"); v.Events != int64(len(stored)) {
+		t.Errorf("version 2 records %d events, the table holds %d", v.Events, len(stored))
 	}
 	t.Logf("finished after %d interrupts", interrupts)
 }
@@ -336,9 +348,11 @@ func TestVersionErrors(t *testing.T) {
 	if _, err := a.Rebuild(ctx, admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 10}); !errors.Is(err, lifecycle.ErrBeingRebuilt) {
 		t.Errorf("a second rebuild of version 2: %v", err)
 	}
+	// A missing table names itself and says what to check.
 	missing := admin.New(s.Clients.DynamoDB, dynamo.TablesFor("no-such-stage"))
-	if err := missing.CheckTables(ctx); err == nil {
-		t.Error("a missing table went unnoticed")
+	err = missing.CheckTables(ctx)
+	if want := "table votes-no-such-stage-events does not exist: is the stage deployed, or votes dev running?"; err == nil || err.Error() != want {
+		t.Errorf("tables of a stage that does not exist: %v, want %q", err, want)
 	}
 }
 
