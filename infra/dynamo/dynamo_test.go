@@ -13,6 +13,7 @@ import (
 	"votes/domain"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/kumotest"
 	"votes/projections"
 	"votes/projections/projectiontest"
@@ -28,7 +29,7 @@ type fixture struct {
 
 // newFixture creates a fresh set of tables in the shared emulator, with
 // stores whose SDK calls go through faults when it is not nil.
-func newFixture(t testing.TB, faults *kumotest.Faults) fixture {
+func newFixture(t testing.TB, flaky *faults.Transport) fixture {
 	t.Helper()
 	admin := kumotest.Clients(t, nil)
 	f := fixture{tables: dynamo.TablesFor(kumotest.Stage(t))}
@@ -38,8 +39,8 @@ func newFixture(t testing.TB, faults *kumotest.Faults) fixture {
 		}
 	}
 	f.clients = admin
-	if faults != nil {
-		f.clients = kumotest.Clients(t, faults.Client())
+	if flaky != nil {
+		f.clients = kumotest.Clients(t, flaky.Client())
 	}
 	f.events = dynamo.NewEventStore(f.clients.DynamoDB, f.tables.Events)
 	f.ballots = dynamo.NewBallotStore(f.clients.DynamoDB, f.tables.Ballots, "1")
@@ -72,16 +73,16 @@ func TestEventStoreAppendsOnce(t *testing.T) {
 }
 
 func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
-	faults := kumotest.NewFaults(1)
-	f := newFixture(t, faults)
+	flaky := faults.New(1)
+	f := newFixture(t, flaky)
 	// Every PutItem is applied and its response lost; the SDK retries.
-	faults.Set(0, 1, func(target, _ string) bool { return kumotest.Action(target, "PutItem") })
+	flaky.Set(0, 1, func(target, _ string) bool { return faults.Action(target, "PutItem") })
 	e := projectiontest.Vote("u1", "t1", "s1", "story", "up", 100)
 	_, err := f.events.Append(context.Background(), e)
 	if err == nil {
 		t.Fatal("append succeeded although every response was lost")
 	}
-	faults.Off()
+	flaky.Off()
 	got, err := f.events.Append(context.Background(), e)
 	if err != nil || got != domain.Duplicate {
 		t.Fatalf("append after the lost responses: %v, %v; want duplicate", got, err)
@@ -169,8 +170,8 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 	var seed uint64
 	rapid.Check(t, func(rt *rapid.T) {
 		seed++
-		faults := kumotest.NewFaults(seed)
-		f := newFixture(t, faults)
+		flaky := faults.New(seed)
+		f := newFixture(t, flaky)
 		p := projections.NewProjector(f.ballots, f.cells, rapid.IntRange(1, 4).Draw(rt, "concurrency"))
 		ctx := context.Background()
 
@@ -185,12 +186,12 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 				rt.Fatalf("no progress after %d attempts", attempts)
 			}
 			if rapid.Bool().Draw(rt, "faulty") {
-				faults.Set(rapid.Float64Range(0, 0.3).Draw(rt, "before"), rapid.Float64Range(0, 0.3).Draw(rt, "after"), nil)
+				flaky.Set(rapid.Float64Range(0, 0.3).Draw(rt, "before"), rapid.Float64Range(0, 0.3).Draw(rt, "after"), nil)
 				if rapid.IntRange(0, 5).Draw(rt, "crash") == 0 {
-					faults.Outage(time.Duration(rapid.IntRange(0, 3).Draw(rt, "outage")) * time.Millisecond)
+					flaky.Outage(time.Duration(rapid.IntRange(0, 3).Draw(rt, "outage")) * time.Millisecond)
 				}
 			} else {
-				faults.Off()
+				flaky.Off()
 			}
 			rep := p.Project(ctx, batch)
 			recovered += rep.Recovered
@@ -206,7 +207,7 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 				pending = slices.Insert(pending, at, failed)
 			}
 		}
-		faults.Off()
+		flaky.Off()
 		want := projections.Fold(events)
 		for _, title := range []string{"t1", "t2"} {
 			got, err := f.cells.Tally(ctx, title)
@@ -215,7 +216,7 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 			}
 			if !got.Equal(want[title]) {
 				rt.Fatalf("%s after %d attempts (%d recovered steps, %d calls failed before, %d after applied): tally %v, fold %v, diff %v",
-					title, attempts, recovered, faults.FailedBefore.Load(), faults.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
+					title, attempts, recovered, flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
 			}
 		}
 	})
@@ -230,8 +231,8 @@ func TestTwoWritersExactlyOnceUnderFaults(t *testing.T) {
 	var seed uint64 = 1000
 	rapid.Check(t, func(rt *rapid.T) {
 		seed++
-		faults := kumotest.NewFaults(seed)
-		f := newFixture(t, faults)
+		flaky := faults.New(seed)
+		f := newFixture(t, flaky)
 		lease := time.Duration(rapid.IntRange(5, 40).Draw(rt, "leaseMs")) * time.Millisecond
 		stream := projections.NewProjectorWith(f.ballots, f.cells, projections.Options{
 			Concurrency: 2, Owner: "stream", Exclusive: true, Lease: lease, MaxWait: 20 * time.Millisecond,
@@ -241,7 +242,7 @@ func TestTwoWritersExactlyOnceUnderFaults(t *testing.T) {
 		})
 		events := projectiontest.Events(rt, eventSpace)
 		deliveries := [][][]domain.VoteCast{projectiontest.Delivery(rt, events), projectiontest.Delivery(rt, events)}
-		faults.Set(rapid.Float64Range(0, 0.2).Draw(rt, "before"), rapid.Float64Range(0, 0.2).Draw(rt, "after"), nil)
+		flaky.Set(rapid.Float64Range(0, 0.2).Draw(rt, "before"), rapid.Float64Range(0, 0.2).Draw(rt, "after"), nil)
 
 		run := func(p *projections.Projector, pending [][]domain.VoteCast) error {
 			for attempts := 0; len(pending) > 0; attempts++ {
@@ -271,7 +272,7 @@ func TestTwoWritersExactlyOnceUnderFaults(t *testing.T) {
 				rt.Fatal(err)
 			}
 		}
-		faults.Off()
+		flaky.Off()
 		want := projections.Fold(events)
 		for _, title := range []string{"t1", "t2"} {
 			got, err := f.cells.Tally(context.Background(), title)
@@ -280,7 +281,7 @@ func TestTwoWritersExactlyOnceUnderFaults(t *testing.T) {
 			}
 			if !got.Equal(want[title]) {
 				rt.Fatalf("%s (lease %v; %d calls failed before, %d after applied): tally %v, fold %v, diff %v",
-					title, lease, faults.FailedBefore.Load(), faults.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
+					title, lease, flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
 			}
 		}
 	})

@@ -19,18 +19,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/kumotest"
 	"votes/infra/local"
 	"votes/infra/queue"
 	"votes/projections"
 )
 
-func startStack(t *testing.T, faults *kumotest.Faults, settings local.Settings) *local.Stack {
+func startStack(t *testing.T, flaky *faults.Transport, settings local.Settings) *local.Stack {
 	t.Helper()
 	opts := kumotest.Options(nil)
 	cfg := local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings}
-	if faults != nil {
-		cfg.HTTPClient = faults.Client()
+	if flaky != nil {
+		cfg.HTTPClient = flaky.Client()
 	}
 	s, err := local.Start(context.Background(), cfg)
 	if err != nil {
@@ -39,8 +40,8 @@ func startStack(t *testing.T, faults *kumotest.Faults, settings local.Settings) 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if faults != nil {
-			faults.Off()
+		if flaky != nil {
+			flaky.Off()
 		}
 		_ = s.Close(ctx)
 	})
@@ -182,9 +183,9 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 // dead-letter queue, and the tallies read over HTTP equal the fold of the
 // event table.
 func TestNoVoteLostUnderFaults(t *testing.T) {
-	faults := kumotest.NewFaults(42)
-	s := startStack(t, faults, local.FastSettings())
-	faults.Set(0.08, 0.08, nil)
+	flaky := faults.New(42)
+	s := startStack(t, flaky, local.FastSettings())
+	flaky.Set(0.08, 0.08, nil)
 	stop := make(chan struct{})
 	go func() { // outages: every call fails for a few milliseconds, now and then
 		for {
@@ -192,7 +193,7 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(40 * time.Millisecond):
-				faults.Outage(3 * time.Millisecond)
+				flaky.Outage(3 * time.Millisecond)
 			}
 		}
 	}()
@@ -239,11 +240,11 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	time.Sleep(300 * time.Millisecond) // let the pipeline work under faults a while longer
-	faults.Off()
+	flaky.Off()
 	waitIdle(t, s)
 	t.Logf("%d SDK calls, %d failed before sending, %d failed after kumo applied them; %d votes accepted",
-		faults.Calls.Load(), faults.FailedBefore.Load(), faults.FailedAfter.Load(), len(accepted))
-	if faults.FailedBefore.Load() == 0 || faults.FailedAfter.Load() == 0 {
+		flaky.Calls.Load(), flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), len(accepted))
+	if flaky.FailedBefore.Load() == 0 || flaky.FailedAfter.Load() == 0 {
 		t.Fatal("no faults were injected; the test proves nothing")
 	}
 
@@ -297,13 +298,13 @@ func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
 }
 
 func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
-	faults := kumotest.NewFaults(3)
+	flaky := faults.New(3)
 	settings := local.FastSettings()
 	settings.MaxReceiveCount = 2
-	s := startStack(t, faults, settings)
+	s := startStack(t, flaky, settings)
 	// Every write of one voter's vote fails; everyone else's goes through.
-	faults.Set(1, 0, func(target, body string) bool {
-		return kumotest.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
+	flaky.Set(1, 0, func(target, body string) bool {
+		return faults.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
 	})
 	for _, voter := range []string{"u-doomed", "u-1", "u-2"} {
 		if code, body := post(t, s.URL, "", map[string]any{"voterId": voter, "titleId": "tt1", "votes": []map[string]string{{"aspect": "story", "choice": "up"}}}); code != http.StatusAccepted {
@@ -312,7 +313,7 @@ func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 	}
 	waitIdle(t, s)
 	dl := deadLetters(t, s, s.Queues.DeadLetters)
-	if len(dl) != 1 || !strings.Contains(dl[0], "gave up after 2 receives") || !strings.Contains(dl[0], kumotest.ErrInjected.Error()) {
+	if len(dl) != 1 || !strings.Contains(dl[0], "gave up after 2 receives") || !strings.Contains(dl[0], faults.ErrInjected.Error()) {
 		t.Fatalf("dead letters %q, want the doomed message with the reason it failed", dl)
 	}
 	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"up": 2}}) {
