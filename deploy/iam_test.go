@@ -53,7 +53,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	opts := kumotest.Options(nil)
 	s, err := local.Start(context.Background(), local.Config{
 		Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings,
-		HTTPClient: flaky.Client(),
+		Faults: flaky,
 		FunctionAPIOptions: func(fn string) []func(*middleware.Stack) error {
 			return []func(*middleware.Stack) error{meters[fn].APIOption}
 		},

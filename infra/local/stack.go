@@ -29,6 +29,7 @@ import (
 	"votes/domain"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/functions"
 	"votes/infra/queue"
 )
@@ -43,6 +44,9 @@ type Settings struct {
 	Concurrency       int // SDK calls in flight within one invocation
 	// MemoryMB is each function's memory size, for billing estimates.
 	MemoryMB map[string]int
+	// Timeouts are each function's Lambda timeout: an invocation is cut
+	// off at it.
+	Timeouts map[string]time.Duration
 }
 
 // DefaultSettings are the values serverless.yml deploys.
@@ -54,13 +58,16 @@ func DefaultSettings() Settings {
 		MaxReceiveCount:   5,
 		Concurrency:       16,
 		MemoryMB:          map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128},
+		Timeouts:          map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second},
 	}
 }
 
 // FastSettings are DefaultSettings with windows, polls and timeouts cut
-// to milliseconds, so that tests see retries and redeliveries quickly.
+// to milliseconds, so that tests see retries and redeliveries quickly, and
+// function timeouts cut to seconds, so that a stuck invocation shows soon.
 func FastSettings() Settings {
 	s := DefaultSettings()
+	s.Timeouts = map[string]time.Duration{"receiver": 5 * time.Second, "processor": 5 * time.Second, "projector": 10 * time.Second, "query": 5 * time.Second}
 	s.Processor.Window = 20 * time.Millisecond
 	s.Projector.Window = 10 * time.Millisecond
 	s.Projector.PollInterval = 10 * time.Millisecond
@@ -78,8 +85,15 @@ type Config struct {
 	Stage string
 	// Endpoint is an AWS endpoint to use; empty starts kumo in this process.
 	Endpoint string
-	// HTTPClient, when set, carries every SDK call (to inject faults).
-	HTTPClient aws.HTTPClient
+	// Faults, when set, carries the SDK calls of the functions and of their
+	// event-source mappings, to fail some on purpose as a network and AWS
+	// may. The stack's own bookkeeping (Admin) never goes through it.
+	Faults *faults.Transport
+	// Overlap delivers every SQS batch to two concurrent invocations of the
+	// processor, and every stream batch to two of the projector, as AWS may:
+	// duplicate deliveries, sibling shards after a partition split, two
+	// mappings while CloudFormation replaces one.
+	Overlap bool
 	// Retryer, when set, replaces the SDK's standard retryer.
 	Retryer func() aws.Retryer
 	// APIOptions are added to the functions' SDK clients (to meter them).
@@ -93,6 +107,8 @@ type Config struct {
 	Log                *slog.Logger
 }
 
+var functionNames = []string{"receiver", "processor", "projector", "query"}
+
 // Stack is a running local pipeline.
 type Stack struct {
 	// Endpoint serves DynamoDB, DynamoDB Streams and SQS.
@@ -102,8 +118,10 @@ type Stack struct {
 	Tables    dynamo.Tables
 	Queues    queue.Names
 	QueueURLs map[string]string // by queue name
-	// Clients are the functions' and pollers' SDK clients; Admin are the
-	// same without APIOptions, for the stack's own bookkeeping and tests.
+	// Clients are SDK clients made as the functions' are (with APIOptions
+	// and through Faults), for tests; each function has its own. Admin are
+	// the same without APIOptions and Faults, for the stack's own
+	// bookkeeping and tests.
 	Clients   awscfg.Clients
 	Admin     awscfg.Clients
 	Functions struct{ Receiver, Processor, Projector, Query *Function }
@@ -131,13 +149,22 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if len(cfg.Catalog.Aspects()) == 0 {
 		cfg.Catalog = domain.DefaultCatalog()
 	}
+	for _, name := range functionNames {
+		if cfg.Settings.Timeouts[name] <= 0 {
+			return nil, fmt.Errorf("local: settings give function %s no timeout", name)
+		}
+	}
 	s := &Stack{Endpoint: cfg.Endpoint, Tables: dynamo.TablesFor(cfg.Stage), Queues: queue.NamesFor(cfg.Stage), QueueURLs: map[string]string{}}
 	if s.Endpoint == "" {
 		s.kumo = kumo.NewServer()
 		s.Endpoint = s.kumo.URL
 	}
+	var httpClient aws.HTTPClient
+	if cfg.Faults != nil {
+		httpClient = cfg.Faults.Client()
+	}
 	var err error
-	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
 	if err == nil {
 		s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, Retryer: cfg.Retryer})
 	}
@@ -164,23 +191,27 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.closeKumo()
 		return nil, err
 	}
+	// Each function has clients of its own, as each runs in its own
+	// sandboxes in AWS: one function's retries do not spend another's
+	// retry budget.
 	clients := map[string]awscfg.Clients{}
-	for _, name := range []string{"receiver", "processor", "projector", "query"} {
-		clients[name] = s.Clients
+	for _, name := range functionNames {
+		opts := slices.Clone(cfg.APIOptions)
 		if cfg.FunctionAPIOptions != nil {
-			c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer,
-				APIOptions: append(slices.Clone(cfg.APIOptions), cfg.FunctionAPIOptions(name)...)})
-			if err != nil {
-				s.closeKumo()
-				return nil, err
-			}
-			clients[name] = c
+			opts = append(opts, cfg.FunctionAPIOptions(name)...)
 		}
+		c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: opts})
+		if err != nil {
+			s.closeKumo()
+			return nil, err
+		}
+		clients[name] = c
 	}
-	s.Functions.Receiver = NewFunction("receiver", functions.Receiver(fc, clients["receiver"], cfg.Log.With("function", "receiver")).Handle)
-	s.Functions.Processor = NewFunction("processor", functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
-	s.Functions.Projector = NewFunction("projector", functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
-	s.Functions.Query = NewFunction("query", functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
+	timeouts := cfg.Settings.Timeouts
+	s.Functions.Receiver = NewFunction("receiver", timeouts["receiver"], functions.Receiver(fc, clients["receiver"], cfg.Log.With("function", "receiver")).Handle)
+	s.Functions.Processor = NewFunction("processor", timeouts["processor"], functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
+	s.Functions.Projector = NewFunction("projector", timeouts["projector"], functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
+	s.Functions.Query = NewFunction("query", timeouts["query"], functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
 	s.Gateway = Gateway([]Route{
 		{Pattern: "/votes", RouteKey: "ANY /votes", Function: s.Functions.Receiver},
 		{Pattern: "/titles/{titleId}/tallies", RouteKey: "ANY /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
@@ -193,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	for range max(cfg.Settings.Processor.Pollers, 1) {
 		p := &sqsPoller{
 			client: clients["processor"].SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
-			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, log: cfg.Log.With("mapping", "submissions"),
+			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "submissions"),
 		}
 		s.goRun(func() { p.run(runCtx) })
 	}
@@ -201,7 +232,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	sm.FailureQueueURL = fc.FailuresURL
 	s.streams = &streamPoller{
 		streams: clients["projector"].Streams, sqs: clients["projector"].SQS, streamARN: streamARN, region: region,
-		mapping: sm, fn: s.Functions.Projector, log: cfg.Log.With("mapping", "events-stream"),
+		mapping: sm, fn: s.Functions.Projector, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "events-stream"),
 	}
 	s.goRun(func() { s.streams.run(runCtx) })
 

@@ -26,13 +26,14 @@ import (
 	"votes/projections"
 )
 
-func startStack(t *testing.T, flaky *faults.Transport, settings local.Settings) *local.Stack {
+// startStack runs a local stack on the test binary's emulator; flaky, when
+// not nil, carries the functions' SDK calls, and overlap delivers every
+// batch to two concurrent invocations.
+func startStack(t *testing.T, flaky *faults.Transport, settings local.Settings, overlap bool) *local.Stack {
 	t.Helper()
 	opts := kumotest.Options(nil)
-	cfg := local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings}
-	if flaky != nil {
-		cfg.HTTPClient = flaky.Client()
-	}
+	cfg := local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings,
+		Faults: flaky, Overlap: overlap}
 	s, err := local.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -129,24 +130,37 @@ func deadLetters(t *testing.T, s *local.Stack, name string) []string {
 	}
 }
 
+// TestVotesPostedOverHTTPAreTallied runs the stack as `votes dev --overlap
+// --faults 0.05` does: every batch goes to two concurrent invocations, and
+// 5% of the functions' SDK calls fail. Clients retry a 503 with the same
+// Idempotency-Key, as the contract tells them to.
 func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
-	s := startStack(t, nil, local.FastSettings())
+	flaky := faults.New(5)
+	flaky.SetRate(0.05)
+	s := startStack(t, flaky, local.FastSettings(), true)
 	resp, err := http.Get(s.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
 
+	n := 0
 	vote := func(voter, title string, pairs ...string) string {
 		var votes []map[string]string
 		for i := 0; i < len(pairs); i += 2 {
 			votes = append(votes, map[string]string{"aspect": pairs[i], "choice": pairs[i+1]})
 		}
-		code, body := post(t, s.URL, "", map[string]any{"voterId": voter, "titleId": title, "votes": votes})
-		if code != http.StatusAccepted {
-			t.Fatalf("POST %s %s: %d %v", voter, title, code, body)
+		n++
+		key := fmt.Sprintf("sub-%d", n)
+		for attempt := 0; ; attempt++ {
+			code, body := post(t, s.URL, key, map[string]any{"voterId": voter, "titleId": title, "votes": votes})
+			if code == http.StatusAccepted {
+				return body["submissionId"].(string)
+			}
+			if code != http.StatusServiceUnavailable || attempt > 20 {
+				t.Fatalf("POST %s %s: %d %v", voter, title, code, body)
+			}
 		}
-		return body["submissionId"].(string)
 	}
 	vote("u-1", "tt1", "story", "up", "Acting", "DOWN")
 	vote("u-2", "tt1", "story", "up")
@@ -155,6 +169,9 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 	waitIdle(t, s)
 	vote("u-3", "tt1", "story", "up") // u-3 changes their mind
 	waitIdle(t, s)
+	flaky.Off()
+	t.Logf("%d SDK calls, %d failed before sending, %d after kumo applied them; %d processor and %d projector invocations",
+		flaky.Calls.Load(), flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), s.Usage()["processor"].Invocations, s.Usage()["projector"].Invocations)
 
 	want := map[string]projections.Counts{
 		"tt1": {"story": {"up": 3, "down": 0}, "acting": {"up": 0, "down": 1}, "overall": {"up": 1, "down": 0}},
@@ -178,13 +195,13 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 // every function going through injected faults (calls failing before they
 // reach kumo, after kumo applied them, and outages that kill whole batches
 // mid-way), while clients post votes and retry on 503 with the same
-// Idempotency-Key, as the contract tells them to. Afterwards every vote
-// that got a 202 is in the event table exactly once, nothing went to a
-// dead-letter queue, and the tallies read over HTTP equal the fold of the
-// event table.
+// Idempotency-Key, as the contract tells them to; every batch goes to two
+// concurrent invocations. Afterwards every vote that got a 202 is in the
+// event table exactly once, nothing went to a dead-letter queue, and the
+// tallies read over HTTP equal the fold of the event table.
 func TestNoVoteLostUnderFaults(t *testing.T) {
 	flaky := faults.New(42)
-	s := startStack(t, flaky, local.FastSettings())
+	s := startStack(t, flaky, local.FastSettings(), true)
 	flaky.Set(0.08, 0.08, nil)
 	stop := make(chan struct{})
 	go func() { // outages: every call fails for a few milliseconds, now and then
@@ -278,7 +295,7 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 }
 
 func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
-	s := startStack(t, nil, local.FastSettings())
+	s := startStack(t, nil, local.FastSettings(), false)
 	if _, err := s.Clients.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{
 		QueueUrl: aws.String(s.QueueURLs[s.Queues.Submissions]), MessageBody: aws.String(`{"v":1,"votes":"nonsense"`),
 	}); err != nil {
@@ -301,7 +318,7 @@ func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 	flaky := faults.New(3)
 	settings := local.FastSettings()
 	settings.MaxReceiveCount = 2
-	s := startStack(t, flaky, settings)
+	s := startStack(t, flaky, settings, false)
 	// Every write of one voter's vote fails; everyone else's goes through.
 	flaky.Set(1, 0, func(target, body string) bool {
 		return faults.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
@@ -322,7 +339,7 @@ func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 }
 
 func TestUndecodableStreamRecordGoesToFailureQueue(t *testing.T) {
-	s := startStack(t, nil, local.FastSettings())
+	s := startStack(t, nil, local.FastSettings(), false)
 	// An item in the event table that is not a valid event (no vote fields).
 	if _, err := s.Clients.DynamoDB.PutItem(context.Background(), &dynamodb.PutItemInput{
 		TableName: aws.String(s.Tables.Events),
