@@ -116,6 +116,9 @@ func TestServerlessWiring(t *testing.T) {
 			if p["Runtime"] != "provided.al2023" || !slices.Equal(p["Architectures"].([]any), []any{"arm64"}) || p["Handler"] != "bootstrap" {
 				t.Errorf("%s: runtime %v, architectures %v, handler %v", name, p["Runtime"], p["Architectures"], p["Handler"])
 			}
+			if timeout, ok := p["Timeout"].(float64); !ok || timeout != settings.Timeouts[name].Seconds() {
+				t.Errorf("%s: timeout %v s, the local stack cuts invocations off at %v", name, p["Timeout"], settings.Timeouts[name])
+			}
 			if role := getAtt(p["Role"]); role != title(name)+"Role.Arn" {
 				t.Errorf("%s runs as %s, want its own role", name, role)
 			}
@@ -366,7 +369,8 @@ func TestLambdaBinariesLeaveOutTheLocalStack(t *testing.T) {
 		}
 		for dep := range strings.Lines(string(out)) {
 			dep = strings.TrimSpace(dep)
-			if strings.Contains(dep, "sivchari/kumo") || strings.HasPrefix(dep, "votes/infra/local") || strings.HasPrefix(dep, "votes/infra/kumotest") {
+			if strings.Contains(dep, "sivchari/kumo") || strings.HasPrefix(dep, "votes/infra/local") || strings.HasPrefix(dep, "votes/infra/kumotest") ||
+				strings.HasPrefix(dep, "votes/infra/faults") {
 				t.Errorf("%s links %s", fn, dep)
 			}
 		}
