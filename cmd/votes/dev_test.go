@@ -5,25 +5,37 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestDevRunsWithOverlapAndFaults: `votes dev --overlap --faults 0.05`
-// says both are on, takes votes, and stops cleanly on cancellation.
+// says both are on, takes votes, and on Ctrl-C finishes them, says how many
+// calls failed and stops. It runs in a child process: kumo's state is
+// process-global, and `votes dev` always uses the stage "local".
 func TestDevRunsWithOverlapAndFaults(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // its state file, not a running dev's
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	exit := make(chan int, 1)
+	if os.Getenv("VOTES_TEST_DEV_CHILD") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05"}, os.Stdout, os.Stderr))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDevRunsWithOverlapAndFaults$")
+	cmd.Env = append(os.Environ(), "VOTES_TEST_DEV_CHILD=1", "XDG_CACHE_HOME="+t.TempDir())
 	var errOut strings.Builder
-	go func() {
-		exit <- run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05"}, pw, &errOut)
-		pw.Close()
-	}()
-	lines := bufio.NewScanner(pr)
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
 	var printed []string
 	url := ""
 	for url == "" && lines.Scan() {
@@ -32,13 +44,11 @@ func TestDevRunsWithOverlapAndFaults(t *testing.T) {
 			url = u
 		}
 	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	out := strings.Join(printed, "\n")
 	if url == "" {
-		t.Fatalf("votes dev never listened:\n%s\n%s", out, errOut.String())
+		t.Fatalf("votes dev never listened:\n%s\n%s", strings.Join(printed, "\n"), errOut.String())
 	}
-	if !strings.Contains(out, "overlap on: every SQS and stream batch goes to two concurrent invocations") ||
-		!strings.Contains(out, "faults on: 5% of the functions' SDK calls fail") {
+	if out := strings.Join(printed, "\n"); !strings.Contains(out, "overlap on: every SQS and stream batch goes to two concurrent invocations") ||
+		!strings.Contains(out, "faults on: 5% of the functions' SDK calls fail, half before sending, half after the emulator applied them") {
 		t.Errorf("votes dev does not say overlap and faults are on:\n%s", out)
 	}
 	body := `{"voterId":"u-1","titleId":"tt1","votes":[{"aspect":"story","choice":"up"}]}`
@@ -62,14 +72,15 @@ func TestDevRunsWithOverlapAndFaults(t *testing.T) {
 	if !accepted {
 		t.Fatal("votes dev did not accept a vote")
 	}
-	cancel()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Fatalf("votes dev exited %d: %s", code, errOut.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("votes dev did not stop")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("votes dev: %v\n%s%s", err, rest, errOut.String())
+	}
+	if !regexp.MustCompile(`faults injected: \d+ of \d+ SDK calls failed before sending, \d+ after the emulator applied them\n(.|\n)*stopped`).Match(rest) {
+		t.Errorf("votes dev did not report the faults and stop:\n%s", rest)
 	}
 }
 
