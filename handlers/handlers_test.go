@@ -56,7 +56,6 @@ func newFixture(t *testing.T) fixture {
 			DeadLettersURL: url(names.DeadLetters),
 			FailuresURL:    url(names.ProjectorFailed),
 			Catalog:        domain.DefaultCatalog(),
-			MaxReceives:    5,
 			Concurrency:    4,
 		},
 	}

@@ -16,9 +16,10 @@ import (
 
 // SQSMapping is the settings of an SQS event-source mapping.
 type SQSMapping struct {
-	BatchSize int
-	Window    time.Duration // MaximumBatchingWindow
-	Pollers   int           // concurrent batches
+	BatchSize      int
+	Window         time.Duration // MaximumBatchingWindow
+	MaxConcurrency int           // ScalingConfig.MaximumConcurrency: invocations at once, at most
+	Pollers        int           // concurrent batches locally, at most MaxConcurrency
 }
 
 // sqsPoller plays Lambda's SQS event-source mapping: it long-polls the

@@ -27,6 +27,7 @@ import (
 	"github.com/sivchari/kumo"
 
 	"votes/domain"
+	"votes/handlers"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/faults"
@@ -40,8 +41,24 @@ type Settings struct {
 	Processor         SQSMapping
 	Projector         StreamMapping
 	VisibilityTimeout time.Duration
-	MaxReceiveCount   int
-	Concurrency       int // SDK calls in flight within one invocation
+	// MaxReceiveCount is the submissions queue's redrive backstop, far
+	// above what Retry lets the processor take: SQS moves a message to the
+	// dead-letter queue by itself (without a reason) only if the processor
+	// never got to give up on it.
+	MaxReceiveCount int
+	// Retry bounds how long the processor retries a message before it
+	// dead-letters it itself, with the reason.
+	Retry handlers.RetryLimits
+	// Retention is how long the submissions queue keeps a message;
+	// DeadLetterRetention, longer, how long the dead-letter and failure
+	// queues do. SQS counts a dead letter's age from when it was first
+	// sent, so a dead-letter queue keeping messages no longer than its
+	// source would lose the ones that failed late.
+	Retention, DeadLetterRetention time.Duration
+	// ReservedConcurrency is each function's reserved concurrency in the
+	// deployment. The local stack does not throttle.
+	ReservedConcurrency map[string]int
+	Concurrency         int // SDK calls in flight within one invocation
 	// MemoryMB is each function's memory size, for billing estimates.
 	MemoryMB map[string]int
 	// Timeouts are each function's Lambda timeout: an invocation is cut
@@ -52,13 +69,17 @@ type Settings struct {
 // DefaultSettings are the values serverless.yml deploys.
 func DefaultSettings() Settings {
 	return Settings{
-		Processor:         SQSMapping{BatchSize: 100, Window: time.Second, Pollers: 4},
-		Projector:         StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
-		VisibilityTimeout: 180 * time.Second,
-		MaxReceiveCount:   5,
-		Concurrency:       16,
-		MemoryMB:          map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128},
-		Timeouts:          map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second},
+		Processor:           SQSMapping{BatchSize: 100, Window: time.Second, MaxConcurrency: 10, Pollers: 4},
+		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
+		VisibilityTimeout:   180 * time.Second,
+		MaxReceiveCount:     100,
+		Retry:               handlers.DefaultRetryLimits,
+		Retention:           4 * 24 * time.Hour,
+		DeadLetterRetention: 14 * 24 * time.Hour,
+		ReservedConcurrency: map[string]int{"receiver": 100, "processor": 10, "projector": 20, "query": 20},
+		Concurrency:         16,
+		MemoryMB:            map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128},
+		Timeouts:            map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second},
 	}
 }
 
@@ -73,6 +94,7 @@ func FastSettings() Settings {
 	s.Projector.PollInterval = 10 * time.Millisecond
 	s.Projector.RetryBackoff = 10 * time.Millisecond
 	s.VisibilityTimeout = time.Second
+	s.Retry.Failing = 5 * time.Second
 	return s
 }
 
@@ -184,7 +206,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		DeadLettersURL: s.QueueURLs[s.Queues.DeadLetters],
 		FailuresURL:    s.QueueURLs[s.Queues.ProjectorFailed],
 		Catalog:        cfg.Catalog,
-		MaxReceives:    cfg.Settings.MaxReceiveCount,
+		Retry:          cfg.Settings.Retry,
 		Concurrency:    cfg.Settings.Concurrency,
 	}
 	if err := fc.Validate(); err != nil {
@@ -221,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	region := s.Clients.Config.Region
-	for range max(cfg.Settings.Processor.Pollers, 1) {
+	for range max(min(cfg.Settings.Processor.Pollers, cfg.Settings.Processor.MaxConcurrency), 1) {
 		p := &sqsPoller{
 			client: clients["processor"].SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
 			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "submissions"),
@@ -291,11 +313,12 @@ func (s *Stack) createResources(ctx context.Context, st Settings) (string, error
 		s.QueueURLs[name] = aws.ToString(out.QueueUrl)
 		return nil
 	}
-	retention := strconv.Itoa(int((14 * 24 * time.Hour).Seconds()))
-	if err := create(s.Queues.DeadLetters, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+	retention := strconv.Itoa(int(st.Retention.Seconds()))
+	dlRetention := strconv.Itoa(int(st.DeadLetterRetention.Seconds()))
+	if err := create(s.Queues.DeadLetters, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): dlRetention}); err != nil {
 		return "", err
 	}
-	if err := create(s.Queues.ProjectorFailed, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+	if err := create(s.Queues.ProjectorFailed, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): dlRetention}); err != nil {
 		return "", err
 	}
 	redrive := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, s.queueARN(s.Clients.Config.Region, s.Queues.DeadLetters), st.MaxReceiveCount)

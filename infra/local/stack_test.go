@@ -8,6 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -314,10 +316,14 @@ func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
 	}
 }
 
-func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
+// TestMessageFailingPastTheRetryLimitIsDeadLetteredWithReason: a message
+// that keeps failing is retried until it has failed for longer than the
+// limit, then the processor dead-letters it with the reason (SQS's own
+// redrive, at 100 receives, is never reached).
+func TestMessageFailingPastTheRetryLimitIsDeadLetteredWithReason(t *testing.T) {
 	flaky := faults.New(3)
 	settings := local.FastSettings()
-	settings.MaxReceiveCount = 2
+	settings.Retry.Failing = 1500 * time.Millisecond // the visibility timeout is 1 s
 	s := startStack(t, flaky, settings, false)
 	// Every write of one voter's vote fails; everyone else's goes through.
 	flaky.Set(1, 0, func(target, body string) bool {
@@ -330,8 +336,15 @@ func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 	}
 	waitIdle(t, s)
 	dl := deadLetters(t, s, s.Queues.DeadLetters)
-	if len(dl) != 1 || !strings.Contains(dl[0], "gave up after 2 receives") || !strings.Contains(dl[0], faults.ErrInjected.Error()) {
+	if len(dl) != 1 || !strings.Contains(dl[0], "gave up after failing for over 1.5s") || !strings.Contains(dl[0], faults.ErrInjected.Error()) {
 		t.Fatalf("dead letters %q, want the doomed message with the reason it failed", dl)
+	}
+	m := regexp.MustCompile(`\((\d+) receives\)`).FindStringSubmatch(dl[0])
+	if m == nil {
+		t.Fatalf("dead letter %q does not say how often it was received", dl[0])
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 2 {
+		t.Errorf("dead letter %q: want it retried before it was given up", dl[0])
 	}
 	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"up": 2}}) {
 		t.Fatalf("the other votes were held up: tallies %v", got)
