@@ -59,15 +59,17 @@ type RetryLimits struct {
 // DefaultRetryLimits are the deployment's: 15 minutes of failures (five
 // receives at the queue's 3-minute visibility timeout), and an hour for a
 // deploy to finish.
-var DefaultRetryLimits = RetryLimits{Failing: 15 * time.Minute, NewerSchema: time.Hour}
+func DefaultRetryLimits() RetryLimits {
+	return RetryLimits{Failing: 15 * time.Minute, NewerSchema: time.Hour}
+}
 
 // NewProcessor builds the processor; a zero limit takes its default.
 func NewProcessor(events EventAppender, deadLetters DeadLetterer, limits RetryLimits, concurrency int, log *slog.Logger) *Processor {
 	if limits.Failing <= 0 {
-		limits.Failing = DefaultRetryLimits.Failing
+		limits.Failing = DefaultRetryLimits().Failing
 	}
 	if limits.NewerSchema <= 0 {
-		limits.NewerSchema = DefaultRetryLimits.NewerSchema
+		limits.NewerSchema = DefaultRetryLimits().NewerSchema
 	}
 	return &Processor{events: events, deadLetters: deadLetters, limits: limits, concurrency: max(concurrency, 1), log: log}
 }

@@ -73,7 +73,7 @@ func DefaultSettings() Settings {
 		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
 		VisibilityTimeout:   180 * time.Second,
 		MaxReceiveCount:     100,
-		Retry:               handlers.DefaultRetryLimits,
+		Retry:               handlers.DefaultRetryLimits(),
 		Retention:           4 * 24 * time.Hour,
 		DeadLetterRetention: 14 * 24 * time.Hour,
 		ReservedConcurrency: map[string]int{"receiver": 100, "processor": 10, "projector": 20, "query": 20},

@@ -38,8 +38,8 @@ func Load(ctx context.Context) (functions.Config, awscfg.Clients, *slog.Logger, 
 		FailuresURL:    os.Getenv("VOTES_PROJECTOR_FAILURE_QUEUE_URL"),
 		Catalog:        catalog,
 		Retry: handlers.RetryLimits{
-			Failing:     envDuration("VOTES_RETRY_FAILING_FOR", handlers.DefaultRetryLimits.Failing),
-			NewerSchema: envDuration("VOTES_RETRY_NEWER_SCHEMA_FOR", handlers.DefaultRetryLimits.NewerSchema),
+			Failing:     envDuration("VOTES_RETRY_FAILING_FOR", handlers.DefaultRetryLimits().Failing),
+			NewerSchema: envDuration("VOTES_RETRY_NEWER_SCHEMA_FOR", handlers.DefaultRetryLimits().NewerSchema),
 		},
 		Concurrency: envInt("VOTES_CONCURRENCY", 16),
 	}
