@@ -87,15 +87,10 @@ func TestOverlapDeliversEverySQSBatchToTwoConcurrentInvocations(t *testing.T) {
 		}
 	}
 	tw := newTwins()
-	byBody := map[string]string{} // message ID -> body
-	var mu sync.Mutex
 	fn := NewFunction("probe", 5*time.Second, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		var ids []string
 		for _, m := range ev.Records {
 			ids = append(ids, m.Body)
-			mu.Lock()
-			byBody[m.Body] = m.MessageId
-			mu.Unlock()
 		}
 		slices.Sort(ids)
 		rank := tw.meet(ids)
@@ -213,14 +208,19 @@ func TestOverlapDeliversEveryStreamBatchToTwoConcurrentInvocations(t *testing.T)
 // timeout with Lambda's error, while the handler, whose context ended at
 // the deadline, may still be running and its late work still lands.
 func TestInvocationIsCutOffAtItsTimeout(t *testing.T) {
+	type seen struct {
+		deadline  time.Time
+		requestID string
+	}
+	started := make(chan seen, 1)
 	late := make(chan time.Time, 1)
-	var deadline time.Time
-	var requestID string
 	fn := NewFunction("slow", 200*time.Millisecond, func(ctx context.Context, ev map[string]string) (string, error) {
-		deadline, _ = ctx.Deadline()
+		var s seen
+		s.deadline, _ = ctx.Deadline()
 		if lc, ok := lambdacontext.FromContext(ctx); ok {
-			requestID = lc.AwsRequestID
+			s.requestID = lc.AwsRequestID
 		}
+		started <- s
 		<-ctx.Done()
 		time.Sleep(100 * time.Millisecond) // a call in flight at the deadline
 		late <- time.Now()
@@ -236,10 +236,11 @@ func TestInvocationIsCutOffAtItsTimeout(t *testing.T) {
 	if took := returned.Sub(began); took < 200*time.Millisecond || took > 290*time.Millisecond {
 		t.Errorf("invoke returned after %v, want at the 200ms timeout", took)
 	}
-	if d := deadline.Sub(began); d <= 0 || d > 210*time.Millisecond {
+	s := <-started
+	if d := s.deadline.Sub(began); d <= 0 || d > 210*time.Millisecond {
 		t.Errorf("the handler's context ends %v after the start, want at the timeout", d)
 	}
-	if requestID == "" {
+	if s.requestID == "" {
 		t.Error("the handler saw no Lambda context")
 	}
 	select {

@@ -94,7 +94,7 @@ func FastSettings() Settings {
 	s.Projector.PollInterval = 10 * time.Millisecond
 	s.Projector.RetryBackoff = 10 * time.Millisecond
 	s.VisibilityTimeout = time.Second
-	s.Retry.Failing = 5 * time.Second
+	s.Retry.Failing = 30 * time.Second // well past a burst of injected faults
 	return s
 }
 
