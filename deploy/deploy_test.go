@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"votes/infra/dynamo"
 	"votes/infra/local"
@@ -116,13 +117,19 @@ func TestServerlessWiring(t *testing.T) {
 			if p["Runtime"] != "provided.al2023" || !slices.Equal(p["Architectures"].([]any), []any{"arm64"}) || p["Handler"] != "bootstrap" {
 				t.Errorf("%s: runtime %v, architectures %v, handler %v", name, p["Runtime"], p["Architectures"], p["Handler"])
 			}
+			if timeout, ok := p["Timeout"].(float64); !ok || timeout != settings.Timeouts[name].Seconds() {
+				t.Errorf("%s: timeout %v s, the local stack cuts invocations off at %v", name, p["Timeout"], settings.Timeouts[name])
+			}
+			if rc, ok := p["ReservedConcurrentExecutions"].(float64); !ok || rc != float64(settings.ReservedConcurrency[name]) || rc < 1 {
+				t.Errorf("%s: reserved concurrency %v, want %d", name, p["ReservedConcurrentExecutions"], settings.ReservedConcurrency[name])
+			}
 			if role := getAtt(p["Role"]); role != title(name)+"Role.Arn" {
 				t.Errorf("%s runs as %s, want its own role", name, role)
 			}
 			env := p["Environment"].(cfn)["Variables"].(cfn)
 			for k, want := range map[string]string{
 				"VOTES_EVENTS_TABLE": tables.Events, "VOTES_BALLOTS_TABLE": tables.Ballots, "VOTES_TALLIES_TABLE": tables.Tallies,
-				"VOTES_MAX_RECEIVES": fmt.Sprint(settings.MaxReceiveCount), "VOTES_REPAIR_MAX_RECEIVES": fmt.Sprint(settings.RepairMaxReceiveCount),
+				"VOTES_REPAIR_MAX_RECEIVES": fmt.Sprint(settings.RepairMaxReceiveCount),
 			} {
 				if env[k] != want {
 					t.Errorf("%s: %s = %v, want %s", name, k, env[k], want)
@@ -134,6 +141,15 @@ func TestServerlessWiring(t *testing.T) {
 			} {
 				if got := getAtt(env[k]); got != want {
 					t.Errorf("%s: %s refers to %s, want %s", name, k, got, want)
+				}
+			}
+			if name == "processor" {
+				for k, want := range map[string]time.Duration{
+					"VOTES_RETRY_FAILING_FOR": settings.Retry.Failing, "VOTES_RETRY_NEWER_SCHEMA_FOR": settings.Retry.NewerSchema,
+				} {
+					if got, err := time.ParseDuration(fmt.Sprint(env[k])); err != nil || got != want {
+						t.Errorf("processor: %s = %v, the local stack plays %v", k, env[k], want)
+					}
 				}
 			}
 			lg := res[title(name)+"LogGroup"]
@@ -208,6 +224,23 @@ func TestServerlessWiring(t *testing.T) {
 		if getAtt(rp["deadLetterTargetArn"]) != "SubmissionsDeadLetterQueue.Arn" || rp["maxReceiveCount"] != float64(settings.MaxReceiveCount) {
 			t.Errorf("redrive policy %v", rp)
 		}
+		// The processor gives up on a message, with the reason, long
+		// before SQS's redrive would move it without one.
+		redriveAfter := time.Duration(settings.MaxReceiveCount) * settings.VisibilityTimeout
+		if limit := max(settings.Retry.Failing, settings.Retry.NewerSchema); redriveAfter < 2*limit {
+			t.Errorf("redrive after %d receives (%v at the visibility timeout) comes before the processor gives up (%v)", settings.MaxReceiveCount, redriveAfter, limit)
+		}
+		retention := map[string]time.Duration{
+			"SubmissionsQueue": settings.Retention, "SubmissionsDeadLetterQueue": settings.DeadLetterRetention, "ProjectorFailureQueue": settings.DeadLetterRetention,
+		}
+		for logical, want := range retention {
+			if got := props(res[logical])["MessageRetentionPeriod"]; got != want.Seconds() {
+				t.Errorf("%s keeps messages %v s, the local stack %v", logical, got, want)
+			}
+		}
+		if settings.DeadLetterRetention <= settings.Retention {
+			t.Errorf("dead letters kept %v, no longer than their source queue's %v: SQS counts their age from the first send", settings.DeadLetterRetention, settings.Retention)
+		}
 
 		fq := props(res["ProjectorFailureQueue"])
 		repairTimeout := props(res["RepairerLambdaFunction"])["Timeout"].(float64)
@@ -245,6 +278,16 @@ func TestServerlessWiring(t *testing.T) {
 			t.Errorf("failure queue mapping %v, the local stack plays batch %d window %v", repairESM, r.BatchSize, r.Window)
 		}
 		p := settings.Processor
+		for fn, m := range map[string]struct {
+			esm cfn
+			max int
+		}{"processor": {sqsESM, p.MaxConcurrency}, "repairer": {repairESM, r.MaxConcurrency}} {
+			if sc, _ := m.esm["ScalingConfig"].(cfn); sc == nil || sc["MaximumConcurrency"] != float64(m.max) ||
+				m.max > settings.ReservedConcurrency[fn] || m.max < 2 {
+				t.Errorf("%s's SQS mapping scaling %v: want maximum concurrency %d, from 2 to its reserved %d (else the trigger is throttled)",
+					fn, m.esm["ScalingConfig"], m.max, settings.ReservedConcurrency[fn])
+			}
+		}
 		if sqsESM["BatchSize"] != float64(p.BatchSize) || sqsESM["MaximumBatchingWindowInSeconds"] != p.Window.Seconds() ||
 			!slices.Equal(sqsESM["FunctionResponseTypes"].([]any), []any{"ReportBatchItemFailures"}) {
 			t.Errorf("SQS mapping %v, the local stack plays batch %d window %v", sqsESM, p.BatchSize, p.Window)
@@ -396,7 +439,8 @@ func TestLambdaBinariesLeaveOutTheLocalStack(t *testing.T) {
 		}
 		for dep := range strings.Lines(string(out)) {
 			dep = strings.TrimSpace(dep)
-			if strings.Contains(dep, "sivchari/kumo") || strings.HasPrefix(dep, "votes/infra/local") || strings.HasPrefix(dep, "votes/infra/kumotest") {
+			if strings.Contains(dep, "sivchari/kumo") || strings.HasPrefix(dep, "votes/infra/local") || strings.HasPrefix(dep, "votes/infra/kumotest") ||
+				strings.HasPrefix(dep, "votes/infra/faults") {
 				t.Errorf("%s links %s", fn, dep)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/kumotest"
 	"votes/infra/loadgen"
 	"votes/infra/local"
@@ -50,12 +51,12 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	for _, fn := range functionNames {
 		meters[fn] = metering.New(nil)
 	}
-	faults := kumotest.NewFaults(11)
+	flaky := faults.New(11)
 	settings := local.FastSettings()
 	opts := kumotest.Options(nil)
 	s, err := local.Start(context.Background(), local.Config{
 		Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings,
-		HTTPClient: faults.Client(),
+		Faults: flaky,
 		FunctionAPIOptions: func(fn string) []func(*middleware.Stack) error {
 			return []func(*middleware.Stack) error{meters[fn].APIOption}
 		},
@@ -67,8 +68,8 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 
 	// Answers lost after DynamoDB applied a write: the retries find their
 	// own writes and read them back.
-	faults.Set(0, 0.2, func(target, _ string) bool {
-		return kumotest.Action(target, "PutItem", "UpdateItem", "TransactWriteItems")
+	flaky.Set(0, 0.2, func(target, _ string) bool {
+		return faults.Action(target, "PutItem", "UpdateItem", "TransactWriteItems")
 	})
 	if _, err := loadgen.Run(context.Background(), loadgen.Config{
 		URL: s.URL, Count: 200, Concurrency: 8, Voters: 20, Titles: 3, Skew: "uniform", Aspects: 2, ChangeShare: 0.3, RetryShare: 0.1, Run: "iam",
@@ -95,7 +96,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	if err := s.WaitRepaired(ctx); err != nil {
 		t.Fatal(err)
 	}
-	faults.Off()
+	flaky.Off()
 	for _, path := range []string{"/titles/load-iam-0/tallies", "/healthz"} {
 		resp, err := http.Get(s.URL + path)
 		if err != nil {
@@ -103,7 +104,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	if faults.FailedAfter.Load() == 0 {
+	if flaky.FailedAfter.Load() == 0 {
 		t.Fatal("no answer was lost: the re-read paths were not exercised")
 	}
 

@@ -5,8 +5,10 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +19,48 @@ import (
 const SchemaVersion = 1
 
 var readableSchemas = map[int]bool{1: true}
+
+// ErrNewerVersion means an event or message has a schema version newer
+// than this code understands. It is not poison: during a deploy the
+// writers may run newer code than the readers, and a reader updated later
+// will read it. Callers retry it for a while (errors.Is); the error is a
+// *NewerVersionError.
+var ErrNewerVersion = errors.New("schema version newer than this code understands")
+
+// NewerVersionError is ErrNewerVersion with the version met.
+type NewerVersionError struct {
+	Version int
+}
+
+func (e *NewerVersionError) Error() string {
+	return fmt.Sprintf("schema version %d is newer than this code understands (%s)", e.Version, ReadableSchemas())
+}
+
+// Is makes errors.Is(err, ErrNewerVersion) hold.
+func (e *NewerVersionError) Is(target error) bool { return target == ErrNewerVersion }
+
+// ReadableSchemas lists the schema versions this code reads, as "v1, v2".
+func ReadableSchemas() string {
+	vs := slices.Sorted(maps.Keys(readableSchemas))
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprintf("v%d", v)
+	}
+	return strings.Join(out, ", ")
+}
+
+// CheckSchema says whether this code reads schema version v: nil if it
+// does, a *NewerVersionError if v is newer than every version it reads,
+// and a plain error (poison) for an unknown older version.
+func CheckSchema(v int) error {
+	if readableSchemas[v] {
+		return nil
+	}
+	if v > slices.Max(slices.Collect(maps.Keys(readableSchemas))) {
+		return &NewerVersionError{Version: v}
+	}
+	return fmt.Errorf("unreadable schema version %d", v)
+}
 
 // TallyShards is how many cells a title's tally is split into. A voter's
 // ballot always lives in one cell, chosen by hashing the title and voter, and
@@ -99,9 +143,10 @@ func (v VoteCast) SameVote(o VoteCast) bool {
 // Validate checks an event read back from storage or a queue: a readable
 // schema, every field present, and a vote ID that matches its content.
 func (v VoteCast) Validate() error {
+	if err := CheckSchema(v.Schema); err != nil {
+		return fmt.Errorf("vote %s: %w", v.VoteID, err)
+	}
 	switch {
-	case !readableSchemas[v.Schema]:
-		return fmt.Errorf("vote %s: unreadable schema version %d", v.VoteID, v.Schema)
 	case v.VoterID == "" || v.TitleID == "" || v.SubmissionID == "" || v.Aspect == "" || v.Choice == "":
 		return fmt.Errorf("vote %s: missing fields", v.VoteID)
 	case v.RecordedAt <= 0:
@@ -209,8 +254,18 @@ func (a Accepted) Events() []VoteCast {
 }
 
 // DecodeAccepted reads a queued submission and checks every event in it. A
-// failure here never goes away on retry: the message is poison.
+// failure here never goes away on retry, the message is poison, except
+// ErrNewerVersion: a message of a newer schema, whose shape may differ in
+// any other way, which newer code will read.
 func DecodeAccepted(body []byte) (Accepted, error) {
+	var head struct {
+		Schema int `json:"v"`
+	}
+	if json.Unmarshal(body, &head) == nil {
+		if err := CheckSchema(head.Schema); errors.Is(err, ErrNewerVersion) {
+			return Accepted{}, fmt.Errorf("decode submission message: %w", err)
+		}
+	}
 	var a Accepted
 	if err := json.Unmarshal(body, &a); err != nil {
 		return Accepted{}, fmt.Errorf("decode submission message: %w", err)

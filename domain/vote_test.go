@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -334,6 +335,44 @@ func TestDecodeAcceptedRefuses(t *testing.T) {
 	body, _ := json.Marshal(five)
 	if _, err := domain.DecodeAccepted(body); err != nil {
 		t.Errorf("five consistent votes: %v", err)
+	}
+}
+
+// TestNewerSchemaIsNotPoison: a vote or message of a schema version newer
+// than the code reads is told apart (it is retried, not dead-lettered),
+// whatever else about its shape changed; an unknown older version is
+// poison.
+func TestNewerSchemaIsNotPoison(t *testing.T) {
+	e := validVote(t)
+	e.Schema = domain.SchemaVersion + 1
+	err := e.Validate()
+	var newer *domain.NewerVersionError
+	if !errors.Is(err, domain.ErrNewerVersion) || !errors.As(err, &newer) || newer.Version != domain.SchemaVersion+1 {
+		t.Errorf("vote of schema %d: %v, want ErrNewerVersion", e.Schema, err)
+	}
+	e.Schema = 0
+	if err := e.Validate(); err == nil || errors.Is(err, domain.ErrNewerVersion) {
+		t.Errorf("vote of schema 0: %v, want poison", err)
+	}
+
+	for body, wantNewer := range map[string]bool{
+		`{"v":2,"submissionId":"s-1","voterId":"alice","titleId":"tt1","receivedAt":1,"votes":[{"voteId":"x","aspect":"story","choice":"up"}]}`: true,
+		`{"v":7,"ballot":{"who":"alice","what":[["story","up"]]}}`:                                                                              true, // any other shape
+		`{"v":0,"submissionId":"s-1","voterId":"alice","titleId":"tt1","receivedAt":1,"votes":[]}`:                                              false,
+		`{"v":"2"}`: false,
+		`{"v":2`:    false,
+	} {
+		_, err := domain.DecodeAccepted([]byte(body))
+		if err == nil {
+			t.Errorf("DecodeAccepted(%s) accepted it", body)
+			continue
+		}
+		if got := errors.Is(err, domain.ErrNewerVersion); got != wantNewer {
+			t.Errorf("DecodeAccepted(%s): %v; newer version %v, want %v", body, err, got, wantNewer)
+		}
+		if wantNewer && !strings.Contains(err.Error(), "is newer than this code understands (v1)") {
+			t.Errorf("DecodeAccepted(%s): %q does not say which versions it reads", body, err)
+		}
 	}
 }
 

@@ -58,7 +58,6 @@ func newFixture(t *testing.T) fixture {
 			RepairFailedURL:   url(names.RepairFailed),
 			RepairMaxReceives: 3,
 			Catalog:           domain.DefaultCatalog(),
-			MaxReceives:       5,
 			Concurrency:       4,
 		},
 	}

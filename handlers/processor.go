@@ -2,10 +2,13 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -25,22 +28,50 @@ type DeadLetterer interface {
 // Processor handles SQS batches of accepted submissions: it appends every
 // vote to the event table. A message whose votes were all stored (or were
 // stored before) is done; one that failed is reported as a batch-item
-// failure and comes back; one that can never be processed, or that failed
-// on its last allowed receive, goes to the dead-letter queue with the
-// reason and is done.
+// failure and comes back; one that can never be processed, or that has
+// been failing for longer than its RetryLimits allow, goes to the
+// dead-letter queue with the reason and is done.
 type Processor struct {
 	events      EventAppender
 	deadLetters DeadLetterer
-	maxReceives int
+	limits      RetryLimits
 	concurrency int
 	log         *slog.Logger
 }
 
-// NewProcessor builds the processor. maxReceives is the queue's redrive
-// maxReceiveCount: on that receive a failing message is dead-lettered here,
-// with its reason, rather than silently by SQS.
-func NewProcessor(events EventAppender, deadLetters DeadLetterer, maxReceives, concurrency int, log *slog.Logger) *Processor {
-	return &Processor{events: events, deadLetters: deadLetters, maxReceives: maxReceives, concurrency: max(concurrency, 1), log: log}
+// RetryLimits bound how long the processor retries a message before it
+// dead-letters it itself, with the reason. They are ages, not receive
+// counts: throttled invocations count as receives (SQS cannot tell them
+// apart), so a burst would turn a receive count into dead letters of votes
+// that never failed. The queue's redrive maxReceiveCount is only a backstop,
+// far above these, for messages the function never sees.
+type RetryLimits struct {
+	// Failing is how long a message whose votes fail to be stored is
+	// retried, from its first receive (ApproximateFirstReceiveTimestamp),
+	// so that a backlog waiting in the queue does not count against it.
+	Failing time.Duration
+	// NewerSchema is how long a message of a schema version newer than this
+	// code reads is retried, from when it was sent (SentTimestamp): during
+	// a deploy the receiver may be updated before the processor.
+	NewerSchema time.Duration
+}
+
+// DefaultRetryLimits are the deployment's: 15 minutes of failures (five
+// receives at the queue's 3-minute visibility timeout), and an hour for a
+// deploy to finish.
+func DefaultRetryLimits() RetryLimits {
+	return RetryLimits{Failing: 15 * time.Minute, NewerSchema: time.Hour}
+}
+
+// NewProcessor builds the processor; a zero limit takes its default.
+func NewProcessor(events EventAppender, deadLetters DeadLetterer, limits RetryLimits, concurrency int, log *slog.Logger) *Processor {
+	if limits.Failing <= 0 {
+		limits.Failing = DefaultRetryLimits().Failing
+	}
+	if limits.NewerSchema <= 0 {
+		limits.NewerSchema = DefaultRetryLimits().NewerSchema
+	}
+	return &Processor{events: events, deadLetters: deadLetters, limits: limits, concurrency: max(concurrency, 1), log: log}
 }
 
 // BatchStats counts what one batch did.
@@ -85,6 +116,17 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 // handleMessage reports whether the message is done with.
 func (p *Processor) handleMessage(ctx context.Context, msg events.SQSMessage, s *BatchStats) bool {
 	sub, err := domain.DecodeAccepted([]byte(msg.Body))
+	var newer *domain.NewerVersionError
+	if errors.As(err, &newer) {
+		sent := attrTime(msg, "SentTimestamp", time.Now())
+		if time.Now().Sub(sent) > p.limits.NewerSchema {
+			return p.deadLetter(ctx, msg, fmt.Sprintf("schema version %d is newer than this processor understands (%s), for over %s",
+				newer.Version, domain.ReadableSchemas(), shortDuration(p.limits.NewerSchema)), s)
+		}
+		p.log.WarnContext(ctx, "message of a newer schema version: retried until this processor is updated",
+			"message", msg.MessageId, "version", newer.Version, "sent", sent)
+		return false
+	}
 	if err != nil {
 		return p.deadLetter(ctx, msg, "poison: "+err.Error(), s)
 	}
@@ -92,8 +134,10 @@ func (p *Processor) handleMessage(ctx context.Context, msg events.SQSMessage, s 
 		out, err := p.events.Append(ctx, e)
 		if err != nil {
 			receives, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
-			if p.maxReceives > 0 && receives >= p.maxReceives {
-				return p.deadLetter(ctx, msg, fmt.Sprintf("gave up after %d receives: %v", receives, err), s)
+			first := attrTime(msg, "ApproximateFirstReceiveTimestamp", attrTime(msg, "SentTimestamp", time.Now()))
+			if time.Now().Sub(first) > p.limits.Failing {
+				return p.deadLetter(ctx, msg, fmt.Sprintf("gave up after failing for over %s (%d receives): %v",
+					shortDuration(p.limits.Failing), receives, err), s)
 			}
 			p.log.WarnContext(ctx, "append vote", "message", msg.MessageId, "vote", e.VoteID, "receives", receives, "err", err)
 			return false
@@ -110,6 +154,28 @@ func (p *Processor) handleMessage(ctx context.Context, msg events.SQSMessage, s 
 		}
 	}
 	return true
+}
+
+// attrTime reads an SQS timestamp attribute (Unix milliseconds), or def
+// when it is missing or unreadable.
+func attrTime(msg events.SQSMessage, name string, def time.Time) time.Time {
+	ms, err := strconv.ParseInt(msg.Attributes[name], 10, 64)
+	if err != nil || ms <= 0 {
+		return def
+	}
+	return time.UnixMilli(ms)
+}
+
+// shortDuration writes d as people do: 1h, 15m, 1h30m, 2s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (p *Processor) deadLetter(ctx context.Context, msg events.SQSMessage, reason string, s *BatchStats) bool {

@@ -3,8 +3,10 @@ package handlers_test
 import (
 	"context"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -171,7 +173,7 @@ func TestProcessorDeadLettersPoison(t *testing.T) {
 	}{
 		{"the sample's own body", "Message Body"},
 		{"no votes", `{"v":1,"submissionId":"s","voterId":"v","titleId":"t","receivedAt":1,"votes":[]}`},
-		{"unknown schema", strings.Replace(sqsEvent(t).Records[1].Body, `"v":1`, `"v":9`, 1)},
+		{"unknown older schema", strings.Replace(sqsEvent(t).Records[1].Body, `"v":1`, `"v":0`, 1)},
 		{"vote ID not matching", tampered},
 	}
 	for _, tt := range tests {
@@ -232,18 +234,29 @@ func TestProcessorKeepsPoisonWhenDeadLetterQueueFails(t *testing.T) {
 	}
 }
 
+// msAgo is an SQS timestamp attribute value: d before now, in Unix
+// milliseconds.
+func msAgo(d time.Duration) string {
+	return strconv.FormatInt(time.Now().Add(-d).UnixMilli(), 10)
+}
+
+// TestProcessorAppendFailure: a message whose votes cannot be stored is
+// retried until it has been failing for longer than the limit since its
+// first receive, however many receives that took (throttled invocations
+// count as receives), then dead-lettered with the reason.
 func TestProcessorAppendFailure(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name     string
-		receives string
-		failed   []string
-		dead     bool
+		name       string
+		attributes map[string]string
+		failed     []string
+		dead       bool
 	}{
-		{name: "early receive is retried", receives: "2", failed: []string{"MessageID_1"}},
-		{name: "first receive is retried", receives: "1", failed: []string{"MessageID_1"}},
-		{name: "last receive is dead-lettered", receives: "5", dead: true},
-		{name: "past the last receive is dead-lettered", receives: "7", dead: true},
+		{name: "first failure is retried", attributes: map[string]string{"ApproximateReceiveCount": "1", "ApproximateFirstReceiveTimestamp": msAgo(0)}, failed: []string{"MessageID_1"}},
+		{name: "many receives within the limit are retried", attributes: map[string]string{"ApproximateReceiveCount": "60", "ApproximateFirstReceiveTimestamp": msAgo(14 * time.Minute)}, failed: []string{"MessageID_1"}},
+		{name: "a backlog before the first receive does not count", attributes: map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": msAgo(3 * time.Hour), "ApproximateFirstReceiveTimestamp": msAgo(time.Minute)}, failed: []string{"MessageID_1"}},
+		{name: "failing past the limit is dead-lettered", attributes: map[string]string{"ApproximateReceiveCount": "5", "ApproximateFirstReceiveTimestamp": msAgo(16 * time.Minute)}, dead: true},
+		{name: "without a first receive time, the send time counts", attributes: map[string]string{"ApproximateReceiveCount": "5", "SentTimestamp": msAgo(20 * time.Minute)}, dead: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,7 +267,7 @@ func TestProcessorAppendFailure(t *testing.T) {
 			h := functions.Processor(cfg, f.clients, discard())
 			ev := sqsEvent(t)
 			ev.Records = ev.Records[:1]
-			ev.Records[0].Attributes["ApproximateReceiveCount"] = tt.receives
+			ev.Records[0].Attributes = tt.attributes
 
 			resp, err := h.Handle(context.Background(), ev)
 			if err != nil {
@@ -266,7 +279,7 @@ func TestProcessorAppendFailure(t *testing.T) {
 			dead := drain(t, f, f.cfg.DeadLettersURL)
 			if !tt.dead {
 				if len(dead) != 0 {
-					t.Errorf("%d dead letters before the last receive", len(dead))
+					t.Errorf("%d dead letters within the retry limit", len(dead))
 				}
 				return
 			}
@@ -277,8 +290,64 @@ func TestProcessorAppendFailure(t *testing.T) {
 				t.Errorf("dead letter body %q, want the message", aws.ToString(dead[0].Body))
 			}
 			reason := attr(dead[0], queue.AttrReason)
-			if !strings.Contains(reason, "gave up after "+tt.receives+" receives") || !strings.Contains(reason, sampleVotes[0].VoteID) {
-				t.Errorf("reason %q does not say it gave up on vote %s after %s receives", reason, sampleVotes[0].VoteID, tt.receives)
+			want := "gave up after failing for over 15m (" + tt.attributes["ApproximateReceiveCount"] + " receives)"
+			if !strings.Contains(reason, want) || !strings.Contains(reason, sampleVotes[0].VoteID) {
+				t.Errorf("reason %q does not say %q on vote %s", reason, want, sampleVotes[0].VoteID)
+			}
+		})
+	}
+}
+
+// TestProcessorRetriesNewerSchema: a message of a newer schema version was
+// queued by newer code during a deploy. It is retried, not poisoned, for an
+// hour from when it was sent, then dead-lettered with that reason; the
+// rest of the batch is stored either way.
+func TestProcessorRetriesNewerSchema(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		sent time.Duration // ago
+		dead bool
+	}{
+		{name: "during a deploy", sent: 5 * time.Minute},
+		{name: "over an hour old", sent: 61 * time.Minute, dead: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			h := functions.Processor(f.cfg, f.clients, discard())
+			ev := sqsEvent(t)
+			// A newer receiver may change the shape in any other way too.
+			ev.Records[0].Body = strings.Replace(strings.Replace(ev.Records[0].Body, `"v":1`, `"v":2`, 1), `"votes":`, `"ballot":`, 1)
+			ev.Records[0].Attributes["SentTimestamp"] = msAgo(tt.sent)
+			ev.Records[0].Attributes["ApproximateFirstReceiveTimestamp"] = msAgo(tt.sent)
+
+			resp, err := h.Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dead := drain(t, f, f.cfg.DeadLettersURL)
+			if !tt.dead {
+				if got := failedIDs(resp); !reflect.DeepEqual(got, []string{"MessageID_1"}) {
+					t.Errorf("batch item failures %v, want the newer message retried", got)
+				}
+				if len(dead) != 0 {
+					t.Errorf("dead letters %v: a newer schema during a deploy is not poison", attr(dead[0], queue.AttrReason))
+				}
+			} else {
+				if got := failedIDs(resp); len(got) != 0 {
+					t.Errorf("batch item failures %v after the hour", got)
+				}
+				if len(dead) != 1 {
+					t.Fatalf("%d dead letters, want the newer message", len(dead))
+				}
+				want := "schema version 2 is newer than this processor understands (v1), for over 1h"
+				if reason := attr(dead[0], queue.AttrReason); reason != want {
+					t.Errorf("reason %q, want %q", reason, want)
+				}
+			}
+			if _, ok := storedEvent(t, f, sampleVotes[2]); !ok || eventCount(t, f) != 1 {
+				t.Errorf("bob's vote of the same batch was not stored alone: %d events", eventCount(t, f))
 			}
 		})
 	}

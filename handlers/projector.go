@@ -3,11 +3,15 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -97,8 +101,23 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		}
 		e, err := decodeImage(rec.Change.NewImage)
 		if err != nil {
+			reason := "undecodable event: " + err.Error()
+			var newer *domain.NewerVersionError
+			if errors.As(err, &newer) {
+				// Written by newer code during a deploy: retried until
+				// this function is updated too, for a bounded time.
+				created := rec.Change.ApproximateCreationDateTime.Time
+				if time.Since(created) <= NewerSchemaRetry {
+					h.log.WarnContext(ctx, "event of a newer schema version: retried until this projector is updated",
+						"seq", rec.Change.SequenceNumber, "version", newer.Version, "created", created)
+					resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+					continue
+				}
+				reason = fmt.Sprintf("schema version %d is newer than this projector understands (%s), for over %s",
+					newer.Version, domain.ReadableSchemas(), shortDuration(NewerSchemaRetry))
+			}
 			body, _ := json.Marshal(rec)
-			if dlErr := h.deadLetters.DeadLetter(ctx, string(body), "undecodable event: "+err.Error()); dlErr != nil {
+			if dlErr := h.deadLetters.DeadLetter(ctx, string(body), reason); dlErr != nil {
 				h.log.ErrorContext(ctx, "dead-letter stream record", "seq", rec.Change.SequenceNumber, "err", dlErr)
 				resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
 			}
@@ -141,7 +160,22 @@ func compareSeq(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// NewerSchemaRetry is how long a stream record of a schema version newer
+// than this code reads is retried, from its ApproximateCreationDateTime,
+// before it goes to the failure queue. The stream mapping's own retry
+// attempts may run out first: the record then reaches the failure queue
+// through its on-failure destination instead.
+const NewerSchemaRetry = time.Hour
+
 func decodeImage(img map[string]events.DynamoDBAttributeValue) (domain.VoteCast, error) {
+	// The schema first: a newer one may have changed any other attribute.
+	if av, ok := img[dynamo.AttrSchema]; ok && av.DataType() == events.DataTypeNumber {
+		if v, err := strconv.Atoi(av.Number()); err == nil {
+			if err := domain.CheckSchema(v); errors.Is(err, domain.ErrNewerVersion) {
+				return domain.VoteCast{}, err
+			}
+		}
+	}
 	return dynamo.DecodeEventFields(func(name string) (string, bool) {
 		av, ok := img[name]
 		if !ok {

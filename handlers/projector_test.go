@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -248,5 +250,67 @@ func voteRecord(e domain.VoteCast, seq string) events.DynamoDBEventRecord {
 			SequenceNumber: seq,
 			StreamViewType: "NEW_IMAGE",
 		},
+	}
+}
+
+// TestProjectorRetriesNewerSchema: a record of a newer event schema was
+// written by newer code during a deploy. It is reported failed (retried)
+// for an hour from its creation, then goes to the failure queue with that
+// reason; the other records are projected either way.
+func TestProjectorRetriesNewerSchema(t *testing.T) {
+	t.Parallel()
+	const newerSeq = "1405400000000002063282832" // alice overall up
+	withoutAlice := map[string]map[string]int64{"overall": {"up": 1, "down": 1}, "story": {"up": 0, "down": 1}}
+	for _, tt := range []struct {
+		name    string
+		created time.Duration // ago
+		dead    bool
+	}{
+		{name: "during a deploy", created: 5 * time.Minute},
+		{name: "over an hour old", created: 61 * time.Minute, dead: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			p := functions.Projector(f.cfg, f.clients, discard())
+			q := functions.Query(f.cfg, f.clients, discard())
+			ev := streamEvent(t)
+			rec := &ev.Records[0]
+			if rec.Change.SequenceNumber != newerSeq {
+				t.Fatalf("sample changed: first record %s", rec.Change.SequenceNumber)
+			}
+			// A newer writer may change the shape in any other way too.
+			rec.Change.NewImage["v"] = events.NewNumberAttribute("2")
+			rec.Change.NewImage["choice"] = events.NewBooleanAttribute(true)
+			rec.Change.ApproximateCreationDateTime = events.SecondsEpochTime{Time: time.Now().Add(-tt.created)}
+
+			resp, err := p.Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reasons []string
+			for _, m := range drain(t, f, f.cfg.FailuresURL) {
+				reasons = append(reasons, attr(m, queue.AttrReason))
+			}
+			if !tt.dead {
+				if got := streamFailures(resp); !reflect.DeepEqual(got, []string{newerSeq}) {
+					t.Errorf("batch item failures %v, want the newer record %s retried", got, newerSeq)
+				}
+				if len(reasons) != 1 || !strings.HasPrefix(reasons[0], "undecodable event:") {
+					t.Errorf("failure queue %q, want only the broken record", reasons)
+				}
+			} else {
+				if got := streamFailures(resp); len(got) != 0 {
+					t.Errorf("batch item failures %v after the hour", got)
+				}
+				want := "schema version 2 is newer than this projector understands (v1), for over 1h"
+				if !slices.Contains(reasons, want) || len(reasons) != 2 {
+					t.Errorf("failure queue %q, want the newer record with %q and the broken one", reasons, want)
+				}
+			}
+			if got := tallies(t, q, "tt0111161"); !reflect.DeepEqual(got, withoutAlice) {
+				t.Errorf("tallies %v, want the other records projected: %v", got, withoutAlice)
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"votes/domain"
 	"votes/handlers"
+	"votes/infra/faults"
 	"votes/infra/functions"
 	"votes/infra/kumotest"
 )
@@ -372,20 +373,20 @@ func TestReceiverUnavailableQueue(t *testing.T) {
 func TestReceiverRetryAfter503IsTheSameSubmission(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	faults := kumotest.NewFaults(1)
-	h := functions.Receiver(f.cfg, kumotest.Clients(t, faults.Client()), discard())
+	flaky := faults.New(1)
+	h := functions.Receiver(f.cfg, kumotest.Clients(t, flaky.Client()), discard())
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 	req.Headers["idempotency-key"] = "k1"
 
-	faults.Set(0, 1, func(target, _ string) bool { return kumotest.Action(target, "SendMessage") })
+	flaky.Set(0, 1, func(target, _ string) bool { return faults.Action(target, "SendMessage") })
 	resp, err := h.Handle(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusServiceUnavailable || faults.FailedAfter.Load() == 0 {
-		t.Fatalf("sends applied with their answers lost: status %d (%d lost), want 503: %s", resp.StatusCode, faults.FailedAfter.Load(), resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || flaky.FailedAfter.Load() == 0 {
+		t.Fatalf("sends applied with their answers lost: status %d (%d lost), want 503: %s", resp.StatusCode, flaky.FailedAfter.Load(), resp.Body)
 	}
-	faults.Off()
+	flaky.Off()
 	resp, err = h.Handle(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +398,7 @@ func TestReceiverRetryAfter503IsTheSameSubmission(t *testing.T) {
 	decodeBody(t, resp, &got)
 
 	msgs := drain(t, f, f.cfg.SubmissionsURL)
-	if want := faults.FailedAfter.Load() + 1; int64(len(msgs)) != want {
+	if want := flaky.FailedAfter.Load() + 1; int64(len(msgs)) != want {
 		t.Fatalf("%d messages queued, want %d: one per applied send", len(msgs), want)
 	}
 	var first domain.Accepted

@@ -16,6 +16,7 @@ import (
 
 	"votes/domain"
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/functions"
 	"votes/infra/kumotest"
 	"votes/infra/queue"
@@ -213,9 +214,9 @@ func TestRepairerRetriesUntilLastReceive(t *testing.T) {
 	f := newFixture(t)
 	evs := appendVotes(t, f, "tt-flaky", "up", "down")
 	arn, shard, recs := streamRecords(t, f)
-	faults := kumotest.NewFaults(5)
-	faults.Set(1, 0, func(target, _ string) bool { return kumotest.Action(target, "UpdateItem") })
-	r := functions.Repairer(f.cfg, kumotest.Clients(t, faults.Client()), discard())
+	flaky := faults.New(5)
+	flaky.Set(1, 0, func(target, _ string) bool { return faults.Action(target, "UpdateItem") })
+	r := functions.Repairer(f.cfg, kumotest.Clients(t, flaky.Client()), discard())
 	body := onFailure(t, arn, shard, &recs[0], &recs[len(recs)-1])
 
 	resp, err := r.Handle(context.Background(), failureEvent(t, body, 1))
@@ -235,7 +236,7 @@ func TestRepairerRetriesUntilLastReceive(t *testing.T) {
 	}
 
 	// Once the writes go through, the same record repairs.
-	faults.Off()
+	flaky.Off()
 	if resp, err := r.Handle(context.Background(), failureEvent(t, body, 1)); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("after the fault: %v, failures %v", err, sqsFailures(resp))
 	}

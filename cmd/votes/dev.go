@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"votes/domain"
+	"votes/infra/faults"
 	"votes/infra/local"
 )
 
@@ -17,8 +18,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	addr := fs.String("addr", "127.0.0.1:8080", "address the HTTP API listens on")
 	catalogSpec := fs.String("catalog", os.Getenv("VOTES_CATALOG"), `aspects and choices, as "overall=up|down;story=up|down" (default: the standard five, up or down)`)
 	verbose := fs.Bool("v", false, "log every batch the functions process")
+	overlap := fs.Bool("overlap", false, "deliver every SQS and stream batch to two concurrent invocations, as AWS may")
+	faultRate := fs.Float64("faults", 0, "fraction (0 to 1) of the functions' SDK calls that fail, half before sending and half after the emulator applied them")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *faultRate < 0 || *faultRate >= 1 {
+		return usageError{fmt.Errorf("--faults %v: want a fraction from 0 to below 1", *faultRate)}
 	}
 	catalog, err := domain.ParseCatalog(*catalogSpec)
 	if err != nil {
@@ -30,23 +36,40 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	stack, err := local.Start(ctx, local.Config{
-		Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log,
-	})
+	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap}
+	var seed uint64
+	if *faultRate > 0 {
+		seed = uint64(time.Now().UnixNano())
+		cfg.Faults = faults.New(seed)
+		cfg.Faults.SetRate(*faultRate)
+	}
+	stack, err := local.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "aws endpoint %s (DynamoDB, DynamoDB Streams, SQS; any access key, region us-east-1)\n", stack.Endpoint)
-	fmt.Fprintf(stdout, "tables %s, %s, %s; queues %s, %s, %s\n", stack.Tables.Events, stack.Tables.Ballots, stack.Tables.Tallies,
-		stack.Queues.Submissions, stack.Queues.DeadLetters, stack.Queues.ProjectorFailed)
+	fmt.Fprintf(stdout, "tables %s, %s, %s; queues %s, %s, %s, %s\n", stack.Tables.Events, stack.Tables.Ballots, stack.Tables.Tallies,
+		stack.Queues.Submissions, stack.Queues.DeadLetters, stack.Queues.ProjectorFailed, stack.Queues.RepairFailed)
 	if err := writeDevState(devState{Endpoint: stack.Endpoint, API: stack.URL, Stage: "local", PID: os.Getpid()}); err != nil {
 		log.Warn("other votes commands will not find this stack", "err", err)
 	}
 	defer os.Remove(devStatePath())
+	if *overlap {
+		fmt.Fprintln(stdout, "overlap on: every SQS and stream batch goes to two concurrent invocations")
+	}
+	if *faultRate > 0 {
+		fmt.Fprintf(stdout, "faults on: %g%% of the functions' SDK calls fail, half before sending, half after the emulator applied them (seed %d)\n",
+			100**faultRate, seed)
+	}
 	fmt.Fprintf(stdout, "listening on %s\n", stack.URL)
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down: finishing queued votes")
+	if cfg.Faults != nil {
+		f := cfg.Faults
+		fmt.Fprintf(stdout, "faults injected: %d of %d SDK calls failed before sending, %d after the emulator applied them\n",
+			f.FailedBefore.Load(), f.Calls.Load(), f.FailedAfter.Load())
+	}
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := stack.Close(closeCtx); err != nil {

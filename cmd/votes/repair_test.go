@@ -16,6 +16,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/kumotest"
 	"votes/infra/local"
 )
@@ -47,15 +48,15 @@ func postVote(t *testing.T, url, voter, title, choice string) {
 // TestFailureCommands drives votes dlq, votes dlq redrive and votes repair
 // against a local stack where votes and their projections really failed.
 func TestFailureCommands(t *testing.T) {
-	faults := kumotest.NewFaults(8)
+	flaky := faults.New(8)
 	settings := local.FastSettings()
-	settings.MaxReceiveCount = 2
+	settings.Retry.Failing = time.Millisecond // the processor gives up, with its reason, at the next failure
 	settings.Projector.MaxRetryAttempts = 1
 	settings.RepairMaxReceiveCount = 2
 	stage := kumotest.Stage(t) // the emulator's state is shared by the tests of this binary
 	var lost atomic.Bool       // tally writes of tt-lost fail, for the projector and the repairer alike
 	s, err := local.Start(context.Background(), local.Config{
-		Addr: "127.0.0.1:0", Stage: stage, Settings: settings, HTTPClient: faults.Client(),
+		Addr: "127.0.0.1:0", Stage: stage, Settings: settings, Faults: flaky,
 		FunctionAPIOptions: func(string) []func(*middleware.Stack) error {
 			return []func(*middleware.Stack) error{failTallyWrites("tt-lost", &lost)}
 		},
@@ -86,19 +87,19 @@ func TestFailureCommands(t *testing.T) {
 
 	// Dead letters: one submission whose every append failed (a reason),
 	// one put there as SQS's redrive would (no reason).
-	faults.Set(1, 0, func(target, body string) bool {
-		return kumotest.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
+	flaky.Set(1, 0, func(target, body string) bool {
+		return faults.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
 	})
 	postVote(t, s.URL, "u-doomed", "tt1", "up")
 	postVote(t, s.URL, "u-1", "tt1", "up")
 	idle()
-	faults.Off()
+	flaky.Off()
 	if _, err := s.Admin.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(s.QueueURLs[s.Queues.DeadLetters]), MessageBody: aws.String(`{"v":1}`)}); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := votes(t, append([]string{"dlq"}, ep...)...)
 	t.Logf("votes dlq:\n%s", out)
-	if code != 0 || !strings.Contains(out, q.DeadLetters+": 2 messages") || !strings.Contains(out, "gave up after 2 receives") ||
+	if code != 0 || !strings.Contains(out, q.DeadLetters+": 2 messages") || !strings.Contains(out, "gave up after failing for over") ||
 		!strings.Contains(out, "moved by SQS redrive, no reason recorded") || !strings.Contains(out, q.RepairFailed+": 0 messages") {
 		t.Errorf("dlq: exit %d\n%s", code, out)
 	}

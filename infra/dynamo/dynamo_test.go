@@ -13,6 +13,7 @@ import (
 	"votes/domain"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/kumotest"
 	"votes/projections"
 	"votes/projections/projectiontest"
@@ -32,7 +33,7 @@ type faultTransport interface{ Client() *http.Client }
 
 // newFixture creates a fresh set of tables in the shared emulator, with
 // stores whose SDK calls go through faults when it is not nil.
-func newFixture(t testing.TB, faults faultTransport) fixture {
+func newFixture(t testing.TB, flaky faultTransport) fixture {
 	t.Helper()
 	admin := kumotest.Clients(t, nil)
 	f := fixture{tables: dynamo.TablesFor(kumotest.Stage(t))}
@@ -42,8 +43,8 @@ func newFixture(t testing.TB, faults faultTransport) fixture {
 		}
 	}
 	f.clients = admin
-	if faults != nil {
-		f.clients = kumotest.Clients(t, faults.Client())
+	if flaky != nil {
+		f.clients = kumotest.Clients(t, flaky.Client())
 	}
 	f.events = dynamo.NewEventStore(f.clients.DynamoDB, f.tables.Events)
 	f.ballots = dynamo.NewBallotStore(f.clients.DynamoDB, f.tables.Ballots, "1")
@@ -76,16 +77,16 @@ func TestEventStoreAppendsOnce(t *testing.T) {
 }
 
 func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
-	faults := kumotest.NewFaults(1)
-	f := newFixture(t, faults)
+	flaky := faults.New(1)
+	f := newFixture(t, flaky)
 	// Every PutItem is applied and its response lost; the SDK retries.
-	faults.Set(0, 1, func(target, _ string) bool { return kumotest.Action(target, "PutItem") })
+	flaky.Set(0, 1, func(target, _ string) bool { return faults.Action(target, "PutItem") })
 	e := projectiontest.Vote("u1", "t1", "s1", "story", "up", 100)
 	_, err := f.events.Append(context.Background(), e)
 	if err == nil {
 		t.Fatal("append succeeded although every response was lost")
 	}
-	faults.Off()
+	flaky.Off()
 	got, err := f.events.Append(context.Background(), e)
 	if err != nil || got != domain.Duplicate {
 		t.Fatalf("append after the lost responses: %v, %v; want duplicate", got, err)
@@ -97,8 +98,8 @@ func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
 
 func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		faults := kumotest.NewSchedule(projectiontest.DrawScript(rt, 200))
-		f := newFixture(t, faults)
+		flaky := kumotest.NewSchedule(projectiontest.DrawScript(rt, 200))
+		f := newFixture(t, flaky)
 		p := projections.NewProjector(f.ballots, f.cells, rapid.IntRange(1, 4).Draw(rt, "concurrency"))
 		ctx := context.Background()
 
@@ -120,7 +121,7 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 				pending = slices.Insert(pending, at, failed)
 			}
 		}
-		faults.Stop()
+		flaky.Stop()
 		want := projections.Fold(events)
 		for _, title := range eventSpace.Titles {
 			got, err := f.cells.Tally(ctx, title)
@@ -129,7 +130,7 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 			}
 			if !got.Equal(want[title]) {
 				rt.Fatalf("%s after %d attempts (%d recovered steps, %d calls failed before, %d after applied): tally %v, fold %v, diff %v",
-					title, attempts, recovered, faults.FailedBefore.Load(), faults.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
+					title, attempts, recovered, flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
 			}
 		}
 	})
@@ -156,8 +157,8 @@ func failedEvents(batch []domain.VoteCast, rep projections.Report) []domain.Vote
 // still equal the fold.
 func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		faults := kumotest.NewSchedule(projectiontest.DrawScript(rt, 300))
-		f := newFixture(t, faults)
+		flaky := kumotest.NewSchedule(projectiontest.DrawScript(rt, 300))
+		f := newFixture(t, flaky)
 		lease := time.Duration(rapid.IntRange(5, 40).Draw(rt, "leaseMs")) * time.Millisecond
 		writers := []*projections.Projector{}
 		for range rapid.IntRange(2, 4).Draw(rt, "streamWriters") {
@@ -196,7 +197,7 @@ func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 				rt.Fatal(err)
 			}
 		}
-		faults.Stop()
+		flaky.Stop()
 		want := projections.Fold(events)
 		for _, title := range eventSpace.Titles {
 			got, err := f.cells.Tally(context.Background(), title)
@@ -205,7 +206,7 @@ func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 			}
 			if !got.Equal(want[title]) {
 				rt.Fatalf("%s (%d writers, lease %v; %d calls failed before, %d after applied): tally %v, fold %v, diff %v",
-					title, len(writers), lease, faults.FailedBefore.Load(), faults.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
+					title, len(writers), lease, flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), got, want[title], got.Diff(want[title]))
 			}
 		}
 	})

@@ -16,7 +16,7 @@ import (
 
 	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
-	"votes/infra/kumotest"
+	"votes/infra/faults"
 	"votes/internal/backoff"
 )
 
@@ -88,8 +88,8 @@ func TestRegistryReadsTheStoredFormat(t *testing.T) {
 // was applied is reapplied without adding a second version.
 func TestRegistryUpdatesNeverLoseOneAnother(t *testing.T) {
 	ctx := context.Background()
-	faults := kumotest.NewFaults(3)
-	f := newFixture(t, faults)
+	flaky := faults.New(3)
+	f := newFixture(t, flaky)
 	regs := dynamo.NewRegistries(f.clients.DynamoDB, f.tables.Tallies)
 	now := time.Now()
 
@@ -128,7 +128,7 @@ func TestRegistryUpdatesNeverLoseOneAnother(t *testing.T) {
 
 	// The first put of the next start is applied and its answer lost.
 	var puts atomic.Int64
-	faults.Set(0, 1, func(target, _ string) bool { return kumotest.Action(target, "PutItem") && puts.Add(1) == 1 })
+	flaky.Set(0, 1, func(target, _ string) bool { return faults.Action(target, "PutItem") && puts.Add(1) == 1 })
 	var name string
 	if _, err := regs.Update(ctx, func(r *lifecycle.Registry) error {
 		var err error
@@ -137,8 +137,8 @@ func TestRegistryUpdatesNeverLoseOneAnother(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if faults.FailedAfter.Load() != 1 {
-		t.Fatalf("%d lost answers, want 1", faults.FailedAfter.Load())
+	if flaky.FailedAfter.Load() != 1 {
+		t.Fatalf("%d lost answers, want 1", flaky.FailedAfter.Load())
 	}
 	reg, err = regs.Load(ctx, true)
 	if err != nil {

@@ -25,9 +25,9 @@ type Config struct {
 	FailuresURL       string // the projector's failure queue
 	RepairFailedURL   string // the repair dead-letter queue
 	Catalog           domain.Catalog
-	MaxReceives       int // the submissions queue's maxReceiveCount
-	RepairMaxReceives int // the failure queue's maxReceiveCount
-	Concurrency       int // SDK calls in flight within one invocation
+	Retry             handlers.RetryLimits // how long the processor retries a message
+	RepairMaxReceives int                  // the failure queue's maxReceiveCount
+	Concurrency       int                  // SDK calls in flight within one invocation
 }
 
 // Validate reports the first missing setting.
@@ -53,7 +53,7 @@ func Processor(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Processo
 	return handlers.NewProcessor(
 		dynamo.NewEventStore(cl.DynamoDB, c.Tables.Events),
 		queue.NewDeadLetters(cl.SQS, c.DeadLettersURL, "processor"),
-		c.MaxReceives, c.Concurrency, log)
+		c.Retry, c.Concurrency, log)
 }
 
 // Projector is the event stream's function.

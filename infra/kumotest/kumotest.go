@@ -1,7 +1,7 @@
 // Package kumotest gives tests the kumo emulator over real HTTP: one server
 // per test binary (kumo's state is process-global), unique resource names
 // per test, SDK clients for it, and a transport that injects faults under
-// the real SDK.
+// the real SDK (package faults).
 package kumotest
 
 import (

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"votes/infra/faults"
 	"votes/projections/projectiontest"
 )
 
@@ -47,7 +48,7 @@ func (s *Schedule) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body.Close()
 		}
 		s.FailedBefore.Add(1)
-		return nil, ErrInjected
+		return nil, faults.ErrInjected
 	case projectiontest.Delay:
 		time.Sleep(time.Millisecond)
 	}
@@ -69,5 +70,5 @@ func (s *Schedule) RoundTrip(req *http.Request) (*http.Response, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	s.FailedAfter.Add(1)
-	return nil, ErrInjected
+	return nil, faults.ErrInjected
 }

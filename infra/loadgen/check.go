@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,15 +19,28 @@ type Mismatch struct {
 	Got, Want projections.Counts
 }
 
+// ErrUnavailable is a 5xx answer: the API may answer the same request
+// later.
+var ErrUnavailable = errors.New("unavailable")
+
 // Check reads every title's tallies from the API until they equal what the
 // run must produce or timeout passes (the pipeline is asynchronous), and
-// returns the titles that still differ.
+// returns the titles that still differ. A read answered with a 5xx is
+// tried again until then.
 func Check(ctx context.Context, client *http.Client, base string, res Result, timeout time.Duration) ([]Mismatch, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		var bad []Mismatch
 		for _, title := range res.Titles {
 			got, err := Tallies(ctx, client, base, title)
+			for errors.Is(err, ErrUnavailable) && time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+				got, err = Tallies(ctx, client, base, title)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -59,6 +73,9 @@ func Tallies(ctx context.Context, client *http.Client, base, title string) (proj
 		return nil, fmt.Errorf("read tallies of %s: %w", title, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return nil, fmt.Errorf("read tallies of %s: %s: %w", title, resp.Status, ErrUnavailable)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("read tallies of %s: %s", title, resp.Status)
 	}

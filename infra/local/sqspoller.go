@@ -16,9 +16,10 @@ import (
 
 // SQSMapping is the settings of an SQS event-source mapping.
 type SQSMapping struct {
-	BatchSize int
-	Window    time.Duration // MaximumBatchingWindow
-	Pollers   int           // concurrent batches
+	BatchSize      int
+	Window         time.Duration // MaximumBatchingWindow
+	MaxConcurrency int           // ScalingConfig.MaximumConcurrency: invocations at once, at most
+	Pollers        int           // concurrent batches locally, at most MaxConcurrency
 }
 
 // sqsPoller plays Lambda's SQS event-source mapping: it long-polls the
@@ -26,7 +27,8 @@ type SQSMapping struct {
 // the first, invokes the function with an events.SQSEvent, and deletes the
 // messages the function did not report as failed. Failed messages come back
 // when their visibility timeout ends, and the queue's redrive policy moves
-// them to the dead-letter queue after maxReceiveCount receives.
+// them to the dead-letter queue after maxReceiveCount receives. With
+// overlap, every batch goes to two concurrent invocations.
 type sqsPoller struct {
 	client   *sqs.Client
 	queueURL string
@@ -34,6 +36,7 @@ type sqsPoller struct {
 	region   string
 	mapping  SQSMapping
 	fn       *Function
+	overlap  bool
 	log      *slog.Logger
 }
 
@@ -107,20 +110,26 @@ func (p *sqsPoller) deliver(ctx context.Context, batch []types.Message) {
 			ev.Records[i].Attributes = map[string]string{}
 		}
 	}
-	var resp events.SQSEventResponse
-	if err := p.fn.Invoke(ctx, ev, &resp); err != nil {
-		// The whole batch failed: every message comes back after its
-		// visibility timeout.
-		p.log.Warn("function invocation failed", "function", p.fn.name, "messages", len(batch), "err", err)
-		return
+	var other chan map[string]bool
+	if p.overlap {
+		other = make(chan map[string]bool, 1)
+		go func() { other <- p.invoke(ctx, ev) }()
 	}
-	failed := map[string]bool{}
-	for _, f := range resp.BatchItemFailures {
-		failed[f.ItemIdentifier] = true
+	finished := p.invoke(ctx, ev)
+	if p.overlap {
+		// A message is deleted when at least one of the two invocations
+		// finished it: finishing means every vote of it is in the event
+		// table (or the message is dead-lettered with its reason), and the
+		// append is idempotent, so what the other invocation did or failed
+		// to do can add nothing and lose nothing. Keeping the message
+		// would only deliver a finished message again.
+		for id := range <-other {
+			finished[id] = true
+		}
 	}
 	var done []types.DeleteMessageBatchRequestEntry
 	for i, m := range batch {
-		if !failed[aws.ToString(m.MessageId)] {
+		if finished[aws.ToString(m.MessageId)] {
 			done = append(done, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
 		}
 	}
@@ -139,6 +148,25 @@ func (p *sqsPoller) deliver(ctx context.Context, batch []types.Message) {
 			p.log.Warn("delete processed message", "id", aws.ToString(f.Id), "code", aws.ToString(f.Code))
 		}
 	}
+}
+
+// invoke runs the function on ev and returns the IDs of the messages it
+// finished: all but those it reported failed, none when it failed as a
+// whole (every message then comes back after its visibility timeout).
+func (p *sqsPoller) invoke(ctx context.Context, ev events.SQSEvent) map[string]bool {
+	finished := map[string]bool{}
+	var resp events.SQSEventResponse
+	if err := p.fn.Invoke(ctx, ev, &resp); err != nil {
+		p.log.Warn("function invocation failed", "function", p.fn.name, "messages", len(ev.Records), "err", err)
+		return finished
+	}
+	for _, m := range ev.Records {
+		finished[m.MessageId] = true
+	}
+	for _, f := range resp.BatchItemFailures {
+		delete(finished, f.ItemIdentifier)
+	}
+	return finished
 }
 
 func sleep(ctx context.Context, d time.Duration) {

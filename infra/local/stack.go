@@ -27,8 +27,10 @@ import (
 	"github.com/sivchari/kumo"
 
 	"votes/domain"
+	"votes/handlers"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/functions"
 	"votes/infra/queue"
 )
@@ -39,8 +41,24 @@ type Settings struct {
 	Processor         SQSMapping
 	Projector         StreamMapping
 	VisibilityTimeout time.Duration
-	MaxReceiveCount   int
-	Concurrency       int // SDK calls in flight within one invocation
+	// MaxReceiveCount is the submissions queue's redrive backstop, far
+	// above what Retry lets the processor take: SQS moves a message to the
+	// dead-letter queue by itself (without a reason) only if the processor
+	// never got to give up on it.
+	MaxReceiveCount int
+	// Retry bounds how long the processor retries a message before it
+	// dead-letters it itself, with the reason.
+	Retry handlers.RetryLimits
+	// Retention is how long the submissions queue keeps a message;
+	// DeadLetterRetention, longer, how long the dead-letter and failure
+	// queues do. SQS counts a dead letter's age from when it was first
+	// sent, so a dead-letter queue keeping messages no longer than its
+	// source would lose the ones that failed late.
+	Retention, DeadLetterRetention time.Duration
+	// ReservedConcurrency is each function's reserved concurrency in the
+	// deployment. The local stack does not throttle.
+	ReservedConcurrency map[string]int
+	Concurrency         int // SDK calls in flight within one invocation
 	// Repairer is the failure queue's mapping to the repairer; the failure
 	// queue's visibility timeout and maxReceiveCount (then the repair
 	// dead-letter queue) follow.
@@ -49,34 +67,45 @@ type Settings struct {
 	RepairMaxReceiveCount int
 	// MemoryMB is each function's memory size, for billing estimates.
 	MemoryMB map[string]int
+	// Timeouts are each function's Lambda timeout: an invocation is cut
+	// off at it.
+	Timeouts map[string]time.Duration
 }
 
 // DefaultSettings are the values serverless.yml deploys.
 func DefaultSettings() Settings {
 	return Settings{
-		Processor:         SQSMapping{BatchSize: 100, Window: time.Second, Pollers: 4},
-		Projector:         StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
-		VisibilityTimeout: 180 * time.Second,
-		MaxReceiveCount:   5,
-		Concurrency:       16,
-		MemoryMB:          map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128, "repairer": 256},
+		Processor:           SQSMapping{BatchSize: 100, Window: time.Second, MaxConcurrency: 10, Pollers: 4},
+		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
+		VisibilityTimeout:   180 * time.Second,
+		MaxReceiveCount:     100,
+		Retry:               handlers.DefaultRetryLimits(),
+		Retention:           4 * 24 * time.Hour,
+		DeadLetterRetention: 14 * 24 * time.Hour,
+		ReservedConcurrency: map[string]int{"receiver": 100, "processor": 10, "projector": 20, "query": 20, "repairer": 5},
+		Concurrency:         16,
+		MemoryMB:            map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128, "repairer": 256},
+		Timeouts:            map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second, "repairer": 60 * time.Second},
 		// One failure per invocation; six times the repairer's 60 s timeout.
-		Repairer:              SQSMapping{BatchSize: 1, Pollers: 1},
+		Repairer:              SQSMapping{BatchSize: 1, Pollers: 1, MaxConcurrency: 2},
 		RepairVisibility:      360 * time.Second,
 		RepairMaxReceiveCount: 5,
 	}
 }
 
 // FastSettings are DefaultSettings with windows, polls and timeouts cut
-// to milliseconds, so that tests see retries and redeliveries quickly.
+// to milliseconds, so that tests see retries and redeliveries quickly, and
+// function timeouts cut to seconds, so that a stuck invocation shows soon.
 func FastSettings() Settings {
 	s := DefaultSettings()
+	s.Timeouts = map[string]time.Duration{"receiver": 5 * time.Second, "processor": 5 * time.Second, "projector": 10 * time.Second, "query": 5 * time.Second, "repairer": 10 * time.Second}
 	s.Processor.Window = 20 * time.Millisecond
 	s.Projector.Window = 10 * time.Millisecond
 	s.Projector.PollInterval = 10 * time.Millisecond
 	s.Projector.RetryBackoff = 10 * time.Millisecond
 	s.VisibilityTimeout = time.Second
 	s.RepairVisibility = time.Second
+	s.Retry.Failing = 30 * time.Second // well past a burst of injected faults
 	return s
 }
 
@@ -89,8 +118,15 @@ type Config struct {
 	Stage string
 	// Endpoint is an AWS endpoint to use; empty starts kumo in this process.
 	Endpoint string
-	// HTTPClient, when set, carries every SDK call (to inject faults).
-	HTTPClient aws.HTTPClient
+	// Faults, when set, carries the SDK calls of the functions and of their
+	// event-source mappings, to fail some on purpose as a network and AWS
+	// may. The stack's own bookkeeping (Admin) never goes through it.
+	Faults *faults.Transport
+	// Overlap delivers every SQS batch to two concurrent invocations of the
+	// processor, and every stream batch to two of the projector, as AWS may:
+	// duplicate deliveries, sibling shards after a partition split, two
+	// mappings while CloudFormation replaces one.
+	Overlap bool
 	// Retryer, when set, replaces the SDK's standard retryer.
 	Retryer func() aws.Retryer
 	// APIOptions are added to the functions' SDK clients (to meter them).
@@ -104,6 +140,8 @@ type Config struct {
 	Log                *slog.Logger
 }
 
+var functionNames = []string{"receiver", "processor", "projector", "query", "repairer"}
+
 // Stack is a running local pipeline.
 type Stack struct {
 	// Endpoint serves DynamoDB, DynamoDB Streams and SQS.
@@ -113,8 +151,10 @@ type Stack struct {
 	Tables    dynamo.Tables
 	Queues    queue.Names
 	QueueURLs map[string]string // by queue name
-	// Clients are the functions' and pollers' SDK clients; Admin are the
-	// same without APIOptions, for the stack's own bookkeeping and tests.
+	// Clients are SDK clients made as the functions' are (with APIOptions
+	// and through Faults), for tests; each function has its own. Admin are
+	// the same without APIOptions and Faults, for the stack's own
+	// bookkeeping and tests.
 	Clients   awscfg.Clients
 	Admin     awscfg.Clients
 	Functions struct{ Receiver, Processor, Projector, Query, Repairer *Function }
@@ -142,13 +182,22 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if len(cfg.Catalog.Aspects()) == 0 {
 		cfg.Catalog = domain.DefaultCatalog()
 	}
+	for _, name := range functionNames {
+		if cfg.Settings.Timeouts[name] <= 0 {
+			return nil, fmt.Errorf("local: settings give function %s no timeout", name)
+		}
+	}
 	s := &Stack{Endpoint: cfg.Endpoint, Tables: dynamo.TablesFor(cfg.Stage), Queues: queue.NamesFor(cfg.Stage), QueueURLs: map[string]string{}}
 	if s.Endpoint == "" {
 		s.kumo = kumo.NewServer()
 		s.Endpoint = s.kumo.URL
 	}
+	var httpClient aws.HTTPClient
+	if cfg.Faults != nil {
+		httpClient = cfg.Faults.Client()
+	}
 	var err error
-	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
 	if err == nil {
 		s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, Retryer: cfg.Retryer})
 	}
@@ -169,7 +218,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		FailuresURL:       s.QueueURLs[s.Queues.ProjectorFailed],
 		RepairFailedURL:   s.QueueURLs[s.Queues.RepairFailed],
 		Catalog:           cfg.Catalog,
-		MaxReceives:       cfg.Settings.MaxReceiveCount,
+		Retry:             cfg.Settings.Retry,
 		RepairMaxReceives: cfg.Settings.RepairMaxReceiveCount,
 		Concurrency:       cfg.Settings.Concurrency,
 	}
@@ -177,24 +226,28 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.closeKumo()
 		return nil, err
 	}
+	// Each function has clients of its own, as each runs in its own
+	// sandboxes in AWS: one function's retries do not spend another's
+	// retry budget.
 	clients := map[string]awscfg.Clients{}
-	for _, name := range []string{"receiver", "processor", "projector", "query", "repairer"} {
-		clients[name] = s.Clients
+	for _, name := range functionNames {
+		opts := slices.Clone(cfg.APIOptions)
 		if cfg.FunctionAPIOptions != nil {
-			c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.HTTPClient, Retryer: cfg.Retryer,
-				APIOptions: append(slices.Clone(cfg.APIOptions), cfg.FunctionAPIOptions(name)...)})
-			if err != nil {
-				s.closeKumo()
-				return nil, err
-			}
-			clients[name] = c
+			opts = append(opts, cfg.FunctionAPIOptions(name)...)
 		}
+		c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: opts})
+		if err != nil {
+			s.closeKumo()
+			return nil, err
+		}
+		clients[name] = c
 	}
-	s.Functions.Receiver = NewFunction("receiver", functions.Receiver(fc, clients["receiver"], cfg.Log.With("function", "receiver")).Handle)
-	s.Functions.Processor = NewFunction("processor", functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
-	s.Functions.Projector = NewFunction("projector", functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
-	s.Functions.Query = NewFunction("query", functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
-	s.Functions.Repairer = NewFunction("repairer", functions.Repairer(fc, clients["repairer"], cfg.Log.With("function", "repairer")).Handle)
+	timeouts := cfg.Settings.Timeouts
+	s.Functions.Receiver = NewFunction("receiver", timeouts["receiver"], functions.Receiver(fc, clients["receiver"], cfg.Log.With("function", "receiver")).Handle)
+	s.Functions.Processor = NewFunction("processor", timeouts["processor"], functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
+	s.Functions.Projector = NewFunction("projector", timeouts["projector"], functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
+	s.Functions.Query = NewFunction("query", timeouts["query"], functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
+	s.Functions.Repairer = NewFunction("repairer", timeouts["repairer"], functions.Repairer(fc, clients["repairer"], cfg.Log.With("function", "repairer")).Handle)
 	s.Gateway = Gateway([]Route{
 		{Pattern: "/votes", RouteKey: "ANY /votes", Function: s.Functions.Receiver},
 		{Pattern: "/titles/{titleId}/tallies", RouteKey: "ANY /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
@@ -204,10 +257,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	region := s.Clients.Config.Region
-	for range max(cfg.Settings.Processor.Pollers, 1) {
+	for range max(min(cfg.Settings.Processor.Pollers, cfg.Settings.Processor.MaxConcurrency), 1) {
 		p := &sqsPoller{
 			client: clients["processor"].SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
-			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, log: cfg.Log.With("mapping", "submissions"),
+			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "submissions"),
 		}
 		s.goRun(func() { p.run(runCtx) })
 	}
@@ -215,13 +268,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	sm.FailureQueueURL = fc.FailuresURL
 	s.streams = &streamPoller{
 		streams: clients["projector"].Streams, sqs: clients["projector"].SQS, streamARN: streamARN, region: region,
-		mapping: sm, fn: s.Functions.Projector, log: cfg.Log.With("mapping", "events-stream"),
+		mapping: sm, fn: s.Functions.Projector, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "events-stream"),
 	}
 	s.goRun(func() { s.streams.run(runCtx) })
 	for range max(cfg.Settings.Repairer.Pollers, 1) {
 		p := &sqsPoller{
 			client: clients["repairer"].SQS, queueURL: fc.FailuresURL, queueARN: s.queueARN(region, s.Queues.ProjectorFailed),
-			region: region, mapping: cfg.Settings.Repairer, fn: s.Functions.Repairer, log: cfg.Log.With("mapping", "projector-failures"),
+			region: region, mapping: cfg.Settings.Repairer, fn: s.Functions.Repairer, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "projector-failures"),
 		}
 		s.goRun(func() { p.run(runCtx) })
 	}
@@ -281,16 +334,17 @@ func (s *Stack) createResources(ctx context.Context, st Settings) (string, error
 		s.QueueURLs[name] = aws.ToString(out.QueueUrl)
 		return nil
 	}
-	retention := strconv.Itoa(int((14 * 24 * time.Hour).Seconds()))
-	if err := create(s.Queues.DeadLetters, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+	retention := strconv.Itoa(int(st.Retention.Seconds()))
+	dlRetention := strconv.Itoa(int(st.DeadLetterRetention.Seconds()))
+	if err := create(s.Queues.DeadLetters, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): dlRetention}); err != nil {
 		return "", err
 	}
-	if err := create(s.Queues.RepairFailed, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): retention}); err != nil {
+	if err := create(s.Queues.RepairFailed, map[string]string{string(stypes.QueueAttributeNameMessageRetentionPeriod): dlRetention}); err != nil {
 		return "", err
 	}
 	if err := create(s.Queues.ProjectorFailed, map[string]string{
 		string(stypes.QueueAttributeNameVisibilityTimeout):      strconv.Itoa(int(st.RepairVisibility.Seconds())),
-		string(stypes.QueueAttributeNameMessageRetentionPeriod): retention,
+		string(stypes.QueueAttributeNameMessageRetentionPeriod): dlRetention,
 		string(stypes.QueueAttributeNameRedrivePolicy): fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`,
 			s.queueARN(s.Clients.Config.Region, s.Queues.RepairFailed), st.RepairMaxReceiveCount),
 	}); err != nil {

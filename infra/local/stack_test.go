@@ -8,6 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,19 +21,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"votes/infra/dynamo"
+	"votes/infra/faults"
 	"votes/infra/kumotest"
 	"votes/infra/local"
 	"votes/infra/queue"
 	"votes/projections"
 )
 
-func startStack(t *testing.T, faults *kumotest.Faults, settings local.Settings) *local.Stack {
+// startStack runs a local stack on the test binary's emulator; flaky, when
+// not nil, carries the functions' SDK calls, and overlap delivers every
+// batch to two concurrent invocations.
+func startStack(t *testing.T, flaky *faults.Transport, settings local.Settings, overlap bool) *local.Stack {
 	t.Helper()
 	opts := kumotest.Options(nil)
-	cfg := local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings}
-	if faults != nil {
-		cfg.HTTPClient = faults.Client()
-	}
+	cfg := local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings,
+		Faults: flaky, Overlap: overlap}
 	s, err := local.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +43,8 @@ func startStack(t *testing.T, faults *kumotest.Faults, settings local.Settings) 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if faults != nil {
-			faults.Off()
+		if flaky != nil {
+			flaky.Off()
 		}
 		_ = s.Close(ctx)
 	})
@@ -128,24 +132,37 @@ func deadLetters(t *testing.T, s *local.Stack, name string) []string {
 	}
 }
 
+// TestVotesPostedOverHTTPAreTallied runs the stack as `votes dev --overlap
+// --faults 0.05` does: every batch goes to two concurrent invocations, and
+// 5% of the functions' SDK calls fail. Clients retry a 503 with the same
+// Idempotency-Key, as the contract tells them to.
 func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
-	s := startStack(t, nil, local.FastSettings())
+	flaky := faults.New(5)
+	flaky.SetRate(0.05)
+	s := startStack(t, flaky, local.FastSettings(), true)
 	resp, err := http.Get(s.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
 
+	n := 0
 	vote := func(voter, title string, pairs ...string) string {
 		var votes []map[string]string
 		for i := 0; i < len(pairs); i += 2 {
 			votes = append(votes, map[string]string{"aspect": pairs[i], "choice": pairs[i+1]})
 		}
-		code, body := post(t, s.URL, "", map[string]any{"voterId": voter, "titleId": title, "votes": votes})
-		if code != http.StatusAccepted {
-			t.Fatalf("POST %s %s: %d %v", voter, title, code, body)
+		n++
+		key := fmt.Sprintf("sub-%d", n)
+		for attempt := 0; ; attempt++ {
+			code, body := post(t, s.URL, key, map[string]any{"voterId": voter, "titleId": title, "votes": votes})
+			if code == http.StatusAccepted {
+				return body["submissionId"].(string)
+			}
+			if code != http.StatusServiceUnavailable || attempt > 20 {
+				t.Fatalf("POST %s %s: %d %v", voter, title, code, body)
+			}
 		}
-		return body["submissionId"].(string)
 	}
 	vote("u-1", "tt1", "story", "up", "Acting", "DOWN")
 	vote("u-2", "tt1", "story", "up")
@@ -154,6 +171,9 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 	waitIdle(t, s)
 	vote("u-3", "tt1", "story", "up") // u-3 changes their mind
 	waitIdle(t, s)
+	flaky.Off()
+	t.Logf("%d SDK calls, %d failed before sending, %d after kumo applied them; %d processor and %d projector invocations",
+		flaky.Calls.Load(), flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), s.Usage()["processor"].Invocations, s.Usage()["projector"].Invocations)
 
 	want := map[string]projections.Counts{
 		"tt1": {"story": {"up": 3, "down": 0}, "acting": {"up": 0, "down": 1}, "overall": {"up": 1, "down": 0}},
@@ -177,14 +197,14 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 // every function going through injected faults (calls failing before they
 // reach kumo, after kumo applied them, and outages that kill whole batches
 // mid-way), while clients post votes and retry on 503 with the same
-// Idempotency-Key, as the contract tells them to. Afterwards every vote
-// that got a 202 is in the event table exactly once, nothing went to a
-// dead-letter queue, and the tallies read over HTTP equal the fold of the
-// event table.
+// Idempotency-Key, as the contract tells them to; every batch goes to two
+// concurrent invocations. Afterwards every vote that got a 202 is in the
+// event table exactly once, nothing went to a dead-letter queue, and the
+// tallies read over HTTP equal the fold of the event table.
 func TestNoVoteLostUnderFaults(t *testing.T) {
-	faults := kumotest.NewFaults(42)
-	s := startStack(t, faults, local.FastSettings())
-	faults.Set(0.08, 0.08, nil)
+	flaky := faults.New(42)
+	s := startStack(t, flaky, local.FastSettings(), true)
+	flaky.Set(0.08, 0.08, nil)
 	stop := make(chan struct{})
 	go func() { // outages: every call fails for a few milliseconds, now and then
 		for {
@@ -192,7 +212,7 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(40 * time.Millisecond):
-				faults.Outage(3 * time.Millisecond)
+				flaky.Outage(3 * time.Millisecond)
 			}
 		}
 	}()
@@ -239,11 +259,11 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	time.Sleep(300 * time.Millisecond) // let the pipeline work under faults a while longer
-	faults.Off()
+	flaky.Off()
 	waitIdle(t, s)
 	t.Logf("%d SDK calls, %d failed before sending, %d failed after kumo applied them; %d votes accepted",
-		faults.Calls.Load(), faults.FailedBefore.Load(), faults.FailedAfter.Load(), len(accepted))
-	if faults.FailedBefore.Load() == 0 || faults.FailedAfter.Load() == 0 {
+		flaky.Calls.Load(), flaky.FailedBefore.Load(), flaky.FailedAfter.Load(), len(accepted))
+	if flaky.FailedBefore.Load() == 0 || flaky.FailedAfter.Load() == 0 {
 		t.Fatal("no faults were injected; the test proves nothing")
 	}
 
@@ -277,7 +297,7 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 }
 
 func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
-	s := startStack(t, nil, local.FastSettings())
+	s := startStack(t, nil, local.FastSettings(), false)
 	if _, err := s.Clients.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{
 		QueueUrl: aws.String(s.QueueURLs[s.Queues.Submissions]), MessageBody: aws.String(`{"v":1,"votes":"nonsense"`),
 	}); err != nil {
@@ -296,14 +316,18 @@ func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
 	}
 }
 
-func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
-	faults := kumotest.NewFaults(3)
+// TestMessageFailingPastTheRetryLimitIsDeadLetteredWithReason: a message
+// that keeps failing is retried until it has failed for longer than the
+// limit, then the processor dead-letters it with the reason (SQS's own
+// redrive, at 100 receives, is never reached).
+func TestMessageFailingPastTheRetryLimitIsDeadLetteredWithReason(t *testing.T) {
+	flaky := faults.New(3)
 	settings := local.FastSettings()
-	settings.MaxReceiveCount = 2
-	s := startStack(t, faults, settings)
+	settings.Retry.Failing = 1500 * time.Millisecond // the visibility timeout is 1 s
+	s := startStack(t, flaky, settings, false)
 	// Every write of one voter's vote fails; everyone else's goes through.
-	faults.Set(1, 0, func(target, body string) bool {
-		return kumotest.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
+	flaky.Set(1, 0, func(target, body string) bool {
+		return faults.Action(target, "PutItem") && strings.Contains(body, "u-doomed")
 	})
 	for _, voter := range []string{"u-doomed", "u-1", "u-2"} {
 		if code, body := post(t, s.URL, "", map[string]any{"voterId": voter, "titleId": "tt1", "votes": []map[string]string{{"aspect": "story", "choice": "up"}}}); code != http.StatusAccepted {
@@ -312,8 +336,15 @@ func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 	}
 	waitIdle(t, s)
 	dl := deadLetters(t, s, s.Queues.DeadLetters)
-	if len(dl) != 1 || !strings.Contains(dl[0], "gave up after 2 receives") || !strings.Contains(dl[0], kumotest.ErrInjected.Error()) {
+	if len(dl) != 1 || !strings.Contains(dl[0], "gave up after failing for over 1.5s") || !strings.Contains(dl[0], faults.ErrInjected.Error()) {
 		t.Fatalf("dead letters %q, want the doomed message with the reason it failed", dl)
+	}
+	m := regexp.MustCompile(`\((\d+) receives\)`).FindStringSubmatch(dl[0])
+	if m == nil {
+		t.Fatalf("dead letter %q does not say how often it was received", dl[0])
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 2 {
+		t.Errorf("dead letter %q: want it retried before it was given up", dl[0])
 	}
 	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"up": 2}}) {
 		t.Fatalf("the other votes were held up: tallies %v", got)
@@ -321,7 +352,7 @@ func TestMessageFailingEveryReceiveIsDeadLetteredWithReason(t *testing.T) {
 }
 
 func TestUndecodableStreamRecordGoesToFailureQueue(t *testing.T) {
-	s := startStack(t, nil, local.FastSettings())
+	s := startStack(t, nil, local.FastSettings(), false)
 	// An item in the event table that is not a valid event (no vote fields).
 	if _, err := s.Clients.DynamoDB.PutItem(context.Background(), &dynamodb.PutItemInput{
 		TableName: aws.String(s.Tables.Events),

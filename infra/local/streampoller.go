@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/big"
 	"sync/atomic"
@@ -32,6 +33,7 @@ type StreamMapping struct {
 // ReportBatchItemFailures (it retries from the earliest failed record), splits
 // a failing batch in two when Bisect is set, and after MaxRetryAttempts sends
 // the batch's description to the on-failure queue and moves on, as Lambda does.
+// With overlap, every batch goes to two concurrent invocations.
 type streamPoller struct {
 	streams   *dynamodbstreams.Client
 	sqs       *sqs.Client
@@ -39,6 +41,7 @@ type streamPoller struct {
 	region    string
 	mapping   StreamMapping
 	fn        *Function
+	overlap   bool
 	log       *slog.Logger
 
 	emptyPolls atomic.Int64 // GetRecords calls that found nothing left to do
@@ -156,8 +159,7 @@ func (p *streamPoller) readShard(ctx context.Context, shardID string) {
 // on. It returns early only when ctx ends.
 func (p *streamPoller) deliver(ctx context.Context, shardID string, records []types.Record, retriesLeft int) {
 	for attempt := 0; len(records) > 0 && ctx.Err() == nil; attempt++ {
-		var resp events.DynamoDBEventResponse
-		err := p.fn.Invoke(ctx, p.event(records), &resp)
+		resp, err := p.invoke(ctx, records)
 		if ctx.Err() != nil {
 			return
 		}
@@ -195,6 +197,31 @@ func (p *streamPoller) deliver(ctx context.Context, shardID string, records []ty
 		}
 		sleep(ctx, p.mapping.RetryBackoff)
 	}
+}
+
+// invoke runs the function on records, or with overlap two invocations at
+// once, combined conservatively: a record is done only when neither
+// invocation reported it failed, and either failing as a whole fails the
+// batch. Retrying from the earliest failure either reported repeats only
+// what the projection's idempotence makes harmless.
+func (p *streamPoller) invoke(ctx context.Context, records []types.Record) (events.DynamoDBEventResponse, error) {
+	ev := p.event(records)
+	var resp events.DynamoDBEventResponse
+	if !p.overlap {
+		err := p.fn.Invoke(ctx, ev, &resp)
+		return resp, err
+	}
+	var (
+		other    events.DynamoDBEventResponse
+		otherErr = make(chan error, 1)
+	)
+	go func() { otherErr <- p.fn.Invoke(ctx, ev, &other) }()
+	err := p.fn.Invoke(ctx, ev, &resp)
+	if err = errors.Join(err, <-otherErr); err != nil {
+		return events.DynamoDBEventResponse{}, err
+	}
+	resp.BatchItemFailures = append(resp.BatchItemFailures, other.BatchItemFailures...)
+	return resp, nil
 }
 
 // sendFailure writes an on-failure record shaped like Lambda's: the batch's

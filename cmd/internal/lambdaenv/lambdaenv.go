@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"votes/domain"
+	"votes/handlers"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/functions"
@@ -31,12 +33,15 @@ func Load(ctx context.Context) (functions.Config, awscfg.Clients, *slog.Logger, 
 			Ballots: os.Getenv("VOTES_BALLOTS_TABLE"),
 			Tallies: os.Getenv("VOTES_TALLIES_TABLE"),
 		},
-		SubmissionsURL:    os.Getenv("VOTES_SUBMISSIONS_QUEUE_URL"),
-		DeadLettersURL:    os.Getenv("VOTES_DEAD_LETTER_QUEUE_URL"),
-		FailuresURL:       os.Getenv("VOTES_PROJECTOR_FAILURE_QUEUE_URL"),
-		RepairFailedURL:   os.Getenv("VOTES_REPAIR_FAILED_QUEUE_URL"),
-		Catalog:           catalog,
-		MaxReceives:       envInt("VOTES_MAX_RECEIVES", 5),
+		SubmissionsURL:  os.Getenv("VOTES_SUBMISSIONS_QUEUE_URL"),
+		DeadLettersURL:  os.Getenv("VOTES_DEAD_LETTER_QUEUE_URL"),
+		FailuresURL:     os.Getenv("VOTES_PROJECTOR_FAILURE_QUEUE_URL"),
+		RepairFailedURL: os.Getenv("VOTES_REPAIR_FAILED_QUEUE_URL"),
+		Catalog:         catalog,
+		Retry: handlers.RetryLimits{
+			Failing:     envDuration("VOTES_RETRY_FAILING_FOR", handlers.DefaultRetryLimits().Failing),
+			NewerSchema: envDuration("VOTES_RETRY_NEWER_SCHEMA_FOR", handlers.DefaultRetryLimits().NewerSchema),
+		},
 		RepairMaxReceives: envInt("VOTES_REPAIR_MAX_RECEIVES", 5),
 		Concurrency:       envInt("VOTES_CONCURRENCY", 16),
 	}
@@ -65,6 +70,14 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	d, err := time.ParseDuration(os.Getenv(name))
+	if err != nil || d <= 0 {
+		return def
+	}
+	return d
 }
 
 func envInt(name string, def int) int {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDevRunsWithOverlapAndFaults: `votes dev --overlap --faults 0.05`
+// says both are on, takes votes, and on Ctrl-C finishes them, says how many
+// calls failed and stops. It runs in a child process: kumo's state is
+// process-global, and `votes dev` always uses the stage "local".
+func TestDevRunsWithOverlapAndFaults(t *testing.T) {
+	if os.Getenv("VOTES_TEST_DEV_CHILD") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05"}, os.Stdout, os.Stderr))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDevRunsWithOverlapAndFaults$")
+	cmd.Env = append(os.Environ(), "VOTES_TEST_DEV_CHILD=1", "XDG_CACHE_HOME="+t.TempDir())
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	var printed []string
+	url := ""
+	for url == "" && lines.Scan() {
+		printed = append(printed, lines.Text())
+		if u, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
+			url = u
+		}
+	}
+	if url == "" {
+		t.Fatalf("votes dev never listened:\n%s\n%s", strings.Join(printed, "\n"), errOut.String())
+	}
+	if out := strings.Join(printed, "\n"); !strings.Contains(out, "overlap on: every SQS and stream batch goes to two concurrent invocations") ||
+		!strings.Contains(out, "faults on: 5% of the functions' SDK calls fail, half before sending, half after the emulator applied them") {
+		t.Errorf("votes dev does not say overlap and faults are on:\n%s", out)
+	}
+	body := `{"voterId":"u-1","titleId":"tt1","votes":[{"aspect":"story","choice":"up"}]}`
+	accepted := false
+	for range 20 { // a 503 (the queue call failed) is retried with the same key
+		req, err := http.NewRequest(http.MethodPost, url+"/votes", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "dev-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if accepted = resp.StatusCode == http.StatusAccepted; accepted || resp.StatusCode != http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if !accepted {
+		t.Fatal("votes dev did not accept a vote")
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("votes dev: %v\n%s%s", err, rest, errOut.String())
+	}
+	if !regexp.MustCompile(`faults injected: \d+ of \d+ SDK calls failed before sending, \d+ after the emulator applied them\n(.|\n)*stopped`).Match(rest) {
+		t.Errorf("votes dev did not report the faults and stop:\n%s", rest)
+	}
+}
+
+func TestDevRefusesAFaultRateOutOfRange(t *testing.T) {
+	for _, rate := range []string{"-0.1", "1", "5"} {
+		if code, _, errOut := votes(t, "dev", "--faults", rate); code != 2 || !strings.Contains(errOut, "--faults") {
+			t.Errorf("--faults %s: exit %d, %q", rate, code, errOut)
+		}
+	}
+}
