@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"votes/internal/backoff"
 	"votes/projections"
 )
 
@@ -23,6 +24,10 @@ type Mismatch struct {
 // later.
 var ErrUnavailable = errors.New("unavailable")
 
+// checkRetry paces the reads of a title answered with a 5xx; Check's
+// timeout bounds them.
+var checkRetry = backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second}
+
 // Check reads every title's tallies from the API until they equal what the
 // run must produce or timeout passes (the pipeline is asynchronous), and
 // returns the titles that still differ. A read answered with a 5xx is
@@ -33,11 +38,9 @@ func Check(ctx context.Context, client *http.Client, base string, res Result, ti
 		var bad []Mismatch
 		for _, title := range res.Titles {
 			got, err := Tallies(ctx, client, base, title)
-			for errors.Is(err, ErrUnavailable) && time.Now().Before(deadline) {
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-time.After(100 * time.Millisecond):
+			for attempt := 1; errors.Is(err, ErrUnavailable) && time.Now().Before(deadline); attempt++ {
+				if werr := checkRetry.Wait(ctx, attempt); werr != nil {
+					return nil, werr
 				}
 				got, err = Tallies(ctx, client, base, title)
 			}
