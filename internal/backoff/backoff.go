@@ -42,14 +42,19 @@ func (p Policy) Wait(ctx context.Context, n int) error {
 	if p.Attempts > 0 && n >= p.Attempts {
 		return ErrExhausted
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	d := p.Delay(n)
 	if d <= 0 {
-		return nil
+		return ctx.Err()
 	}
-	d = d/2 + rand.N(d/2+1)
+	return Sleep(ctx, d/2+rand.N(d/2+1))
+}
+
+// Sleep waits for d or until ctx ends, whichever comes first, and returns
+// ctx's error if it ended.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

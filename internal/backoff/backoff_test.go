@@ -64,3 +64,16 @@ func TestWaitEndsWithTheContext(t *testing.T) {
 		t.Fatalf("wait on an ended context: %v", err)
 	}
 }
+
+func TestSleep(t *testing.T) {
+	began := time.Now()
+	if err := backoff.Sleep(context.Background(), 20*time.Millisecond); err != nil || time.Since(began) < 20*time.Millisecond {
+		t.Fatalf("sleep of 20ms: %v after %v", err, time.Since(began))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	began = time.Now()
+	if err := backoff.Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) || time.Since(began) > 5*time.Second {
+		t.Fatalf("sleep on an ended context: %v after %v", err, time.Since(began))
+	}
+}
