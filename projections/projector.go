@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"votes/domain"
+	"votes/internal/backoff"
 )
 
 // ErrStale means a stored ballot has moved on since it was loaded: another
@@ -130,16 +131,7 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func (systemClock) Sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // StreamOptions are the live projector's: steps shorter than the Lambda
 // timeout, and an earlier attempt's step taken over at once.
