@@ -248,7 +248,10 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 						mu.Unlock()
 						break
 					}
-					if code != http.StatusServiceUnavailable || attempt > 50 {
+					// Any 5xx may come after the queue took the submission (a
+					// lost answer, or an invocation cut off by its timeout):
+					// a client retries it under the same key.
+					if code < 500 || attempt > 50 {
 						t.Errorf("POST gave %d %v after %d attempts", code, out, attempt)
 						return
 					}
