@@ -19,9 +19,19 @@ import (
 
 var functionNames = []string{"receiver", "processor", "projector", "query", "repairer"}
 
-// template packages serverless.yml for stage with the Serverless Framework
-// the repository pins (npm ci installs it) and returns the CloudFormation.
-func template(t *testing.T, stage string) map[string]any {
+// prodParams are what a production deploy must be given: the JWT
+// authorizer's issuer and audience (auth=jwt is the default outside dev),
+// and here the origins of a web front end.
+var prodParams = []string{
+	"jwtIssuer=https://id.example.com/", "jwtAudience=votes-api",
+	"corsOrigins=https://vote.example.com,https://www.example.com",
+}
+
+// pack packages serverless.yml for stage, with each of params as a
+// --param, with the Serverless Framework the repository pins (npm ci
+// installs it). It returns the directory of the package and the framework's
+// output, or the error the framework exited with.
+func pack(t *testing.T, stage string, params ...string) (dir string, out []byte, err error) {
 	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -32,15 +42,39 @@ func template(t *testing.T, stage string) map[string]any {
 		t.Fatalf("the Serverless Framework is not installed: run `npm ci` in %s (make test does): %v", root, err)
 	}
 	buildZips(t)
-	dir := t.TempDir()
-	cmd := exec.Command(sls, "package", "--stage", stage, "--region", "eu-west-1", "--package", dir)
+	dir = t.TempDir()
+	args := []string{"package", "--stage", stage, "--region", "eu-west-1", "--package", dir}
+	for _, p := range params {
+		args = append(args, "--param", p)
+	}
+	cmd := exec.Command(sls, args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SLS_TELEMETRY_DISABLED=1", "SLS_NOTIFICATIONS_MODE=off")
-	out, err := cmd.CombinedOutput()
+	out, err = cmd.CombinedOutput()
+	return dir, out, err
+}
+
+var (
+	templatesMu sync.Mutex
+	templates   = map[string]map[string]any{}
+)
+
+// template packages serverless.yml for stage with params and returns the
+// CloudFormation, once per test binary for the same stage and params (the
+// tests only read it).
+func template(t *testing.T, stage string, params ...string) map[string]any {
+	t.Helper()
+	key := stage + " " + strings.Join(params, " ")
+	templatesMu.Lock()
+	defer templatesMu.Unlock()
+	if tpl, ok := templates[key]; ok {
+		return tpl
+	}
+	dir, out, err := pack(t, stage, params...)
 	if err != nil {
 		t.Fatalf("serverless package: %v\n%s", err, out)
 	}
-	t.Logf("serverless package --stage %s:\n%s", stage, out)
+	t.Logf("serverless package --stage %s %v:\n%s", stage, params, out)
 	raw, err := os.ReadFile(filepath.Join(dir, "cloudformation-template-update-stack.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +83,7 @@ func template(t *testing.T, stage string) map[string]any {
 	if err := json.Unmarshal(raw, &tpl); err != nil {
 		t.Fatal(err)
 	}
+	templates[key] = tpl
 	return tpl
 }
 
@@ -101,7 +136,7 @@ func title(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
 func TestServerlessWiring(t *testing.T) {
 	const stage = "prod"
-	tpl := template(t, stage)
+	tpl := template(t, stage, prodParams...)
 	res := resources(tpl)
 	settings := local.DefaultSettings()
 	tables := dynamo.TablesFor(stage)
@@ -386,9 +421,30 @@ func TestServerlessWiring(t *testing.T) {
 			}
 		}
 		slices.Sort(routes)
-		if want := []string{"ANY /titles/{titleId}/tallies", "ANY /votes", "GET /healthz"}; !slices.Equal(routes, want) {
+		// Each route names its method: an ANY route would take a CORS
+		// preflight to the function (and the authorizer) instead of letting
+		// API Gateway answer it.
+		if want := []string{"GET /healthz", "GET /titles/{titleId}/tallies", "POST /votes"}; !slices.Equal(routes, want) {
 			t.Errorf("routes %v, want %v", routes, want)
 		}
+	})
+
+	t.Run("JWT authorizer on POST /votes only", func(t *testing.T) {
+		checkJWT(t, res, "https://id.example.com/", "votes-api")
+	})
+
+	t.Run("stage throttling", func(t *testing.T) {
+		// The defaults: within the account's own HTTP API quota per
+		// region (10,000 requests/s, burst 5,000), above which a stage's
+		// limit does nothing, and under the ~5,000 votes/s the receiver's
+		// reserved concurrency takes.
+		checkThrottling(t, res, 1000, 2000)
+	})
+
+	t.Run("access logs", func(t *testing.T) { checkAccessLogs(t, res) })
+
+	t.Run("CORS", func(t *testing.T) {
+		checkCORS(t, tpl, []string{"https://vote.example.com", "https://www.example.com"})
 	})
 
 	t.Run("alarms", func(t *testing.T) {
@@ -419,14 +475,6 @@ func TestServerlessWiring(t *testing.T) {
 			}
 		}
 	})
-}
-
-// TestDevStageCanBeRemoved: a dev stage is disposable, its event table too.
-func TestDevStageCanBeRemoved(t *testing.T) {
-	ev := resources(template(t, "dev"))["EventsTable"]
-	if ev["DeletionPolicy"] != "Delete" || props(ev)["DeletionProtectionEnabled"] != false {
-		t.Errorf("dev event table: policy %v, protection %v", ev["DeletionPolicy"], props(ev)["DeletionProtectionEnabled"])
-	}
 }
 
 // TestLambdaBinariesLeaveOutTheLocalStack: the functions ship only what

@@ -108,7 +108,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 		t.Fatal("no answer was lost: the re-read paths were not exercised")
 	}
 
-	res := resources(template(t, "prod"))
+	res := resources(template(t, "prod", prodParams...))
 	for _, fn := range functionNames {
 		allowed := map[string]bool{}
 		for _, pol := range props(res[title(fn)+"Role"])["Policies"].([]any) {
