@@ -297,3 +297,27 @@ func TestTallySumsAreBudgeted(t *testing.T) {
 		t.Errorf("a second later: %d new titles answered, want 10 (10 sums a second)", ok)
 	}
 }
+
+// TestTallySummaryFromTheFutureIsNotTrusted: a summary stamped more than
+// MaxAge ahead of this container's clock (a clock gone wrong) is not
+// served; the cells are summed, and the answer kept in memory.
+func TestTallySummaryFromTheFutureIsNotTrusted(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
+	c := newClock()
+	s := dynamo.NewSummaryStore(f.clients.DynamoDB, f.cfg.Tables.Tallies)
+	if err := s.Offer(context.Background(), "1", "tt1", projections.Counts{"story": {"down": 9}}, c.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	q, m := f.container(c)
+	want := projections.Counts{"story": {"up": 1}}
+	for range 3 {
+		if got := get(t, q, "tt1"); !got.Equal(want) {
+			t.Fatalf("%v, want the cells' %v", got, want)
+		}
+	}
+	if n := cellReads(m); n != 1 {
+		t.Errorf("cells summed %d times for 3 GETs, want once", n)
+	}
+}
