@@ -344,7 +344,7 @@ func TestServerlessWiring(t *testing.T) {
 		// role -> action -> the resource it may act on
 		want := map[string]map[string]string{
 			"ReceiverRole": {"sqs:SendMessage": "SubmissionsQueue.Arn"},
-			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn", "dynamodb:GetItem": "TalliesTable.Arn"},
+			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn", "dynamodb:GetItem": "TalliesTable.Arn", "dynamodb:PutItem": "TalliesTable.Arn"},
 			"ProcessorRole": {
 				"sqs:ReceiveMessage": "SubmissionsQueue.Arn", "sqs:DeleteMessage": "SubmissionsQueue.Arn",
 				"sqs:GetQueueAttributes": "SubmissionsQueue.Arn", "sqs:ChangeMessageVisibility": "SubmissionsQueue.Arn",
@@ -408,6 +408,20 @@ func TestServerlessWiring(t *testing.T) {
 			for action := range actions {
 				if _, ok := got[action]; !ok {
 					t.Errorf("%s lacks %s, which its function calls", role, action)
+				}
+			}
+		}
+		// The query function writes its tally summaries and nothing else:
+		// not a cell, not the version registry.
+		for _, pol := range props(res["QueryRole"])["Policies"].([]any) {
+			for _, st := range pol.(cfn)["PolicyDocument"].(cfn)["Statement"].([]any) {
+				st := st.(cfn)
+				if !slices.Contains(st["Action"].([]any), any("dynamodb:PutItem")) {
+					continue
+				}
+				keys, _ := st["Condition"].(cfn)["ForAllValues:StringLike"].(cfn)["dynamodb:LeadingKeys"].([]any)
+				if len(st["Action"].([]any)) != 1 || !slices.Equal(keys, []any{dynamo.SummaryPrefix + "*"}) {
+					t.Errorf("QueryRole puts %v with condition %v, want PutItem alone, on keys %s* alone", st["Action"], st["Condition"], dynamo.SummaryPrefix)
 				}
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -26,12 +28,16 @@ type Query struct {
 	catalog    domain.Catalog
 	versions   ActiveVersion
 	talliesFor func(version string) TallyReader
+	maxAge     string // Cache-Control of a tally
 	log        *slog.Logger
 }
 
-// NewQuery builds the query handler.
-func NewQuery(catalog domain.Catalog, versions ActiveVersion, talliesFor func(version string) TallyReader, log *slog.Logger) *Query {
-	return &Query{catalog: catalog, versions: versions, talliesFor: talliesFor, log: log}
+// NewQuery builds the query handler. Tallies are answered with
+// Cache-Control max-age of maxAge (whole seconds): how long a client or a
+// shared cache may keep them.
+func NewQuery(catalog domain.Catalog, versions ActiveVersion, talliesFor func(version string) TallyReader, maxAge time.Duration, log *slog.Logger) *Query {
+	return &Query{catalog: catalog, versions: versions, talliesFor: talliesFor, log: log,
+		maxAge: "public, max-age=" + strconv.Itoa(int(maxAge/time.Second))}
 }
 
 // TallyBody is the tallies response.
@@ -73,5 +79,7 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 		}
 		body.Aspects[aspect] = m
 	}
-	return jsonResponse(http.StatusOK, body), nil
+	resp := jsonResponse(http.StatusOK, body)
+	resp.Headers["cache-control"] = q.maxAge
+	return resp, nil
 }

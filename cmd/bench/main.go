@@ -54,6 +54,9 @@ func main() {
 	flag.IntVar(&o.rebuildSegs, "rebuild-segments", 8, "parallel scan segments")
 	flag.IntVar(&o.rebuildPage, "rebuild-page", 20000, "scan page size")
 	flag.IntVar(&o.titles, "titles", 50, "titles in the throughput and cost runs (Zipf skew)")
+	reads := flag.Bool("reads", false, "measure only what a tally GET costs in read units, and exit")
+	readGets := flag.Int("read-gets", 1000, "GETs in each pattern of the -reads run")
+	readTitles := flag.Int("read-titles", 20, "titles voted on in the -reads run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -71,6 +74,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *reads {
+		if err := printReadCosts(ctx, os.Stdout, *readGets, *readTitles); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, o, os.Stdout); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)

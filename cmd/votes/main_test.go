@@ -55,6 +55,7 @@ func TestCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	time.Sleep(s.ReadBound) // past the read bound: every vote tallied shows
 	code, out, _ := votes(t, "tallies", "tt1", "--api", s.URL)
 	if code != 0 || !strings.Contains(out, "tt1    story   up      1") || !strings.Contains(out, "tt1    story   down    1") {
 		t.Errorf("tallies: exit %d\n%s", code, out)

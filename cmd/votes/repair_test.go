@@ -80,6 +80,7 @@ func TestFailureCommands(t *testing.T) {
 	}
 	tallies := func(title, want string) {
 		t.Helper()
+		time.Sleep(s.ReadBound) // past the read bound: every vote tallied shows
 		if code, out, _ := votes(t, "tallies", title, "--api", s.URL); code != 0 || !strings.Contains(out, want) {
 			t.Errorf("tallies %s: exit %d, want %q\n%s", title, code, want, out)
 		}

@@ -270,13 +270,14 @@ func (a *Admin) Versions(ctx context.Context) ([]VersionInfo, string, error) {
 	return out, reg.Active, nil
 }
 
-// Retire deletes a version's ballots, cells and checkpoints. The active
-// version cannot be retired. It first marks the version retiring, which
-// stops the live projector writing it from its next batch and fences a
-// rebuild of it: the rebuild stops at its next heartbeat and can never mark
-// it ready. Then it deletes the items and marks the version retired.
-// Writes already under way when it was marked (a live batch, a rebuild
-// page) can land after the deletion passed; retiring it again deletes them.
+// Retire deletes a version's ballots, cells, checkpoints and tally
+// summaries. The active version cannot be retired. It first marks the
+// version retiring, which stops the live projector writing it from its
+// next batch and fences a rebuild of it: the rebuild stops at its next
+// heartbeat and can never mark it ready. Then it deletes the items and
+// marks the version retired. Writes already under way when it was marked
+// (a live batch, a rebuild page) can land after the deletion passed;
+// retiring it again deletes them.
 func (a *Admin) Retire(ctx context.Context, version string, progress func(deleted int)) (int64, error) {
 	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		return r.Retire(version, a.now())

@@ -163,9 +163,12 @@ func TestRebuildWhileVotesArrive(t *testing.T) {
 	t.Logf("%d submissions posted; rebuild read %d events", posted.Load(), res.Events)
 }
 
-// queried is a title's tallies as the query endpoint serves them.
+// queried is a title's tallies as the query endpoint serves them, once
+// the read bound has passed: every vote tallied, and every promote or
+// rollback made, before the call shows.
 func queried(t *testing.T, s *local.Stack, title string) projections.Counts {
 	t.Helper()
+	time.Sleep(s.ReadBound)
 	resp, err := http.Get(s.URL + "/titles/" + title + "/tallies")
 	if err != nil {
 		t.Fatal(err)

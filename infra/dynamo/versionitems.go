@@ -95,7 +95,8 @@ func (v *VersionItems) Titles(ctx context.Context, version string) ([]string, er
 	return out, nil
 }
 
-// Delete deletes version's ballots, cells and rebuild checkpoints, telling
+// Delete deletes version's ballots, cells, rebuild checkpoints and read
+// summaries, telling
 // progress (when set) how many items each batch deleted, and returns how
 // many it deleted. Deleting what is already gone changes nothing, so it
 // can be run again to delete items written while it ran.
@@ -105,6 +106,7 @@ func (v *VersionItems) Delete(ctx context.Context, version string, progress func
 		{v.tables.Ballots, versionPrefix(version)},
 		{v.tables.Tallies, versionPrefix(version)},
 		{v.tables.Tallies, checkpointPrefix + versionPrefix(version)},
+		{v.tables.Tallies, SummaryPrefix + versionPrefix(version)},
 	} {
 		err := v.scan(ctx, t.table, t.prefix, func(items []map[string]types.AttributeValue) error {
 			n, err := v.deleteItems(ctx, t.table, items)

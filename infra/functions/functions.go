@@ -4,6 +4,7 @@
 package functions
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -28,6 +29,7 @@ type Config struct {
 	Retry             handlers.RetryLimits // how long the processor retries a message
 	RepairMaxReceives int                  // the failure queue's maxReceiveCount
 	Concurrency       int                  // SDK calls in flight within one invocation
+	Reads             handlers.ReadLimits  // how far behind, and how costly, a tally read may be
 }
 
 // Validate reports the first missing setting.
@@ -40,7 +42,7 @@ func (c Config) Validate() error {
 	case c.Concurrency < 1:
 		return errors.New("config: concurrency must be at least 1")
 	}
-	return nil
+	return c.Reads.Validate()
 }
 
 // Receiver is the POST /votes function.
@@ -91,10 +93,37 @@ func RepairOptions(concurrency int) projections.Options {
 	return projections.Options{Concurrency: concurrency, Owner: "repair", Lease: 2 * time.Minute, MaxWait: 10 * time.Second}
 }
 
-// Query is the tallies function.
+// Query is the tallies function. It reads tallies through the summaries
+// and the active version through a copy in memory, within c.Reads.
 func Query(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Query {
-	talliesFor := func(version string) handlers.TallyReader {
+	return QueryAt(c, cl, time.Now, log)
+}
+
+// QueryAt is Query on the clock now, for tests that move time.
+func QueryAt(c Config, cl awscfg.Clients, now func() time.Time, log *slog.Logger) *handlers.Query {
+	cells := func(version string) handlers.TallyReader {
 		return dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version)
 	}
-	return handlers.NewQuery(c.Catalog, dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), talliesFor, log)
+	tallies := handlers.NewTallyCache(cells, dynamo.NewSummaryStore(cl.DynamoDB, c.Tables.Tallies), c.Reads, now, log)
+	registries := dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies)
+	var versions handlers.ActiveVersion = registries
+	if c.Reads.VersionMaxAge > 0 {
+		versions = handlers.NewVersionCache(consistentActive{registries}, c.Reads.VersionMaxAge, now)
+	}
+	return handlers.NewQuery(c.Catalog, versions, tallies.For, c.Reads.MaxAge, log)
+}
+
+var _ handlers.Summaries = (*dynamo.SummaryStore)(nil)
+
+// consistentActive reads the active version with a consistent read, so
+// that a version kept in memory for VersionMaxAge is never older than that:
+// a promote or rollback is seen within the bound.
+type consistentActive struct{ r *dynamo.Registries }
+
+func (a consistentActive) Active(ctx context.Context) (string, error) {
+	reg, err := a.r.Load(ctx, true)
+	if err != nil {
+		return "", err
+	}
+	return reg.Active, nil
 }

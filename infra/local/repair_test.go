@@ -137,7 +137,7 @@ func TestStreamFailureIsRepairedAutomatically(t *testing.T) {
 	events := kumotest.StoredEvents(t, s.Tables.Events)
 	fold := projections.Fold(events)
 	for _, title := range []string{doomed, fine} {
-		got := getTallies(t, s.URL, title)
+		got := getTallies(t, s, title)
 		t.Logf("%s: tallies %v, fold of the event table %v", title, got, fold[title])
 		if !got.Equal(fold[title]) {
 			t.Errorf("%s: tallies %v, fold of the event table %v; diff %v", title, got, fold[title], got.Diff(fold[title]))

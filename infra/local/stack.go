@@ -70,6 +70,10 @@ type Settings struct {
 	// Timeouts are each function's Lambda timeout: an invocation is cut
 	// off at it.
 	Timeouts map[string]time.Duration
+	// Reads bound how far behind the cells a tally GET may be, and what it
+	// may cost. The local query function is one container: its memory and
+	// sum budget are shared by every GET.
+	Reads handlers.ReadLimits
 }
 
 // DefaultSettings are the values serverless.yml deploys.
@@ -90,6 +94,7 @@ func DefaultSettings() Settings {
 		Repairer:              SQSMapping{BatchSize: 1, Pollers: 1, MaxConcurrency: 2},
 		RepairVisibility:      360 * time.Second,
 		RepairMaxReceiveCount: 5,
+		Reads:                 handlers.DefaultReadLimits(),
 	}
 }
 
@@ -106,6 +111,9 @@ func FastSettings() Settings {
 	s.VisibilityTimeout = time.Second
 	s.RepairVisibility = time.Second
 	s.Retry.Failing = 30 * time.Second // well past a burst of injected faults
+	// Tallies at most 100 ms behind: tests wait that long after the
+	// pipeline is idle to read exact tallies.
+	s.Reads.MaxAge, s.Reads.VersionMaxAge = 100*time.Millisecond, 100*time.Millisecond
 	return s
 }
 
@@ -162,6 +170,11 @@ type Stack struct {
 	Gateway http.Handler
 	// Requests counts the HTTP requests the gateway served.
 	Requests atomic.Int64
+	// ReadBound is how far behind the cells and the registry a tally GET
+	// may be (Settings.Reads): a GET sent ReadBound after the pipeline
+	// went idle, or after a promote, reads every vote of the version then
+	// active.
+	ReadBound time.Duration
 
 	kumo    *kumo.Server
 	server  *http.Server
@@ -187,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("local: settings give function %s no timeout", name)
 		}
 	}
-	s := &Stack{Endpoint: cfg.Endpoint, Tables: dynamo.TablesFor(cfg.Stage), Queues: queue.NamesFor(cfg.Stage), QueueURLs: map[string]string{}}
+	s := &Stack{ReadBound: max(cfg.Settings.Reads.MaxAge, cfg.Settings.Reads.VersionMaxAge), Endpoint: cfg.Endpoint, Tables: dynamo.TablesFor(cfg.Stage), Queues: queue.NamesFor(cfg.Stage), QueueURLs: map[string]string{}}
 	if s.Endpoint == "" {
 		s.kumo = kumo.NewServer()
 		s.Endpoint = s.kumo.URL
@@ -221,6 +234,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		Retry:             cfg.Settings.Retry,
 		RepairMaxReceives: cfg.Settings.RepairMaxReceiveCount,
 		Concurrency:       cfg.Settings.Concurrency,
+		Reads:             cfg.Settings.Reads,
 	}
 	if err := fc.Validate(); err != nil {
 		s.closeKumo()

@@ -76,9 +76,12 @@ func post(t *testing.T, url, key string, body any) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-func getTallies(t *testing.T, url, title string) projections.Counts {
+// getTallies reads a title's tallies over HTTP once the read bound has
+// passed, so that they show every vote tallied before the call.
+func getTallies(t *testing.T, s *local.Stack, title string) projections.Counts {
 	t.Helper()
-	resp, err := http.Get(url + "/titles/" + title + "/tallies")
+	time.Sleep(s.ReadBound)
+	resp, err := http.Get(s.URL + "/titles/" + title + "/tallies")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +183,7 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 		"tt2": {"visuals": {"up": 1, "down": 0}},
 	}
 	for title, w := range want {
-		got := getTallies(t, s.URL, title)
+		got := getTallies(t, s, title)
 		if !got.Equal(w) {
 			t.Errorf("%s: tallies %v, want %v", title, got, w)
 		}
@@ -188,7 +191,7 @@ func TestVotesPostedOverHTTPAreTallied(t *testing.T) {
 			t.Errorf("%s: tallies show aspects %v, want only %v", title, got, w)
 		}
 	}
-	if got := getTallies(t, s.URL, "tt-none"); len(got) != 0 {
+	if got := getTallies(t, s, "tt-none"); len(got) != 0 {
 		t.Errorf("a title without votes shows %v", got)
 	}
 }
@@ -293,7 +296,7 @@ func TestNoVoteLostUnderFaults(t *testing.T) {
 	}
 	fold := projections.Fold(events)
 	for _, title := range titles {
-		if got := getTallies(t, s.URL, title); !got.Equal(fold[title]) {
+		if got := getTallies(t, s, title); !got.Equal(fold[title]) {
 			t.Errorf("%s: tallies %v, fold of the event table %v; diff %v", title, got, fold[title], got.Diff(fold[title]))
 		}
 	}
@@ -314,7 +317,7 @@ func TestPoisonMessageGoesToDeadLetterQueueWithReason(t *testing.T) {
 	if len(dl) != 1 || !strings.HasPrefix(dl[0], "poison:") {
 		t.Fatalf("dead letters %q, want the one poison message with its reason", dl)
 	}
-	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
+	if got := getTallies(t, s, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
 		t.Fatalf("the good vote was held up: tallies %v", got)
 	}
 }
@@ -349,7 +352,7 @@ func TestMessageFailingPastTheRetryLimitIsDeadLetteredWithReason(t *testing.T) {
 	if n, _ := strconv.Atoi(m[1]); n < 2 {
 		t.Errorf("dead letter %q: want it retried before it was given up", dl[0])
 	}
-	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"up": 2}}) {
+	if got := getTallies(t, s, "tt1"); !got.Equal(projections.Counts{"story": {"up": 2}}) {
 		t.Fatalf("the other votes were held up: tallies %v", got)
 	}
 }
@@ -380,7 +383,7 @@ func TestUndecodableStreamRecordGoesToFailureQueue(t *testing.T) {
 	if len(dl) != 1 || !strings.Contains(dl[0], "still undecodable") {
 		t.Fatalf("repair dead letters %q, want the broken record with its reason", dl)
 	}
-	if got := getTallies(t, s.URL, "tt1"); !got.Equal(projections.Counts{"story": {"down": 1}}) {
+	if got := getTallies(t, s, "tt1"); !got.Equal(projections.Counts{"story": {"down": 1}}) {
 		t.Fatalf("the good vote was held up: tallies %v", got)
 	}
 }

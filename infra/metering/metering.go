@@ -106,14 +106,22 @@ func (m *Meter) record(service, action string, input, output any) {
 		m.rcu += factor * float64(units(size, 4096))
 	case *dynamodb.BatchGetItemInput:
 		if out, ok := output.(*dynamodb.BatchGetItemOutput); ok && out != nil {
-			for table, items := range out.Responses {
+			for table, ka := range in.RequestItems {
 				factor := 0.5
-				if ka, ok := in.RequestItems[table]; ok && ka.ConsistentRead != nil && *ka.ConsistentRead {
+				if ka.ConsistentRead != nil && *ka.ConsistentRead {
 					factor = 1
 				}
+				items := out.Responses[table]
 				for _, item := range items {
 					m.rcu += factor * float64(units(itemSize(item), 4096))
 				}
+				// A key read and not found costs the minimum read, as in
+				// GetItem; keys left unprocessed cost nothing.
+				missing := len(ka.Keys) - len(items)
+				if u, ok := out.UnprocessedKeys[table]; ok {
+					missing -= len(u.Keys)
+				}
+				m.rcu += factor * float64(max(missing, 0))
 			}
 		}
 	case *dynamodb.ScanInput, *dynamodb.QueryInput:

@@ -59,6 +59,12 @@ func TestMeterCountsBillableUnits(t *testing.T) {
 	if _, err := c.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{"pk": s("hot")}}); err != nil {
 		t.Fatal(err)
 	}
+	// A batch of one item found and two not: each costs the minimum read.
+	if _, err := c.DynamoDB.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+		table: {Keys: []map[string]types.AttributeValue{{"pk": s("hot")}, {"pk": s("none-1")}, {"pk": s("none-2")}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	q, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(table)})
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +78,10 @@ func TestMeterCountsBillableUnits(t *testing.T) {
 	if got.WCU != 8 {
 		t.Errorf("write units %v, want 8", got.WCU)
 	}
-	// A consistent read of a 1.5 KB item: 1; an eventually consistent one: 0.5.
-	if got.RCU != 1.5 {
-		t.Errorf("read units %v, want 1.5", got.RCU)
+	// A consistent read of a 1.5 KB item: 1; an eventually consistent one:
+	// 0.5; the batch: 3 x 0.5.
+	if got.RCU != 3 {
+		t.Errorf("read units %v, want 3", got.RCU)
 	}
 	// CreateQueue: 1; a 70 KiB message: 2 chunks of 64 KiB.
 	if got.SQSUnits != 3 {
@@ -89,7 +96,7 @@ func TestMeterCountsBillableUnits(t *testing.T) {
 	bill := metering.ListPrices.Price(got, 1000, map[string]metering.Lambda{"f": {Invocations: 1000, GBSeconds: 100}})
 	wantLambda := 1000*0.20/1e6 + 100*0.0000133334
 	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
-	if !near(bill.APIGateway, 1000*1.00/1e6) || !near(bill.Lambda, wantLambda) || !near(bill.SQS, 3*0.40/1e6) || !near(bill.DynamoDB, 8*0.625/1e6+1.5*0.125/1e6) {
+	if !near(bill.APIGateway, 1000*1.00/1e6) || !near(bill.Lambda, wantLambda) || !near(bill.SQS, 3*0.40/1e6) || !near(bill.DynamoDB, 8*0.625/1e6+3*0.125/1e6) {
 		t.Errorf("bill %+v", bill)
 	}
 }

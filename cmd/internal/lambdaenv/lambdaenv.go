@@ -44,6 +44,7 @@ func Load(ctx context.Context) (functions.Config, awscfg.Clients, *slog.Logger, 
 		},
 		RepairMaxReceives: envInt("VOTES_REPAIR_MAX_RECEIVES", 5),
 		Concurrency:       envInt("VOTES_CONCURRENCY", 16),
+		Reads:             handlers.DefaultReadLimits(),
 	}
 	if err := c.Validate(); err != nil {
 		return functions.Config{}, awscfg.Clients{}, nil, err

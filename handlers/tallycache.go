@@ -1,0 +1,281 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"votes/projections"
+)
+
+// Summary is a title's tally as summed from its cells, and when the sum
+// began: every cell write an eventually consistent read could see at At
+// is in Counts.
+type Summary struct {
+	Counts projections.Counts
+	At     time.Time
+}
+
+// Summaries keeps one Summary per projection version and title. It is a
+// cache of the sum of the title's cells, for the query function alone:
+// nothing is ever computed from it.
+type Summaries interface {
+	// Summary reads the stored summary, its counts and when its sum began,
+	// with an eventually consistent read, which may return an older one
+	// than the newest stored. ok is false when none is stored.
+	Summary(ctx context.Context, version, titleID string) (counts projections.Counts, at time.Time, ok bool, err error)
+	// Offer stores counts summed from at on, unless the stored summary
+	// began at or after at, so that the stored summary only moves forward
+	// in time, in whatever order concurrent offers land. An offer that
+	// loses to a newer summary is not an error. Safe for concurrent use.
+	Offer(ctx context.Context, version, titleID string, counts projections.Counts, at time.Time) error
+}
+
+// ErrReadBudget is returned when a tally would need a sum of cells and the
+// container has started as many sums as ReadLimits allows for now.
+var ErrReadBudget = errors.New("tally sums over budget")
+
+// ReadLimits bound what a tally read costs and how far behind it may be.
+// The zero value reads the registry and the cells on every GET.
+type ReadLimits struct {
+	// MaxAge is the oldest a tally answered may be: a summary older than
+	// this is never served. Zero sums the cells on every read.
+	MaxAge time.Duration
+	// VersionMaxAge is how long the active version is kept in memory: a
+	// promote or a rollback is seen by every GET within it. Zero reads the
+	// registry on every GET.
+	VersionMaxAge time.Duration
+	// SumsPerSecond and SumBurst are a token bucket on the sums of cells
+	// one container starts; a read that needs a sum beyond it fails with
+	// ErrReadBudget. They bound what reads of titles nobody read in the
+	// last MaxAge can cost, whatever the request rate.
+	SumsPerSecond float64
+	SumBurst      int
+	// Entries is how many titles one container keeps in memory.
+	Entries int
+}
+
+// DefaultReadLimits are the limits the deployed function runs with.
+func DefaultReadLimits() ReadLimits {
+	return ReadLimits{MaxAge: 2 * time.Second, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 10000}
+}
+
+// Validate reports the first limit out of range.
+func (l ReadLimits) Validate() error {
+	switch {
+	case l.MaxAge < 0 || l.VersionMaxAge < 0:
+		return errors.New("read limits: ages cannot be negative")
+	case l.MaxAge == 0:
+		return nil // no summaries: the other limits do not apply
+	case l.SumsPerSecond <= 0 || l.SumBurst < 1:
+		return errors.New("read limits: sums per second and burst must be positive")
+	case l.Entries < 1:
+		return errors.New("read limits: entries must be at least 1")
+	}
+	return nil
+}
+
+// TallyCache reads tallies through a summary per title, kept in memory
+// and in Summaries: a read answered from a summary younger than MaxAge
+// costs at most one summary read; an older one sums the cells once,
+// whatever the number of reads waiting for it in this container, and
+// offers the new summary to the others.
+type TallyCache struct {
+	cells     func(version string) TallyReader
+	summaries Summaries
+	limits    ReadLimits
+	now       func() time.Time
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	mem     map[string]Summary
+	flights map[string]*flight
+	tokens  float64
+	filled  time.Time
+}
+
+type flight struct {
+	done chan struct{}
+	s    Summary
+	err  error
+}
+
+// NewTallyCache reads cells through summaries within limits; now is the
+// clock (time.Now in production).
+func NewTallyCache(cells func(version string) TallyReader, summaries Summaries, limits ReadLimits, now func() time.Time, log *slog.Logger) *TallyCache {
+	return &TallyCache{
+		cells: cells, summaries: summaries, limits: limits, now: now, log: log,
+		mem: map[string]Summary{}, flights: map[string]*flight{}, tokens: float64(limits.SumBurst),
+	}
+}
+
+// For is the TallyReader of version, for NewQuery.
+func (c *TallyCache) For(version string) TallyReader {
+	return cachedTally{c: c, version: version}
+}
+
+type cachedTally struct {
+	c       *TallyCache
+	version string
+}
+
+func (t cachedTally) Tally(ctx context.Context, titleID string) (projections.Counts, error) {
+	s, err := t.c.Summary(ctx, t.version, titleID)
+	return s.Counts, err
+}
+
+// fresh says whether a summary taken at at may be served at now. A summary
+// from the future (clocks of two containers differ by milliseconds under
+// NTP) is taken as fresh only within MaxAge too.
+func (c *TallyCache) fresh(at, now time.Time) bool {
+	age := now.Sub(at)
+	return age < c.limits.MaxAge && age > -c.limits.MaxAge
+}
+
+// Summary is version's tally of titleID, never older than MaxAge.
+func (c *TallyCache) Summary(ctx context.Context, version, titleID string) (Summary, error) {
+	if c.limits.MaxAge <= 0 {
+		at := c.now()
+		counts, err := c.cells(version).Tally(ctx, titleID)
+		return Summary{Counts: counts, At: at}, err
+	}
+	key := version + "#" + titleID
+	c.mu.Lock()
+	if s, ok := c.mem[key]; ok && c.fresh(s.At, c.now()) {
+		c.mu.Unlock()
+		return Summary{Counts: s.Counts.Compact(), At: s.At}, nil
+	}
+	if f, ok := c.flights[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return Summary{}, ctx.Err()
+		}
+		return Summary{Counts: f.s.Counts.Compact(), At: f.s.At}, f.err
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[key] = f
+	c.mu.Unlock()
+
+	f.s, f.err = c.load(ctx, version, titleID)
+
+	c.mu.Lock()
+	delete(c.flights, key)
+	if f.err == nil {
+		c.remember(key, f.s)
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return Summary{Counts: f.s.Counts.Compact(), At: f.s.At}, f.err
+}
+
+// load reads the stored summary and, when it is too old, sums the cells
+// and offers the sum as the new summary.
+func (c *TallyCache) load(ctx context.Context, version, titleID string) (Summary, error) {
+	counts, at, ok, err := c.summaries.Summary(ctx, version, titleID)
+	if err != nil {
+		return Summary{}, err
+	}
+	if ok && c.fresh(at, c.now()) {
+		return Summary{Counts: counts, At: at}, nil
+	}
+	if !c.take() {
+		return Summary{}, ErrReadBudget
+	}
+	// The time is taken before the cells are read: the sum holds at
+	// least every write visible then, so its age is never understated.
+	at = c.now()
+	counts, err = c.cells(version).Tally(ctx, titleID)
+	if err != nil {
+		return Summary{}, err
+	}
+	if err := c.summaries.Offer(ctx, version, titleID, counts, at); err != nil {
+		// The answer is right without it; the next read sums again.
+		c.log.WarnContext(ctx, "store tally summary", "title", titleID, "err", err)
+	}
+	return Summary{Counts: counts, At: at}, nil
+}
+
+// take takes a token for one sum of cells. Call without c.mu.
+func (c *TallyCache) take() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if !c.filled.IsZero() && now.After(c.filled) {
+		c.tokens = min(float64(c.limits.SumBurst), c.tokens+now.Sub(c.filled).Seconds()*c.limits.SumsPerSecond)
+	}
+	c.filled = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// remember keeps s in memory unless a newer summary is kept; when memory
+// is full it forgets what is too old to serve, or else everything. Call
+// with c.mu held.
+func (c *TallyCache) remember(key string, s Summary) {
+	if old, ok := c.mem[key]; ok && !old.At.Before(s.At) {
+		return
+	}
+	if _, ok := c.mem[key]; !ok && len(c.mem) >= c.limits.Entries {
+		now := c.now()
+		for k, v := range c.mem {
+			if !c.fresh(v.At, now) {
+				delete(c.mem, k)
+			}
+		}
+		if len(c.mem) >= c.limits.Entries {
+			clear(c.mem)
+		}
+	}
+	c.mem[key] = s
+}
+
+// VersionCache keeps the active version in memory for VersionMaxAge, so
+// that a promote or a rollback is seen within that bound.
+type VersionCache struct {
+	src    ActiveVersion
+	maxAge time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex
+	version string
+	at      time.Time
+	ok      bool
+}
+
+// NewVersionCache keeps what src says for maxAge. src must read
+// consistently for the bound to hold: an eventually consistent read can
+// return an older version.
+func NewVersionCache(src ActiveVersion, maxAge time.Duration, now func() time.Time) *VersionCache {
+	return &VersionCache{src: src, maxAge: maxAge, now: now}
+}
+
+var _ ActiveVersion = (*VersionCache)(nil)
+
+// Active is the active version as read at most maxAge ago.
+func (v *VersionCache) Active(ctx context.Context) (string, error) {
+	v.mu.Lock()
+	if v.ok && v.now().Sub(v.at) < v.maxAge {
+		defer v.mu.Unlock()
+		return v.version, nil
+	}
+	v.mu.Unlock()
+	at := v.now() // before the read: the version is as of at least at
+	version, err := v.src.Active(ctx)
+	if err != nil {
+		return "", fmt.Errorf("active version: %w", err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.ok || !at.Before(v.at) {
+		v.version, v.at, v.ok = version, at, true
+	}
+	return version, nil
+}

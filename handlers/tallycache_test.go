@@ -1,0 +1,323 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go/middleware"
+
+	"votes/domain"
+	"votes/domain/lifecycle"
+	"votes/handlers"
+	"votes/infra/awscfg"
+	"votes/infra/dynamo"
+	"votes/infra/functions"
+	"votes/infra/kumotest"
+	"votes/infra/metering"
+	"votes/projections"
+)
+
+// clock is a test's time, moved by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Unix(1800000000, 0)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// readsFixture is a stage whose query functions ("containers") each have
+// their own metered clients and clock, over the same tables.
+type readsFixture struct {
+	fixture
+	t *testing.T
+}
+
+func newReadsFixture(t *testing.T) readsFixture {
+	f := newFixture(t)
+	f.cfg.Reads = handlers.ReadLimits{MaxAge: 2 * time.Second, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 100}
+	return readsFixture{fixture: f, t: t}
+}
+
+// container is one query function's container: its own memory, clients
+// metered, and clock.
+func (f readsFixture) container(c *clock) (*handlers.Query, *metering.Meter) {
+	f.t.Helper()
+	meter := metering.New(nil)
+	opts := kumotest.Options(nil)
+	opts.APIOptions = []func(*middleware.Stack) error{meter.APIOption}
+	clients, err := awscfg.New(context.Background(), opts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return functions.QueryAt(f.cfg, clients, c.Now, discard()), meter
+}
+
+var stepN int
+
+// vote adds counts to one cell of a title in version, through the cell
+// store's own step protocol, as the projector writes them.
+func (f readsFixture) vote(version, title string, shard int, counts projections.Counts) {
+	f.t.Helper()
+	stepN++
+	cells := dynamo.NewCellStore(f.clients.DynamoDB, f.cfg.Tables.Tallies, version)
+	cell := domain.Cell{TitleID: title, Shard: shard}
+	step := projections.Step{ID: "step-" + strconv.Itoa(1000000+stepN), Owner: "test", Expires: time.Now().Add(time.Minute).UnixMilli()}
+	if in, err := cells.Begin(context.Background(), cell, step); err != nil || in != nil {
+		f.t.Fatalf("begin step on %s: %v, %v", cell, in, err)
+	}
+	if err := cells.Commit(context.Background(), cell, step.ID, counts); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// get is a GET of title's tallies on q, which must be 200 with the
+// caching header; zero counts are left out.
+func get(t *testing.T, q *handlers.Query, title string) projections.Counts {
+	t.Helper()
+	req := apiRequest(t, "apigw-v2-request-tallies.json")
+	req.PathParameters["titleId"] = title
+	req.RawPath = "/titles/" + title + "/tallies"
+	resp, err := q.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET tallies of %s: %d %s", title, resp.StatusCode, resp.Body)
+	}
+	if cc := resp.Headers["cache-control"]; cc != "public, max-age=2" {
+		t.Errorf("cache-control %q, want public, max-age=2", cc)
+	}
+	var body handlers.TallyBody
+	decodeBody(t, resp, &body)
+	return projections.Counts(body.Aspects).Compact()
+}
+
+// cellReads is how many times the meter saw the cells summed.
+func cellReads(m *metering.Meter) int64 { return m.Snapshot().Requests["DynamoDB BatchGetItem"] }
+
+func TestTallyFreshSummaryIsServedWithoutReadingCells(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	f.vote("1", "tt1", 3, projections.Counts{"story": {"up": 2}})
+	f.vote("1", "tt1", 40, projections.Counts{"story": {"down": 1}})
+	want := projections.Counts{"story": {"up": 2, "down": 1}}
+	c := newClock()
+
+	a, ma := f.container(c)
+	if got := get(t, a, "tt1"); !got.Equal(want) {
+		t.Fatalf("first GET %v, want %v", got, want)
+	}
+	if n := cellReads(ma); n != 1 {
+		t.Fatalf("first GET summed the cells %d times, want once", n)
+	}
+
+	// A burst on the same container: answered from memory.
+	ma.Reset()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() { defer wg.Done(); get(t, a, "tt1") }()
+	}
+	wg.Wait()
+	if s := ma.Snapshot(); s.Total() != 0 {
+		t.Errorf("50 GETs within the bound on a warm container called DynamoDB: %v", s.Requests)
+	}
+
+	// Another container, 1.5 s later: the summary is fresh; one read.
+	c.Add(1500 * time.Millisecond)
+	b, mb := f.container(c)
+	if got := get(t, b, "tt1"); !got.Equal(want) {
+		t.Fatalf("GET on a second container %v, want %v", got, want)
+	}
+	if s := mb.Snapshot(); cellReads(mb) != 0 || s.Requests["DynamoDB GetItem"] != 2 || s.RCU > 1.5 {
+		t.Errorf("a fresh summary was not served alone: %v, %.1f RCU (want the registry and the summary, no cells)", s.Requests, s.RCU)
+	}
+
+	// A burst on a cold container once the summary is stale: the cells
+	// are summed once for all of it.
+	c.Add(time.Second)
+	d, md := f.container(c)
+	for range 50 {
+		wg.Add(1)
+		go func() { defer wg.Done(); get(t, d, "tt1") }()
+	}
+	wg.Wait()
+	if n := cellReads(md); n != 1 {
+		t.Errorf("50 concurrent GETs on a cold container summed the cells %d times, want once", n)
+	}
+}
+
+func TestTallyStaleSummaryIsRefreshed(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
+	c := newClock()
+	a, ma := f.container(c)
+	get(t, a, "tt1")
+
+	// A vote is tallied; within the bound the answer may lag it, past the
+	// bound it never does, on this container and on a new one.
+	f.vote("1", "tt1", 7, projections.Counts{"story": {"up": 1}})
+	c.Add(1900 * time.Millisecond)
+	if got := get(t, a, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
+		t.Errorf("within the bound: %v, want the summary's story up 1", got)
+	}
+	c.Add(100 * time.Millisecond) // the summary is now MaxAge old: too old
+	ma.Reset()
+	want := projections.Counts{"story": {"up": 2}}
+	if got := get(t, a, "tt1"); !got.Equal(want) {
+		t.Errorf("2 s after the summary: %v, want %v", got, want)
+	}
+	if n := cellReads(ma); n != 1 {
+		t.Errorf("a stale summary was refreshed with %d sums of cells, want 1", n)
+	}
+	// The refresh was stored: another container reads it, not the cells.
+	b, mb := f.container(c)
+	if got := get(t, b, "tt1"); !got.Equal(want) || cellReads(mb) != 0 {
+		t.Errorf("second container: %v with %d sums of cells, want %v from the summary", got, cellReads(mb), want)
+	}
+}
+
+// TestTallyConcurrentRefreshesNeverMoveTheSummaryBack: a container that
+// began its sum earlier and stores it later does not replace a newer
+// summary, so another container keeps being served the newer one.
+func TestTallyConcurrentRefreshesNeverMoveTheSummaryBack(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
+	slow, fast := newClock(), newClock()
+	fast.Add(3 * time.Second)
+	// The fast container sums at +3 s, after a second vote.
+	f.vote("1", "tt1", 1, projections.Counts{"story": {"up": 1}})
+	q, _ := f.container(fast)
+	want := projections.Counts{"story": {"up": 2}}
+	if got := get(t, q, "tt1"); !got.Equal(want) {
+		t.Fatalf("%v, want %v", got, want)
+	}
+	// The slow one's sum began at +0 s: it lands after, and is refused.
+	s := dynamo.NewSummaryStore(f.clients.DynamoDB, f.cfg.Tables.Tallies)
+	if err := s.Offer(context.Background(), "1", "tt1", projections.Counts{"story": {"up": 1}}, slow.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// A third container at +4 s is served the newer summary, not the
+	// cells and not the older sum.
+	third := newClock()
+	third.Add(4 * time.Second)
+	r, mr := f.container(third)
+	if got := get(t, r, "tt1"); !got.Equal(want) || cellReads(mr) != 0 {
+		t.Errorf("after a late, older refresh: %v with %d sums of cells, want %v from the newer summary", got, cellReads(mr), want)
+	}
+}
+
+func TestTallyPromoteIsSeenWithinTheVersionBound(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
+	f.vote("2", "tt1", 0, projections.Counts{"story": {"down": 5}})
+	c := newClock()
+	q, _ := f.container(c)
+	if got := get(t, q, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
+		t.Fatalf("before the promote: %v, want version 1's", got)
+	}
+	if _, err := dynamo.NewRegistries(f.clients.DynamoDB, f.cfg.Tables.Tallies).Update(context.Background(), func(r *lifecycle.Registry) error {
+		r.Active = "2"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(999 * time.Millisecond)
+	if got := get(t, q, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
+		t.Errorf("within the bound: %v, want version 1's from memory", got)
+	}
+	// Past the bound the active version is read again, and version 2's
+	// tally is summed from its own cells (version 1's summary is fresh
+	// still, but it is version 1's).
+	c.Add(time.Millisecond)
+	if got := get(t, q, "tt1"); !got.Equal(projections.Counts{"story": {"down": 5}}) {
+		t.Errorf("1 s after the promote: %v, want version 2's", got)
+	}
+}
+
+// TestTallySumsAreBudgeted: GETs of titles nobody read lately sum the
+// cells at most SumBurst times at once and SumsPerSecond after, whatever
+// the request rate; the others are 503, and the budget refills with time.
+func TestTallySumsAreBudgeted(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	c := newClock()
+	q, m := f.container(c)
+	status := func(title string) int {
+		req := apiRequest(t, "apigw-v2-request-tallies.json")
+		req.PathParameters["titleId"] = title
+		resp, err := q.Handle(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	ok := 0
+	for i := range 100 {
+		if s := status("tt-new-" + strconv.Itoa(i)); s == http.StatusOK {
+			ok++
+		} else if s != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 200 or 503", s)
+		}
+	}
+	if ok != 20 || cellReads(m) != 20 {
+		t.Errorf("100 new titles at once: %d answered, %d sums of cells; want the burst of 20", ok, cellReads(m))
+	}
+	// Titles already summed are still served within the bound.
+	if s := status("tt-new-0"); s != http.StatusOK {
+		t.Errorf("a title in memory was refused: %d", s)
+	}
+	c.Add(time.Second)
+	ok = 0
+	for i := range 100 {
+		if status("tt-later-"+strconv.Itoa(i)) == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != 10 {
+		t.Errorf("a second later: %d new titles answered, want 10 (10 sums a second)", ok)
+	}
+}
+
+// TestTallySummaryFromTheFutureIsNotTrusted: a summary stamped more than
+// MaxAge ahead of this container's clock (a clock gone wrong) is not
+// served; the cells are summed, and the answer kept in memory.
+func TestTallySummaryFromTheFutureIsNotTrusted(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
+	c := newClock()
+	s := dynamo.NewSummaryStore(f.clients.DynamoDB, f.cfg.Tables.Tallies)
+	if err := s.Offer(context.Background(), "1", "tt1", projections.Counts{"story": {"down": 9}}, c.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	q, m := f.container(c)
+	want := projections.Counts{"story": {"up": 1}}
+	for range 3 {
+		if got := get(t, q, "tt1"); !got.Equal(want) {
+			t.Fatalf("%v, want the cells' %v", got, want)
+		}
+	}
+	if n := cellReads(m); n != 1 {
+		t.Errorf("cells summed %d times for 3 GETs, want once", n)
+	}
+}
