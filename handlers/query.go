@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -62,6 +63,12 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	var counts projections.Counts
 	if err == nil {
 		counts, err = q.talliesFor(version).Tally(ctx, titleID)
+	}
+	if errors.Is(err, ErrReadBudget) {
+		// A flood of reads of titles nobody read lately: refused by design,
+		// so not an error worth a line each.
+		q.log.DebugContext(ctx, "read tally over budget", "title", titleID)
+		return errorResponse(&domain.Error{Code: CodeUnavailable, Message: "tallies cannot be read right now"}), nil
 	}
 	if err != nil {
 		q.log.ErrorContext(ctx, "read tally", "title", titleID, "err", err)
