@@ -147,10 +147,13 @@ func Gateway(routes []Route, requests *atomic.Int64) http.Handler {
 const codeRequestTimeout = "request_timeout"
 
 func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
+	// An oversize body is refused on its Content-Length alone, or after
+	// the limit plus one byte; no more of it is buffered. Past the answer,
+	// net/http discards up to 256 KiB of what the client still sends (no
+	// memory kept, still under the read timeout) so that the client reads
+	// the 413 rather than a connection reset, and closes the connection
+	// after the answer when more is coming.
 	if req.ContentLength > domain.MaxBodyBytes {
-		// Refused on the header alone; Connection: close spares the server
-		// reading the rest of the body to reuse the connection.
-		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, domain.CodeBodyTooLarge, bodyTooLarge)
 		return
 	}
@@ -163,7 +166,6 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 		writeError(w, http.StatusRequestTimeout, codeRequestTimeout, "the request body did not arrive in time")
 		return
 	case len(body) > domain.MaxBodyBytes:
-		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, domain.CodeBodyTooLarge, bodyTooLarge)
 		return
 	}
