@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -36,6 +38,10 @@ type GatewayLimits struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds the request line and headers.
 	MaxHeaderBytes int
+	// MaxConns bounds the connections open at once; past it, new ones
+	// wait in the listen backlog until one closes. The gateway shares its
+	// process, and file descriptors, with the emulator.
+	MaxConns int
 }
 
 // DefaultGatewayLimits are sized for a body of at most domain.MaxBodyBytes
@@ -48,7 +54,9 @@ type GatewayLimits struct {
 //   - 30 s idle: long enough for a client's next request to reuse the
 //     connection, short enough that idle connections do not pile up;
 //   - 10 KiB of headers: the HTTP API quota for the request line and
-//     headers together.
+//     headers together;
+//   - 512 connections: far above what a developer or votes load (32 by
+//     default) opens, far below the file descriptors the process has.
 func DefaultGatewayLimits() GatewayLimits {
 	return GatewayLimits{
 		ReadHeaderTimeout: 5 * time.Second,
@@ -56,6 +64,7 @@ func DefaultGatewayLimits() GatewayLimits {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    10 << 10,
+		MaxConns:          512,
 	}
 }
 
@@ -77,13 +86,16 @@ func (l GatewayLimits) withDefaults() GatewayLimits {
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = d.MaxHeaderBytes
 	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = d.MaxConns
+	}
 	return l
 }
 
-// server is an http.Server for the gateway under these limits.
-func (l GatewayLimits) server(h http.Handler) *http.Server {
+// serve runs an http.Server for the gateway on ln under these limits.
+func (l GatewayLimits) serve(h http.Handler, ln net.Listener) (*http.Server, func() error) {
 	l = l.withDefaults()
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		ReadTimeout:       l.ReadTimeout,
@@ -91,6 +103,49 @@ func (l GatewayLimits) server(h http.Handler) *http.Server {
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
 	}
+	limited := &limitListener{Listener: ln, slots: make(chan struct{}, l.MaxConns), closed: make(chan struct{})}
+	return srv, func() error { return srv.Serve(limited) }
+}
+
+// limitListener accepts a connection only while fewer than cap(slots) are
+// open.
+type limitListener struct {
+	net.Listener
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// limitConn gives its slot back once, when closed.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // Route sends requests for a method and path pattern (Go 1.22 ServeMux

@@ -243,3 +243,38 @@ func TestGatewayOwnAnswersTakeTheErrorShape(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayBoundsConnections: past MaxConns open connections, a new
+// client waits until one closes, so idle connections cannot use up the
+// file descriptors the emulator shares.
+func TestGatewayBoundsConnections(t *testing.T) {
+	limits := local.GatewayLimits{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, MaxConns: 2}
+	s := startGateway(t, limits, nil)
+	addr := strings.TrimPrefix(s.URL, "http://")
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	c, err := net.Dial("tcp", addr) // the kernel's backlog takes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: local\r\n\r\n")
+	r := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := r.ReadByte(); err == nil {
+		t.Fatal("a third connection was served while two were open, limit 2")
+	}
+	held[0].Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("once a connection closed, the waiting one got %v %v", resp, err)
+	}
+}

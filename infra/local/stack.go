@@ -298,9 +298,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
 		}
 		s.URL = "http://" + ln.Addr().String()
-		s.server = cfg.Limits.server(s.Gateway)
+		var serve func() error
+		s.server, serve = cfg.Limits.serve(s.Gateway, ln)
 		s.goRun(func() {
-			if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				cfg.Log.Error("gateway", "err", err)
 			}
 		})
