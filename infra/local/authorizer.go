@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +29,7 @@ type JWTConfig struct {
 	// key whose public half is used (RS256).
 	Key []byte
 	// JWKS is a JSON Web Key Set, as an identity provider publishes at its
-	// jwks_uri; a token must name one of its keys in its kid header.
+	// jwks_uri; a token must name one of its RSA keys in its kid header.
 	JWKS []byte
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
@@ -71,22 +70,20 @@ func NewAuthorizer(cfg JWTConfig) (*Authorizer, error) {
 		if err := json.Unmarshal(cfg.JWKS, &set); err != nil {
 			return nil, fmt.Errorf("jwt: read JWKS: %w", err)
 		}
-		if len(set.Keys) == 0 {
-			return nil, errors.New("jwt: the JWKS has no keys")
-		}
+		// As API Gateway, only RSA keys verify; others in the set (an EC
+		// key an issuer also publishes) are left out, and a token naming one
+		// is refused for naming no key.
+		var usable jose.JSONWebKeySet
 		for _, k := range set.Keys {
-			if !k.Valid() || k.KeyID == "" {
-				return nil, fmt.Errorf("jwt: JWKS key %q is not a usable public key with a kid", k.KeyID)
-			}
-			switch k.Key.(type) {
-			case *rsa.PublicKey:
-				a.algs = appendOnce(a.algs, jose.RS256)
-			case []byte:
-				a.algs = appendOnce(a.algs, jose.HS256)
-			default:
-				return nil, fmt.Errorf("jwt: JWKS key %q: only RSA and HMAC keys are supported", k.KeyID)
+			if _, ok := k.Key.(*rsa.PublicKey); ok && k.Valid() && k.KeyID != "" {
+				usable.Keys = append(usable.Keys, k)
 			}
 		}
+		if len(usable.Keys) == 0 {
+			return nil, errors.New("jwt: the JWKS has no RSA public key with a kid")
+		}
+		a.algs = []jose.SignatureAlgorithm{jose.RS256}
+		set = usable
 		a.jwks = &set
 		return a, nil
 	}
@@ -96,13 +93,6 @@ func NewAuthorizer(cfg JWTConfig) (*Authorizer, error) {
 	}
 	a.key, a.algs = key, []jose.SignatureAlgorithm{alg}
 	return a, nil
-}
-
-func appendOnce(algs []jose.SignatureAlgorithm, alg jose.SignatureAlgorithm) []jose.SignatureAlgorithm {
-	if slices.Contains(algs, alg) {
-		return algs
-	}
-	return append(algs, alg)
 }
 
 // Authorize verifies the Authorization header's token. It returns the

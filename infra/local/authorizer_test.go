@@ -2,6 +2,8 @@ package local_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -91,7 +93,11 @@ func TestJWTStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &rsaKey.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: &rsaKey.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"},
+		{Key: &ecKey.PublicKey, KeyID: "ec", Algorithm: "ES256", Use: "sig"},
+	}})
 	jwksAuth, err := local.NewAuthorizer(local.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: jwks})
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +185,7 @@ func TestJWTStack(t *testing.T) {
 			{"known kid", rs("k1", claims("u-8", nil)), http.StatusAccepted},
 			{"unknown kid", rs("k2", claims("u-8", nil)), http.StatusUnauthorized},
 			{"no kid", rs("", claims("u-8", nil)), http.StatusUnauthorized},
+			{"ES256 with the set's EC key", sign(t, jose.ES256, ecKey, "ec", claims("u-8", nil)), http.StatusUnauthorized},
 			{"another key", sign(t, jose.RS256, otherKey, "k1", claims("u-8", nil)), http.StatusUnauthorized},
 		},
 		"pem": {
@@ -238,15 +245,18 @@ func TestAuthorizerClaims(t *testing.T) {
 
 // TestAuthorizerConfig: what API Gateway requires is required.
 func TestAuthorizerConfig(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecJWKS, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &ecKey.PublicKey, KeyID: "ec", Algorithm: "ES256", Use: "sig"}}})
 	for name, cfg := range map[string]local.JWTConfig{
-		"no issuer":     {Audience: testAudience, Key: []byte(testSecret)},
-		"no audience":   {Issuer: testIssuer, Key: []byte(testSecret)},
-		"no key":        {Issuer: testIssuer, Audience: testAudience},
-		"short secret":  {Issuer: testIssuer, Audience: testAudience, Key: []byte("secret")},
-		"key and JWKS":  {Issuer: testIssuer, Audience: testAudience, Key: []byte(testSecret), JWKS: []byte(`{"keys":[]}`)},
-		"empty JWKS":    {Issuer: testIssuer, Audience: testAudience, JWKS: []byte(`{"keys":[]}`)},
-		"JWKS not JSON": {Issuer: testIssuer, Audience: testAudience, JWKS: []byte(`keys`)},
-		"PEM not a key": {Issuer: testIssuer, Audience: testAudience, Key: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: []byte{1}})},
+		"no issuer":         {Audience: testAudience, Key: []byte(testSecret)},
+		"no audience":       {Issuer: testIssuer, Key: []byte(testSecret)},
+		"no key":            {Issuer: testIssuer, Audience: testAudience},
+		"short secret":      {Issuer: testIssuer, Audience: testAudience, Key: []byte("secret")},
+		"key and JWKS":      {Issuer: testIssuer, Audience: testAudience, Key: []byte(testSecret), JWKS: []byte(`{"keys":[]}`)},
+		"empty JWKS":        {Issuer: testIssuer, Audience: testAudience, JWKS: []byte(`{"keys":[]}`)},
+		"JWKS not JSON":     {Issuer: testIssuer, Audience: testAudience, JWKS: []byte(`keys`)},
+		"JWKS of an EC key": {Issuer: testIssuer, Audience: testAudience, JWKS: ecJWKS},
+		"PEM not a key":     {Issuer: testIssuer, Audience: testAudience, Key: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: []byte{1}})},
 	} {
 		if _, err := local.NewAuthorizer(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
