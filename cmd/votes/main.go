@@ -19,7 +19,7 @@ Usage:
   votes dev [--addr 127.0.0.1:8080]   run the whole pipeline in this process
   votes tallies TITLE [--api URL]     print a title's tallies
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
-  votes dev --auth jwt --jwt-key FILE      the same behind a JWT authorizer (or --jwks FILE)
+  votes dev --auth jwt --jwt-key FILE      votes dev with POST /votes behind a JWT authorizer (or --jwks FILE)
   votes token --jwt-key FILE --sub VOTER   print a signed token naming a voter, for curl
 
 Projection versions (against the running votes dev, --endpoint URL, or
