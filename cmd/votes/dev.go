@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	verbose := fs.Bool("v", false, "log every batch the functions process")
 	overlap := fs.Bool("overlap", false, "deliver every SQS and stream batch to two concurrent invocations, as AWS may")
 	faultRate := fs.Float64("faults", 0, "fraction (0 to 1) of the functions' SDK calls that fail, half before sending and half after the emulator applied them")
+	auth := fs.String("auth", "none", `"none" (the body's voterId is taken on trust) or "jwt" (POST /votes needs a token, as API Gateway's JWT authorizer)`)
+	jwtKey := fs.String("jwt-key", "", "with --auth jwt: file of an HMAC secret (HS256, at least 32 bytes) or a PEM RSA public or private key (RS256)")
+	jwks := fs.String("jwks", "", "with --auth jwt: JSON Web Key Set file, instead of --jwt-key")
+	issuer := fs.String("jwt-issuer", defaultIssuer, "with --auth jwt: the issuer tokens must have")
+	audience := fs.String("jwt-audience", defaultAudience, "with --auth jwt: the audience tokens must have")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -30,13 +36,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err}
 	}
+	authorizer, err := devAuthorizer(*auth, *jwtKey, *jwks, *issuer, *audience)
+	if err != nil {
+		return err
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap}
+	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer}
 	var seed uint64
 	if *faultRate > 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -61,6 +71,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "faults on: %g%% of the functions' SDK calls fail, half before sending, half after the emulator applied them (seed %d)\n",
 			100**faultRate, seed)
 	}
+	if authorizer != nil {
+		fmt.Fprintf(stdout, "auth jwt: POST /votes needs a token from issuer %s for audience %s; its sub is the voter\n", *issuer, *audience)
+	}
 	fmt.Fprintf(stdout, "listening on %s\n", stack.URL)
 
 	<-ctx.Done()
@@ -77,4 +90,44 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout, "stopped")
 	return nil
+}
+
+// Tokens signed by votes token and votes load, and checked by votes dev
+// --auth jwt, have this issuer and audience unless told otherwise.
+const (
+	defaultIssuer   = "https://votes.local"
+	defaultAudience = "votes"
+)
+
+// devAuthorizer builds the local JWT authorizer from the --auth flags; nil
+// for --auth none.
+func devAuthorizer(auth, keyFile, jwksFile, issuer, audience string) (*local.Authorizer, error) {
+	switch auth {
+	case "none":
+		if keyFile != "" || jwksFile != "" {
+			return nil, usageError{errors.New("--jwt-key and --jwks need --auth jwt")}
+		}
+		return nil, nil
+	case "jwt":
+	default:
+		return nil, usageError{fmt.Errorf(`--auth %q: want "none" or "jwt"`, auth)}
+	}
+	if (keyFile == "") == (jwksFile == "") {
+		return nil, usageError{errors.New("--auth jwt needs --jwt-key FILE or --jwks FILE")}
+	}
+	cfg := local.JWTConfig{Issuer: issuer, Audience: audience}
+	var err error
+	if keyFile != "" {
+		cfg.Key, err = os.ReadFile(keyFile)
+	} else {
+		cfg.JWKS, err = os.ReadFile(jwksFile)
+	}
+	if err != nil {
+		return nil, usageError{err}
+	}
+	a, err := local.NewAuthorizer(cfg)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return a, nil
 }

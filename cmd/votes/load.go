@@ -29,6 +29,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed")
 	check := fs.Bool("check", false, "after the run, wait for the tallies and compare them with what the run must produce")
 	checkTimeout := fs.Duration("check-timeout", 2*time.Minute, "how long --check waits for the pipeline")
+	jwtKey := fs.String("jwt-key", "", "sign a token for each voter (sub = voter ID) with this file: an HMAC secret (HS256) or a PEM RSA private key (RS256)")
+	issuer := fs.String("jwt-issuer", defaultIssuer, "with --jwt-key: the tokens' issuer")
+	audience := fs.String("jwt-audience", defaultAudience, "with --jwt-key: the tokens' audience")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -37,6 +40,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
+	}
+	if *jwtKey != "" {
+		signer, err := newSigner(*jwtKey, *issuer, *audience, time.Hour)
+		if err != nil {
+			return err
+		}
+		cfg.Tokens = signer
 	}
 	if isTerminal(stderr) {
 		cfg.Tick = func(s loadgen.Stats) {

@@ -17,8 +17,10 @@ const usage = `votes runs and inspects the vote pipeline.
 
 Usage:
   votes dev [--addr 127.0.0.1:8080]   run the whole pipeline in this process
+  votes dev --auth jwt --jwt-key FILE  the same, POST /votes behind a JWT authorizer (or --jwks FILE)
   votes tallies TITLE [--api URL]     print a title's tallies
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
+  votes token --jwt-key FILE --sub VOTER  print a signed token naming a voter, for curl
 
 Projection versions (against the running votes dev, --endpoint URL, or
 --stage STAGE [--region REGION] with the default AWS credentials):
@@ -54,6 +56,7 @@ var commands = map[string]command{
 	"retire":   runRetire,
 	"seed":     runSeed,
 	"load":     runLoad,
+	"token":    runToken,
 	"repair":   runRepair,
 	"dlq":      runDLQ,
 }

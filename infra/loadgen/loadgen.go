@@ -46,6 +46,9 @@ type Config struct {
 	Client *http.Client
 	// Tick, when set, is called about once a second with the counts so far.
 	Tick func(Stats)
+	// Tokens, when set, gives each submission a bearer token naming its
+	// voter, for an API behind a JWT authorizer.
+	Tokens TokenSource
 }
 
 // Stats are counts so far.
@@ -110,6 +113,7 @@ type worker struct {
 	history []ballotKey
 	votes   int64
 	lat     []time.Duration
+	voter   string // of the submission being sent, for its token
 }
 
 var aspects = domain.DefaultCatalog().Aspects()
@@ -234,6 +238,7 @@ func (w *worker) submit(ctx context.Context, sent, accepted, rejected, failed, r
 	}
 	body, _ := json.Marshal(map[string]any{"voterId": k.voter, "titleId": k.title, "votes": votes})
 	key := fmt.Sprintf("%s-%d-%d", cfg.Run, w.id, sent.Add(1))
+	w.voter = k.voter
 	ok := w.post(ctx, body, key, true, accepted, rejected, failed, retries)
 	if !ok {
 		return
@@ -268,6 +273,10 @@ func (w *worker) post(ctx context.Context, body []byte, key string, timed bool, 
 		req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, strings.TrimRight(w.cfg.URL, "/")+"/votes", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
+		if err := w.authorize(req); err != nil {
+			failed.Add(1)
+			return false
+		}
 		began := time.Now()
 		resp, err := w.cfg.Client.Do(req)
 		if err != nil {

@@ -145,7 +145,13 @@ type Config struct {
 	FunctionAPIOptions func(function string) []func(*middleware.Stack) error
 	Settings           Settings
 	Catalog            domain.Catalog
-	Log                *slog.Logger
+	// Limits bound the gateway's connections; zero fields take
+	// DefaultGatewayLimits.
+	Limits GatewayLimits
+	// Authorizer, when set, guards POST /votes as the JWT authorizer does
+	// in serverless.yml with auth=jwt; nil is auth=none.
+	Authorizer *Authorizer
+	Log        *slog.Logger
 }
 
 var functionNames = []string{"receiver", "processor", "projector", "query", "repairer"}
@@ -262,11 +268,15 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	s.Functions.Projector = NewFunction("projector", timeouts["projector"], functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
 	s.Functions.Query = NewFunction("query", timeouts["query"], functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
 	s.Functions.Repairer = NewFunction("repairer", timeouts["repairer"], functions.Repairer(fc, clients["repairer"], cfg.Log.With("function", "repairer")).Handle)
-	s.Gateway = Gateway([]Route{
-		{Pattern: "/votes", RouteKey: "ANY /votes", Function: s.Functions.Receiver},
-		{Pattern: "/titles/{titleId}/tallies", RouteKey: "ANY /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
-		{Pattern: "/healthz", RouteKey: "GET /healthz", Function: s.Functions.Query},
-	}, &s.Requests)
+	// The routes serverless.yml deploys, each naming its method; the
+	// gateway answers other methods on these paths itself (405). Only a
+	// submission needs a voter's token.
+	routes := []Route{
+		{Pattern: "POST /votes", RouteKey: "POST /votes", Function: s.Functions.Receiver, Authorizer: cfg.Authorizer},
+		{Pattern: "GET /titles/{titleId}/tallies", RouteKey: "GET /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
+		{Pattern: "GET /healthz", RouteKey: "GET /healthz", Function: s.Functions.Query},
+	}
+	s.Gateway = Gateway(routes, &s.Requests)
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -300,9 +310,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
 		}
 		s.URL = "http://" + ln.Addr().String()
-		s.server = &http.Server{Handler: s.Gateway, ReadHeaderTimeout: 10 * time.Second}
+		var serve func() error
+		s.server, serve = cfg.Limits.serve(s.Gateway, ln)
 		s.goRun(func() {
-			if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				cfg.Log.Error("gateway", "err", err)
 			}
 		})
