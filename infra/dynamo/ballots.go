@@ -158,6 +158,8 @@ func marshalBallot(pk string, b projections.Ballot) (map[string]types.AttributeV
 
 // Save writes b if the stored ballot is at b.Version-1.
 func (s *BallotStore) Save(ctx context.Context, b projections.Ballot) error {
+	// Errors name the title, not the ballot's key: it holds the voter ID,
+	// and errors reach the logs.
 	pk := s.key(b.TitleID, b.VoterID)
 	av, err := marshalBallot(pk, b)
 	if err != nil {
@@ -180,21 +182,21 @@ func (s *BallotStore) Save(ctx context.Context, b projections.Ballot) error {
 		return nil
 	}
 	if !conditionFailed(err) {
-		return fmt.Errorf("dynamodb: save ballot %s: %w", pk, err)
+		return fmt.Errorf("dynamodb: save a ballot on %s: %w", b.TitleID, err)
 	}
 	// Either an earlier try of this very call was applied, or the ballot moved on.
 	out, gerr := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), Key: s.keyAV(b.TitleID, b.VoterID), ConsistentRead: aws.Bool(true),
 	})
 	if gerr != nil {
-		return fmt.Errorf("dynamodb: reread ballot %s: %w", pk, gerr)
+		return fmt.Errorf("dynamodb: reread a ballot on %s: %w", b.TitleID, gerr)
 	}
 	if out.Item != nil {
 		if stored, derr := decodeBallot(out.Item); derr == nil && stored.Version == b.Version && stored.Step == b.Step {
 			return nil
 		}
 	}
-	return fmt.Errorf("dynamodb: save ballot %s at version %d: %w", pk, b.Version, projections.ErrStale)
+	return fmt.Errorf("dynamodb: save a ballot on %s at version %d: %w", b.TitleID, b.Version, projections.ErrStale)
 }
 
 func decodeBallot(item map[string]types.AttributeValue) (projections.Ballot, error) {
