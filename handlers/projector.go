@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/big"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"votes/domain"
-	"votes/infra/dynamo"
 	"votes/projections"
 )
 
@@ -34,8 +32,8 @@ type Projector struct {
 }
 
 // NewProjector builds the stream handler.
-func NewProjector(versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
-	return &Projector{fanout: newFanout(versions, projectorFor, log), deadLetters: deadLetters}
+func NewProjector(decode EventDecoder, versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
+	return &Projector{fanout: newFanout(decode, versions, projectorFor, log), deadLetters: deadLetters}
 }
 
 // fanout projects events into every version of the write set, through one
@@ -43,6 +41,7 @@ func NewProjector(versions WriteSet, projectorFor func(version string) *projecti
 // projector and the repairer share it, so a repair writes what the live
 // projector would have written.
 type fanout struct {
+	decode       EventDecoder
 	versions     WriteSet
 	projectorFor func(version string) *projections.Projector
 	mu           sync.Mutex
@@ -50,8 +49,8 @@ type fanout struct {
 	log          *slog.Logger
 }
 
-func newFanout(versions WriteSet, projectorFor func(version string) *projections.Projector, log *slog.Logger) fanout {
-	return fanout{versions: versions, projectorFor: projectorFor, projectors: map[string]*projections.Projector{}, log: log}
+func newFanout(decode EventDecoder, versions WriteSet, projectorFor func(version string) *projections.Projector, log *slog.Logger) fanout {
+	return fanout{decode: decode, versions: versions, projectorFor: projectorFor, projectors: map[string]*projections.Projector{}, log: log}
 }
 
 func (h *fanout) projector(version string) *projections.Projector {
@@ -99,7 +98,7 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		if rec.EventName != string(events.DynamoDBOperationTypeInsert) {
 			continue // events are only ever inserted
 		}
-		e, err := decodeImage(rec.Change.NewImage)
+		e, err := decodeImage(h.decode, rec.Change.NewImage)
 		if err != nil {
 			reason := "undecodable event: " + err.Error()
 			var newer *domain.NewerVersionError
@@ -167,16 +166,17 @@ func compareSeq(a, b string) int {
 // through its on-failure destination instead.
 const NewerSchemaRetry = time.Hour
 
-func decodeImage(img map[string]events.DynamoDBAttributeValue) (domain.VoteCast, error) {
-	// The schema first: a newer one may have changed any other attribute.
-	if av, ok := img[dynamo.AttrSchema]; ok && av.DataType() == events.DataTypeNumber {
-		if v, err := strconv.Atoi(av.Number()); err == nil {
-			if err := domain.CheckSchema(v); errors.Is(err, domain.ErrNewerVersion) {
-				return domain.VoteCast{}, err
-			}
-		}
-	}
-	return dynamo.DecodeEventFields(func(name string) (string, bool) {
+// EventDecoder builds a vote event from the attributes of an event-table
+// item, looked up by name as the string form of a string or number
+// attribute (absent: false). It validates the event, and gives an error
+// wrapping domain.ErrNewerVersion for an event of a schema version newer
+// than this code reads. The event store's adapter owns the item layout and
+// provides it.
+type EventDecoder func(field func(name string) (string, bool)) (domain.VoteCast, error)
+
+// decodeImage decodes a stream record's new image with decode.
+func decodeImage(decode EventDecoder, img map[string]events.DynamoDBAttributeValue) (domain.VoteCast, error) {
+	return decode(func(name string) (string, bool) {
 		av, ok := img[name]
 		if !ok {
 			return "", false

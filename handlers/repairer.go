@@ -86,8 +86,8 @@ type Repairer struct {
 // projectors that do not claim cells exclusively: the repairer runs
 // alongside the live projector. deadLetters is the repair dead-letter
 // queue, and maxReceives the failure queue's maxReceiveCount.
-func NewRepairer(stream StreamRange, versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, maxReceives int, log *slog.Logger) *Repairer {
-	return &Repairer{fanout: newFanout(versions, projectorFor, log), stream: stream, deadLetters: deadLetters, maxReceives: maxReceives}
+func NewRepairer(decode EventDecoder, stream StreamRange, versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, maxReceives int, log *slog.Logger) *Repairer {
+	return &Repairer{fanout: newFanout(decode, versions, projectorFor, log), stream: stream, deadLetters: deadLetters, maxReceives: maxReceives}
 }
 
 // Handle is the Lambda handler for the failure queue. A message that can
@@ -180,7 +180,7 @@ func (h *Repairer) repairRecord(ctx context.Context, body string) (Repaired, err
 	if rec.EventName != string(events.DynamoDBOperationTypeInsert) {
 		return Repaired{What: what + " (not an insert: nothing to project)"}, nil
 	}
-	e, err := decodeImage(rec.Change.NewImage)
+	e, err := decodeImage(h.decode, rec.Change.NewImage)
 	if err != nil {
 		return Repaired{What: what}, fmt.Errorf("%s: still undecodable: %w: %w", what, ErrUnrepairable, err)
 	}

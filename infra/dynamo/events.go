@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"strconv"
@@ -101,8 +102,17 @@ func DecodeEvent(item map[string]types.AttributeValue) (domain.VoteCast, error) 
 
 // DecodeEventFields builds an event from a lookup of its attributes' string
 // or number values, and validates it. Stream consumers, which see other
-// attribute types than the SDK's, decode through it too.
+// attribute types than the SDK's, decode through it too. The schema version
+// is read first: an event of a version newer than this code reads gives an
+// error wrapping domain.ErrNewerVersion, whatever its other attributes hold.
 func DecodeEventFields(get func(name string) (string, bool)) (domain.VoteCast, error) {
+	if v, ok := get(AttrSchema); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			if err := domain.CheckSchema(n); errors.Is(err, domain.ErrNewerVersion) {
+				return domain.VoteCast{}, err
+			}
+		}
+	}
 	var e domain.VoteCast
 	var missing []string
 	str := func(name string) string {

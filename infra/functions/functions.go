@@ -66,7 +66,7 @@ func Projector(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Projecto
 			dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version),
 			c.Concurrency)
 	}
-	return handlers.NewProjector(dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
+	return handlers.NewProjector(dynamo.DecodeEventFields, dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
 		queue.NewDeadLetters(cl.SQS, c.FailuresURL, "projector"), log)
 }
 
@@ -82,7 +82,7 @@ func Repairer(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Repairer 
 			dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version),
 			RepairOptions(c.Concurrency))
 	}
-	return handlers.NewRepairer(streams.NewRange(cl.Streams), dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
+	return handlers.NewRepairer(dynamo.DecodeEventFields, streams.NewRange(cl.Streams), dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
 		queue.NewDeadLetters(cl.SQS, c.RepairFailedURL, "repairer"), c.RepairMaxReceives, log)
 }
 
