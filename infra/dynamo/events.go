@@ -1,8 +1,8 @@
 package dynamo
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
