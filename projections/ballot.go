@@ -29,6 +29,40 @@ type Ballot struct {
 	Fences []string
 }
 
+// Same reports whether b and o are the same write: every field equal, with
+// fences compared as a set and an empty map equal to none. A store that
+// cannot tell whether a conditional write was applied reads the ballot back
+// and compares it with Same: the same version and step alone are not
+// enough, since two seals of one ballot for different steps share both.
+func (b Ballot) Same(o Ballot) bool {
+	if b.VoterID != o.VoterID || b.TitleID != o.TitleID || b.Version != o.Version || b.Step != o.Step ||
+		len(b.Aspects) != len(o.Aspects) || len(b.Prev) != len(o.Prev) {
+		return false
+	}
+	for a, c := range b.Aspects {
+		if oc, ok := o.Aspects[a]; !ok || oc != c {
+			return false
+		}
+	}
+	for a, p := range b.Prev {
+		if op, ok := o.Prev[a]; !ok || op != p {
+			return false
+		}
+	}
+	fences := map[string]bool{}
+	for _, f := range b.Fences {
+		fences[f] = true
+	}
+	other := map[string]bool{}
+	for _, f := range o.Fences {
+		if !fences[f] {
+			return false
+		}
+		other[f] = true
+	}
+	return len(other) == len(fences)
+}
+
 // NewBallot is an empty ballot.
 func NewBallot(voterID, titleID string) Ballot {
 	return Ballot{VoterID: voterID, TitleID: titleID, Aspects: map[string]Current{}}

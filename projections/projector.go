@@ -43,8 +43,9 @@ type Ballots interface {
 	Load(ctx context.Context, titleID string, voterIDs []string) (map[string]Ballot, error)
 	// Save writes b if the stored ballot is at b.Version-1 (none stored when
 	// b.Version is 1) and does not fence off b.Step. Saving a ballot that
-	// is already stored as it is (a retried call the store had applied)
-	// succeeds; otherwise a ballot that moved on, or is fenced, gives ErrStale.
+	// is already stored exactly as it is (Ballot.Same: a retried call the
+	// store had applied) succeeds; otherwise a ballot that moved on, or is
+	// fenced, gives ErrStale.
 	Save(ctx context.Context, b Ballot) error
 	// Create stores ballots at version 1 that must not exist yet, in as few
 	// calls as it can, and returns the indexes of those that existed already

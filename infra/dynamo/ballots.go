@@ -192,7 +192,7 @@ func (s *BallotStore) Save(ctx context.Context, b projections.Ballot) error {
 		return fmt.Errorf("dynamodb: reread a ballot on %s: %w", b.TitleID, gerr)
 	}
 	if out.Item != nil {
-		if stored, derr := decodeBallot(out.Item); derr == nil && stored.Version == b.Version && stored.Step == b.Step {
+		if stored, derr := decodeBallot(out.Item); derr == nil && stored.Same(b) {
 			return nil
 		}
 	}

@@ -58,7 +58,7 @@ func (s *Ballots) Save(_ context.Context, b projections.Ballot) error {
 		s.ballots[k] = clone(b)
 		return nil
 	}
-	if ok && stored.Version == b.Version && stored.Step == b.Step {
+	if ok && stored.Same(b) {
 		return nil // an earlier try of this very save
 	}
 	return projections.ErrStale

@@ -89,6 +89,27 @@ func TestBallots(t *testing.T, newStore func(t *testing.T) projections.Ballots) 
 			t.Fatalf("fences after the save: %+v, %v; want the fence kept", got["u1"].Fences, err)
 		}
 	})
+	t.Run("two seals of one ballot for different steps: the second is stale", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Save(ctx, ballot("u1", "t1", "z", 1, "up")); err != nil {
+			t.Fatal(err)
+		}
+		sealW := ballot("u1", "t1", "z", 2, "up")
+		sealW.Fences = []string{"w"}
+		sealX := sealW
+		sealX.Fences = []string{"x"}
+		if err := s.Save(ctx, sealW); err != nil {
+			t.Fatal(err)
+		}
+		// Same version, same step, other fence: not a retry of the stored
+		// write. Taking it for one would leave step x unfenced.
+		if err := s.Save(ctx, sealX); !errors.Is(err, projections.ErrStale) {
+			t.Fatalf("a seal for x over a seal for w at the same version: %v, want ErrStale", err)
+		}
+		if err := s.Save(ctx, sealW); err != nil {
+			t.Fatalf("the stored seal saved again (a retried call): %v", err)
+		}
+	})
 	t.Run("create stores the new and names the existing", func(t *testing.T) {
 		s := newStore(t)
 		if err := s.Save(ctx, ballot("u3", "t1", "old", 1, "down")); err != nil {
