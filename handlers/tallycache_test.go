@@ -19,27 +19,8 @@ import (
 	"votes/infra/kumotest"
 	"votes/infra/metering"
 	"votes/projections"
+	"votes/projections/projectiontest"
 )
-
-// clock is a test's time, moved by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Unix(1800000000, 0)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // readsFixture is a stage whose query functions ("containers") each have
 // their own metered clients and clock, over the same tables.
@@ -56,7 +37,7 @@ func newReadsFixture(t *testing.T) readsFixture {
 
 // container is one query function's container: its own memory, clients
 // metered, and clock.
-func (f readsFixture) container(c *clock) (*handlers.Query, *metering.Meter) {
+func (f readsFixture) container(c *projectiontest.Clock) (*handlers.Query, *metering.Meter) {
 	f.t.Helper()
 	meter := metering.New(nil)
 	opts := kumotest.Options(nil)
@@ -117,7 +98,7 @@ func TestTallyFreshSummaryIsServedWithoutReadingCells(t *testing.T) {
 	f.vote("1", "tt1", 3, projections.Counts{"story": {"up": 2}})
 	f.vote("1", "tt1", 40, projections.Counts{"story": {"down": 1}})
 	want := projections.Counts{"story": {"up": 2, "down": 1}}
-	c := newClock()
+	c := projectiontest.NewClock()
 
 	a, ma := f.container(c)
 	if got := get(t, a, "tt1"); !got.Equal(want) {
@@ -140,7 +121,7 @@ func TestTallyFreshSummaryIsServedWithoutReadingCells(t *testing.T) {
 	}
 
 	// Another container, 1.5 s later: the summary is fresh; one read.
-	c.Add(1500 * time.Millisecond)
+	c.Advance(1500 * time.Millisecond)
 	b, mb := f.container(c)
 	if got := get(t, b, "tt1"); !got.Equal(want) {
 		t.Fatalf("GET on a second container %v, want %v", got, want)
@@ -151,7 +132,7 @@ func TestTallyFreshSummaryIsServedWithoutReadingCells(t *testing.T) {
 
 	// A burst on a cold container once the summary is stale: the cells
 	// are summed once for all of it.
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	d, md := f.container(c)
 	for range 50 {
 		wg.Add(1)
@@ -167,18 +148,18 @@ func TestTallyStaleSummaryIsRefreshed(t *testing.T) {
 	t.Parallel()
 	f := newReadsFixture(t)
 	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
-	c := newClock()
+	c := projectiontest.NewClock()
 	a, ma := f.container(c)
 	get(t, a, "tt1")
 
 	// A vote is tallied; within the bound the answer may lag it, past the
 	// bound it never does, on this container and on a new one.
 	f.vote("1", "tt1", 7, projections.Counts{"story": {"up": 1}})
-	c.Add(1900 * time.Millisecond)
+	c.Advance(1900 * time.Millisecond)
 	if got := get(t, a, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
 		t.Errorf("within the bound: %v, want the summary's story up 1", got)
 	}
-	c.Add(100 * time.Millisecond) // the summary is now MaxAge old: too old
+	c.Advance(100 * time.Millisecond) // the summary is now MaxAge old: too old
 	ma.Reset()
 	want := projections.Counts{"story": {"up": 2}}
 	if got := get(t, a, "tt1"); !got.Equal(want) {
@@ -201,8 +182,8 @@ func TestTallyConcurrentRefreshesNeverMoveTheSummaryBack(t *testing.T) {
 	t.Parallel()
 	f := newReadsFixture(t)
 	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
-	slow, fast := newClock(), newClock()
-	fast.Add(3 * time.Second)
+	slow, fast := projectiontest.NewClock(), projectiontest.NewClock()
+	fast.Advance(3 * time.Second)
 	// The fast container sums at +3 s, after a second vote.
 	f.vote("1", "tt1", 1, projections.Counts{"story": {"up": 1}})
 	q, _ := f.container(fast)
@@ -217,8 +198,8 @@ func TestTallyConcurrentRefreshesNeverMoveTheSummaryBack(t *testing.T) {
 	}
 	// A third container at +4 s is served the newer summary, not the
 	// cells and not the older sum.
-	third := newClock()
-	third.Add(4 * time.Second)
+	third := projectiontest.NewClock()
+	third.Advance(4 * time.Second)
 	r, mr := f.container(third)
 	if got := get(t, r, "tt1"); !got.Equal(want) || cellReads(mr) != 0 {
 		t.Errorf("after a late, older refresh: %v with %d sums of cells, want %v from the newer summary", got, cellReads(mr), want)
@@ -230,7 +211,7 @@ func TestTallyPromoteIsSeenWithinTheVersionBound(t *testing.T) {
 	f := newReadsFixture(t)
 	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
 	f.vote("2", "tt1", 0, projections.Counts{"story": {"down": 5}})
-	c := newClock()
+	c := projectiontest.NewClock()
 	q, _ := f.container(c)
 	if got := get(t, q, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
 		t.Fatalf("before the promote: %v, want version 1's", got)
@@ -241,14 +222,14 @@ func TestTallyPromoteIsSeenWithinTheVersionBound(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c.Add(999 * time.Millisecond)
+	c.Advance(999 * time.Millisecond)
 	if got := get(t, q, "tt1"); !got.Equal(projections.Counts{"story": {"up": 1}}) {
 		t.Errorf("within the bound: %v, want version 1's from memory", got)
 	}
 	// Past the bound the active version is read again, and version 2's
 	// tally is summed from its own cells (version 1's summary is fresh
 	// still, but it is version 1's).
-	c.Add(time.Millisecond)
+	c.Advance(time.Millisecond)
 	if got := get(t, q, "tt1"); !got.Equal(projections.Counts{"story": {"down": 5}}) {
 		t.Errorf("1 s after the promote: %v, want version 2's", got)
 	}
@@ -260,7 +241,7 @@ func TestTallyPromoteIsSeenWithinTheVersionBound(t *testing.T) {
 func TestTallySumsAreBudgeted(t *testing.T) {
 	t.Parallel()
 	f := newReadsFixture(t)
-	c := newClock()
+	c := projectiontest.NewClock()
 	q, m := f.container(c)
 	status := func(title string) int {
 		req := apiRequest(t, "apigw-v2-request-tallies.json")
@@ -286,7 +267,7 @@ func TestTallySumsAreBudgeted(t *testing.T) {
 	if s := status("tt-new-0"); s != http.StatusOK {
 		t.Errorf("a title in memory was refused: %d", s)
 	}
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	ok = 0
 	for i := range 100 {
 		if status("tt-later-"+strconv.Itoa(i)) == http.StatusOK {
@@ -305,7 +286,7 @@ func TestTallySummaryFromTheFutureIsNotTrusted(t *testing.T) {
 	t.Parallel()
 	f := newReadsFixture(t)
 	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
-	c := newClock()
+	c := projectiontest.NewClock()
 	s := dynamo.NewSummaryStore(f.clients.DynamoDB, f.cfg.Tables.Tallies)
 	if err := s.Offer(context.Background(), "1", "tt1", projections.Counts{"story": {"down": 9}}, c.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
