@@ -98,7 +98,7 @@ func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
 
 func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		flaky := kumotest.NewSchedule(projectiontest.DrawScript(rt, 200))
+		flaky := kumotest.Schedule(projectiontest.DrawScript(rt, 200))
 		f := newFixture(t, flaky)
 		p := projections.NewProjector(f.ballots, f.cells, rapid.IntRange(1, 4).Draw(rt, "concurrency"))
 		ctx := context.Background()
@@ -121,7 +121,7 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 				pending = slices.Insert(pending, at, failed)
 			}
 		}
-		flaky.Stop()
+		flaky.Off()
 		want := projections.Fold(events)
 		for _, title := range eventSpace.Titles {
 			got, err := f.cells.Tally(ctx, title)
@@ -157,7 +157,7 @@ func failedEvents(batch []domain.VoteCast, rep projections.Report) []domain.Vote
 // still equal the fold.
 func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		flaky := kumotest.NewSchedule(projectiontest.DrawScript(rt, 300))
+		flaky := kumotest.Schedule(projectiontest.DrawScript(rt, 300))
 		f := newFixture(t, flaky)
 		lease := time.Duration(rapid.IntRange(5, 40).Draw(rt, "leaseMs")) * time.Millisecond
 		writers := []*projections.Projector{}
@@ -197,7 +197,7 @@ func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 				rt.Fatal(err)
 			}
 		}
-		flaky.Stop()
+		flaky.Off()
 		want := projections.Fold(events)
 		for _, title := range eventSpace.Titles {
 			got, err := f.cells.Tally(context.Background(), title)
