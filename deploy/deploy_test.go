@@ -501,7 +501,7 @@ func TestLambdaBinariesLeaveOutTheLocalStack(t *testing.T) {
 		}
 		for dep := range strings.Lines(string(out)) {
 			dep = strings.TrimSpace(dep)
-			if strings.Contains(dep, "sivchari/kumo") || strings.HasPrefix(dep, "votes/infra/local") || strings.HasPrefix(dep, "votes/infra/kumotest") ||
+			if strings.Contains(dep, "sivchari/kumo") || strings.HasPrefix(dep, "votes/infra/local") || strings.HasPrefix(dep, "votes/internal/kumotest") ||
 				strings.HasPrefix(dep, "votes/infra/faults") {
 				t.Errorf("%s links %s", fn, dep)
 			}

@@ -19,10 +19,10 @@ import (
 
 	"votes/infra/dynamo"
 	"votes/infra/faults"
-	"votes/infra/kumotest"
-	"votes/infra/loadgen"
 	"votes/infra/local"
-	"votes/infra/metering"
+	"votes/internal/kumotest"
+	"votes/internal/loadgen"
+	"votes/internal/metering"
 )
 
 // iamAction turns a metered "Service Action" into its IAM action. SQS

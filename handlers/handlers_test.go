@@ -18,8 +18,8 @@ import (
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/functions"
-	"votes/infra/kumotest"
 	"votes/infra/queue"
+	"votes/internal/kumotest"
 )
 
 // fixture is one stage's tables and queues in the shared emulator, and the

@@ -17,7 +17,7 @@ import (
 	"votes/handlers"
 	"votes/infra/faults"
 	"votes/infra/functions"
-	"votes/infra/kumotest"
+	"votes/internal/kumotest"
 )
 
 type acceptedBody struct {

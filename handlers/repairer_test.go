@@ -18,8 +18,8 @@ import (
 	"votes/infra/dynamo"
 	"votes/infra/faults"
 	"votes/infra/functions"
-	"votes/infra/kumotest"
 	"votes/infra/queue"
+	"votes/internal/kumotest"
 	"votes/projections"
 )
 

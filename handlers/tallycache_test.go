@@ -16,8 +16,8 @@ import (
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/functions"
-	"votes/infra/kumotest"
-	"votes/infra/metering"
+	"votes/internal/kumotest"
+	"votes/internal/metering"
 	"votes/projections"
 	"votes/projections/projectiontest"
 )

@@ -26,12 +26,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 
+	"votes/admin"
 	"votes/domain"
-	"votes/infra/admin"
 	"votes/infra/dynamo"
-	"votes/infra/loadgen"
 	"votes/infra/local"
-	"votes/infra/metering"
+	"votes/internal/loadgen"
+	"votes/internal/metering"
 	"votes/projections"
 )
 

@@ -11,9 +11,9 @@ import (
 
 	"github.com/aws/smithy-go/middleware"
 
-	"votes/infra/loadgen"
 	"votes/infra/local"
-	"votes/infra/metering"
+	"votes/internal/loadgen"
+	"votes/internal/metering"
 )
 
 // readCost is what a run of tally GETs asked of DynamoDB, from the query

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"votes/infra/kumotest"
 	"votes/infra/local"
+	"votes/internal/kumotest"
 )
 
 // TestReadCosts runs the -reads figures small: a burst of GETs on one

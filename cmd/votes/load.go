@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"votes/infra/loadgen"
+	"votes/internal/loadgen"
 	"votes/projections"
 )
 

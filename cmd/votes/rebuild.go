@@ -14,8 +14,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"votes/admin"
 	"votes/domain/lifecycle"
-	"votes/infra/admin"
 )
 
 func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -17,8 +17,8 @@ import (
 
 	"votes/infra/dynamo"
 	"votes/infra/faults"
-	"votes/infra/kumotest"
 	"votes/infra/local"
+	"votes/internal/kumotest"
 )
 
 // failTallyWrites fails, while on is set, every tally cell write of title.

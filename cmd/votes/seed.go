@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"votes/infra/admin"
+	"votes/admin"
 )
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"votes/infra/admin"
+	"votes/admin"
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/queue"

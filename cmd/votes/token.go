@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"votes/infra/loadgen"
+	"votes/internal/loadgen"
 )
 
 // runToken prints a signed token for one voter, for curl against votes

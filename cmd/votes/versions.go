@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"votes/infra/admin"
+	"votes/admin"
 )
 
 func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -14,7 +14,7 @@ import (
 	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/faults"
-	"votes/infra/kumotest"
+	"votes/internal/kumotest"
 	"votes/projections"
 	"votes/projections/projectiontest"
 	"votes/projections/storetest"

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"votes/infra/dynamo"
-	"votes/infra/kumotest"
+	"votes/internal/kumotest"
 	"votes/projections"
 	"votes/projections/projectiontest"
 )

@@ -9,7 +9,7 @@ import (
 	"votes/domain"
 	"votes/domain/lifecycle"
 	"votes/infra/dynamo"
-	"votes/infra/kumotest"
+	"votes/internal/kumotest"
 	"votes/projections"
 	"votes/projections/projectiontest"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"votes/infra/jwtkey"
+	"votes/internal/jwtkey"
 )
 
 // JWTConfig configures the local JWT authorizer. Exactly one of Key and

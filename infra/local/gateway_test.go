@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"votes/domain"
-	"votes/infra/kumotest"
 	"votes/infra/local"
+	"votes/internal/kumotest"
 )
 
 // startGateway runs a local stack on the test binary's emulator with the

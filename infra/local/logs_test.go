@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"votes/infra/faults"
-	"votes/infra/kumotest"
 	"votes/infra/local"
+	"votes/internal/kumotest"
 )
 
 // TestLogsCarryNoVoterIDs: under overlapping invocations and injected

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"votes/infra/dynamo"
-	"votes/infra/kumotest"
+	"votes/internal/kumotest"
 )
 
 // twins pairs up invocations that carry the same records: each waits, up

@@ -18,8 +18,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"votes/infra/dynamo"
-	"votes/infra/kumotest"
 	"votes/infra/local"
+	"votes/internal/kumotest"
 	"votes/projections"
 )
 

@@ -22,9 +22,9 @@ import (
 
 	"votes/infra/dynamo"
 	"votes/infra/faults"
-	"votes/infra/kumotest"
 	"votes/infra/local"
 	"votes/infra/queue"
+	"votes/internal/kumotest"
 	"votes/projections"
 )
 

@@ -7,8 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"votes/infra/kumotest"
 	"votes/infra/queue"
+	"votes/internal/kumotest"
 )
 
 // TestUnrepairedCountsEveryFailureNotYetRepaired: a failure counts while it

@@ -16,8 +16,8 @@ import (
 	"votes/domain"
 	"votes/handlers"
 	"votes/infra/dynamo"
-	"votes/infra/kumotest"
 	"votes/infra/streams"
+	"votes/internal/kumotest"
 )
 
 // TestRangeReadsShardRange writes events and other records to an event

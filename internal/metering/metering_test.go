@@ -13,8 +13,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"votes/infra/awscfg"
-	"votes/infra/kumotest"
-	"votes/infra/metering"
+	"votes/internal/kumotest"
+	"votes/internal/metering"
 )
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }

@@ -9,7 +9,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"votes/infra/jwtkey"
+	"votes/internal/jwtkey"
 )
 
 // TokenSource gives a bearer token naming a voter. It is called from many

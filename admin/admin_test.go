@@ -18,12 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"votes/admin"
 	"votes/domain"
 	"votes/domain/lifecycle"
-	"votes/infra/admin"
 	"votes/infra/dynamo"
-	"votes/infra/kumotest"
 	"votes/infra/local"
+	"votes/internal/kumotest"
 	"votes/projections"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"votes/infra/loadgen"
+	"votes/internal/loadgen"
 	"votes/projections"
 )
 

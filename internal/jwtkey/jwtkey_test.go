@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"votes/infra/jwtkey"
+	"votes/internal/jwtkey"
 )
 
 func TestParse(t *testing.T) {

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"votes/infra/kumotest"
-	"votes/infra/loadgen"
 	"votes/infra/local"
+	"votes/internal/kumotest"
+	"votes/internal/loadgen"
 )
 
 // TestLoadAgainstTheLocalStack: a run with vote changes and resent
