@@ -16,44 +16,33 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"votes/domain/lifecycle"
-	"votes/infra/dynamo"
 	"votes/projections"
 )
 
-// Admin operates on one deployment's tables.
+// Admin operates on one deployment's stores.
 type Admin struct {
-	DB       *dynamodb.Client
-	Tables   dynamo.Tables
-	Registry *dynamo.Registries
-	Items    *dynamo.VersionItems
-	// Unrepaired counts the stream failures recorded and not yet repaired:
-	// records the live projector skipped, which a version written during
-	// them may miss. A rebuild asks it before marking its version ready.
-	// Nil means none.
-	Unrepaired func(ctx context.Context) (int, error)
-	now        func() time.Time
+	d   Deployment
+	now func() time.Time
 	// lease is how long a rebuild holds its version without a heartbeat;
 	// it heartbeats every third of it.
 	lease time.Duration
 }
 
-// New operates on tables through db.
-func New(db *dynamodb.Client, tables dynamo.Tables) *Admin {
-	return &Admin{DB: db, Tables: tables, Registry: dynamo.NewRegistries(db, tables.Tallies), Items: dynamo.NewVersionItems(db, tables), now: time.Now, lease: 30 * time.Second}
+// New operates on d.
+func New(d Deployment) *Admin {
+	return &Admin{d: d, now: time.Now, lease: 30 * time.Second}
 }
 
 // CheckTables fails with a clear error when a table is missing.
 func (a *Admin) CheckTables(ctx context.Context) error {
-	return dynamo.CheckTables(ctx, a.DB, a.Tables)
+	return a.d.Tables.CheckTables(ctx)
 }
 
-// EventCount is DynamoDB's estimate of the event table's size (refreshed
+// EventCount is the store's estimate of the event table's size (refreshed
 // about every six hours in AWS), or -1 when unknown.
 func (a *Admin) EventCount(ctx context.Context) int64 {
-	return dynamo.ItemCount(ctx, a.DB, a.Tables.Events)
+	return a.d.Count.EventCount(ctx)
 }
 
 // RebuildOptions tune a rebuild.
@@ -98,7 +87,7 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 	me := randomID()
 	var version string
 	var segments int
-	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+	_, err := a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		var err error
 		if o.Resume {
 			version, err = r.Resume(me, a.now(), a.lease)
@@ -130,7 +119,7 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 				return
 			case <-time.After(a.lease / 3):
 			}
-			if _, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+			if _, err := a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 				return r.Heartbeat(version, me, a.now(), a.lease)
 			}); err != nil && ctx.Err() == nil {
 				cancel(err)
@@ -139,14 +128,14 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 		}
 	}()
 	update := func(change func(*lifecycle.Registry) error) error {
-		_, err := a.Registry.Update(context.WithoutCancel(parent), change)
+		_, err := a.d.Registry.Update(context.WithoutCancel(parent), change)
 		return err
 	}
 	release := func() error {
 		return update(func(r *lifecycle.Registry) error { return r.Release(version, me) })
 	}
 
-	cps := dynamo.NewCheckpointStore(a.DB, a.Tables.Tallies)
+	cps := a.d.Checkpoints
 	if o.OnStart != nil {
 		done := int64(0)
 		if loaded, err := cps.Load(ctx, version, segments); err == nil {
@@ -163,11 +152,11 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 	owner := "rebuild:" + version + ":" + me
 	dead := func(o string) bool { return strings.HasPrefix(o, "rebuild:"+version+":") && o != owner }
 	rb := &projections.Rebuild{
-		Scanner:     dynamo.NewEventScanner(a.DB, a.Tables.Events, max(o.PageSize, 1)),
+		Scanner:     a.d.Events.Scanner(o.PageSize),
 		Checkpoints: cps,
 		Projector: projections.NewProjectorWith(
-			dynamo.NewBallotStore(a.DB, a.Tables.Ballots, version),
-			dynamo.NewCellStore(a.DB, a.Tables.Tallies, version),
+			a.d.Versions.Ballots(version),
+			a.d.Versions.Cells(version),
 			projections.Options{Concurrency: max(o.Concurrency, 1), Owner: owner, Dead: dead, Lease: 15 * time.Second, MaxWait: 30 * time.Second, Bulk: true}),
 		Segments: segments,
 		Progress: o.Progress,
@@ -188,8 +177,8 @@ func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, e
 	}
 
 	unrepaired := 0
-	if a.Unrepaired != nil {
-		if unrepaired, err = a.Unrepaired(parent); err != nil {
+	if a.d.Unrepaired != nil {
+		if unrepaired, err = a.d.Unrepaired.Unrepaired(parent); err != nil {
 			return res, errors.Join(fmt.Errorf("version %s: count unrepaired stream failures: %w", version, err), release())
 		}
 	}
@@ -217,7 +206,7 @@ func fenced(version string, err error) error {
 // still written live, its items kept, so that Rollback can bring it back
 // until it is retired.
 func (a *Admin) Promote(ctx context.Context, version string) (previous string, err error) {
-	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+	_, err = a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		p, err := r.Promote(version, a.now())
 		if p != "" || err != nil {
 			// Reapplied after its write was applied, the promotion
@@ -232,7 +221,7 @@ func (a *Admin) Promote(ctx context.Context, version string) (previous string, e
 // Rollback promotes back the most recently superseded version, and returns
 // it and the version it replaced.
 func (a *Admin) Rollback(ctx context.Context) (to, from string, err error) {
-	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+	_, err = a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		// A rollback applied twice goes back and forth: when the store
 		// reapplies this change because it could not tell whether its
 		// write was applied, the target being active means it was.
@@ -255,11 +244,11 @@ type VersionInfo struct {
 // Versions lists the versions with their counts, from a scan of the
 // tallies table (small: one item per title and shard and version).
 func (a *Admin) Versions(ctx context.Context) ([]VersionInfo, string, error) {
-	reg, err := a.Registry.Load(ctx, true)
+	reg, err := a.d.Registry.Load(ctx, true)
 	if err != nil {
 		return nil, "", err
 	}
-	stats, err := a.Items.Stats(ctx)
+	stats, err := a.d.Items.Stats(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -279,17 +268,17 @@ func (a *Admin) Versions(ctx context.Context) ([]VersionInfo, string, error) {
 // (a live batch, a rebuild page) can land after the deletion passed;
 // retiring it again deletes them.
 func (a *Admin) Retire(ctx context.Context, version string, progress func(deleted int)) (int64, error) {
-	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+	_, err := a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		return r.Retire(version, a.now())
 	})
 	if err != nil {
 		return 0, err
 	}
-	deleted, err := a.Items.Delete(ctx, version, progress)
+	deleted, err := a.d.Items.Delete(ctx, version, progress)
 	if err != nil {
 		return deleted, err
 	}
-	_, err = a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+	_, err = a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		return r.Deleted(version, a.now())
 	})
 	return deleted, err

@@ -43,6 +43,11 @@ func startStack(t *testing.T) *local.Stack {
 	return s
 }
 
+// deployment is s's stores, as a command targeting the stack builds them.
+func deployment(s *local.Stack) admin.Deployment {
+	return dynamo.NewStage(s.Clients.DynamoDB, s.Tables).Deployment()
+}
+
 var titles = []string{"tt-a", "tt-b", "tt-c"}
 
 // voter posts submissions until stop closes, over HTTP, as viewers do:
@@ -100,7 +105,7 @@ func tally(t *testing.T, s *local.Stack, version, title string) projections.Coun
 // tallies.
 func TestRebuildWhileVotesArrive(t *testing.T) {
 	s := startStack(t)
-	a := admin.New(s.Clients.DynamoDB, s.Tables)
+	a := admin.New(deployment(s))
 	stop := make(chan struct{})
 	var posted atomic.Int64
 	var wg sync.WaitGroup
@@ -186,7 +191,7 @@ func queried(t *testing.T, s *local.Stack, title string) projections.Counts {
 // version the live projector kept equal each other and the fold.
 func TestRebuiltVersionMatchesTheLiveOne(t *testing.T) {
 	s := startStack(t)
-	a := admin.New(s.Clients.DynamoDB, s.Tables)
+	a := admin.New(deployment(s))
 	stop := make(chan struct{})
 	var posted atomic.Int64
 	var wg sync.WaitGroup
@@ -218,7 +223,8 @@ func TestRebuiltVersionMatchesTheLiveOne(t *testing.T) {
 // the fold, nothing counted twice.
 func TestRebuildInterruptedAndResumed(t *testing.T) {
 	s := startStack(t)
-	a := admin.New(s.Clients.DynamoDB, s.Tables)
+	d := deployment(s)
+	a := admin.New(d)
 	stop := make(chan struct{})
 	var posted atomic.Int64
 	go voter(t, s, 99, stop, &posted)
@@ -275,7 +281,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 	if res.Events != int64(len(stored)) {
 		t.Errorf("the resumed runs read %d events in all, the table holds %d", res.Events, len(stored))
 	}
-	if v := state(t, a, "2"); v.Events != int64(len(stored)) {
+	if v := state(t, d, "2"); v.Events != int64(len(stored)) {
 		t.Errorf("version 2 records %d events, the table holds %d", v.Events, len(stored))
 	}
 	t.Logf("finished after %d interrupts", interrupts)
@@ -283,7 +289,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 
 func TestVerifyFindsAlteredTally(t *testing.T) {
 	s := startStack(t)
-	a := admin.New(s.Clients.DynamoDB, s.Tables)
+	a := admin.New(deployment(s))
 	stop := make(chan struct{})
 	var posted atomic.Int64
 	go voter(t, s, 5, stop, &posted)
@@ -318,7 +324,7 @@ func TestVerifyFindsAlteredTally(t *testing.T) {
 
 func TestVersionErrors(t *testing.T) {
 	s := startStack(t)
-	a := admin.New(s.Clients.DynamoDB, s.Tables)
+	a := admin.New(deployment(s))
 	ctx := context.Background()
 	if _, err := a.Promote(ctx, "7"); !errors.Is(err, lifecycle.ErrNoSuchVersion) {
 		t.Errorf("promote a version that does not exist: %v", err)
@@ -339,7 +345,7 @@ func TestVersionErrors(t *testing.T) {
 		t.Errorf("promote a building version: %v", err)
 	}
 	// Two rebuilds of one version at once: the second is refused.
-	_, err := a.Registry.Update(ctx, func(r *lifecycle.Registry) error {
+	_, err := deployment(s).Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		v := r.Versions["2"]
 		v.Builder, v.BuilderLease = "someone-else", time.Now().Add(time.Minute)
 		r.Versions["2"] = v
@@ -352,7 +358,7 @@ func TestVersionErrors(t *testing.T) {
 		t.Errorf("a second rebuild of version 2: %v", err)
 	}
 	// A missing table names itself and says what to check.
-	missing := admin.New(s.Clients.DynamoDB, dynamo.TablesFor("no-such-stage"))
+	missing := admin.New(dynamo.NewStage(s.Clients.DynamoDB, dynamo.TablesFor("no-such-stage")).Deployment())
 	err = missing.CheckTables(ctx)
 	if want := "table votes-no-such-stage-events does not exist: is the stage deployed, or votes dev running?"; err == nil || err.Error() != want {
 		t.Errorf("tables of a stage that does not exist: %v, want %q", err, want)
@@ -361,7 +367,7 @@ func TestVersionErrors(t *testing.T) {
 
 func TestRetireDeletesAVersion(t *testing.T) {
 	s := startStack(t)
-	a := admin.New(s.Clients.DynamoDB, s.Tables)
+	a := admin.New(deployment(s))
 	stop := make(chan struct{})
 	var posted atomic.Int64
 	go voter(t, s, 3, stop, &posted)
@@ -390,12 +396,11 @@ func TestRetireDeletesAVersion(t *testing.T) {
 	}
 }
 
-// rebuildFixture is a stack with votes in its event table and the live
-// pipeline idle.
-func rebuildFixture(t *testing.T, votes int64, seed uint64) (*local.Stack, *admin.Admin) {
+// rebuildFixture is the stores of a stack with votes in its event table
+// and the live pipeline idle.
+func rebuildFixture(t *testing.T, votes int64, seed uint64) admin.Deployment {
 	t.Helper()
 	s := startStack(t)
-	a := admin.New(s.Clients.DynamoDB, s.Tables)
 	stop := make(chan struct{})
 	var posted atomic.Int64
 	go voter(t, s, seed, stop, &posted)
@@ -404,12 +409,12 @@ func rebuildFixture(t *testing.T, votes int64, seed uint64) (*local.Stack, *admi
 	}
 	close(stop)
 	waitIdle(t, s)
-	return s, a
+	return deployment(s)
 }
 
-func state(t *testing.T, a *admin.Admin, version string) lifecycle.Version {
+func state(t *testing.T, d admin.Deployment, version string) lifecycle.Version {
 	t.Helper()
-	reg, err := a.Registry.Load(context.Background(), true)
+	reg, err := d.Registry.Load(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,8 +426,9 @@ func state(t *testing.T, a *admin.Admin, version string) lifecycle.Version {
 // live lease looks expired there and the retire goes through. The rebuild
 // fails saying it lost its version, and the version can never be promoted.
 func TestRetireFencesARunningRebuild(t *testing.T) {
-	_, a := rebuildFixture(t, 200, 21)
-	other := admin.New(a.DB, a.Tables) // the retiring machine, its clock ahead
+	d := rebuildFixture(t, 200, 21)
+	a := admin.New(d)
+	other := admin.New(d) // the retiring machine, its clock ahead
 	other.SetClock(func() time.Time { return time.Now().Add(5 * time.Minute) })
 	var once sync.Once
 	var retireErr error
@@ -436,7 +442,7 @@ func TestRetireFencesARunningRebuild(t *testing.T) {
 	if !errors.Is(err, lifecycle.ErrLeaseLost) || !strings.Contains(err.Error(), "not marked ready") {
 		t.Fatalf("rebuild of a version retired under it: %v, want ErrLeaseLost", err)
 	}
-	if v := state(t, a, "2"); v.State != lifecycle.Retired || v.Builder != "" {
+	if v := state(t, d, "2"); v.State != lifecycle.Retired || v.Builder != "" {
 		t.Fatalf("version 2 after the fenced rebuild: %+v", v)
 	}
 	if _, err := a.Promote(context.Background(), "2"); !errors.Is(err, lifecycle.ErrNotReady) {
@@ -455,14 +461,15 @@ func TestRetireFencesARunningRebuild(t *testing.T) {
 // building and says what to do; once they are repaired, resuming makes it
 // ready without scanning again.
 func TestUnrepairedFailuresKeepTheVersionBuilding(t *testing.T) {
-	_, a := rebuildFixture(t, 60, 22)
-	unrepaired := 2
-	a.Unrepaired = func(context.Context) (int, error) { return unrepaired, nil }
+	d := rebuildFixture(t, 60, 22)
+	unrepaired := failures(2)
+	d.Unrepaired = &unrepaired
+	a := admin.New(d)
 	res, err := a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 2, PageSize: 20})
 	if !errors.Is(err, lifecycle.ErrUnrepaired) || !strings.Contains(err.Error(), "votes repair") || !strings.Contains(err.Error(), "votes rebuild --resume") {
 		t.Fatalf("rebuild with unrepaired failures: %v", err)
 	}
-	if v := state(t, a, res.Version); v.State != lifecycle.Building || v.Builder != "" {
+	if v := state(t, d, res.Version); v.State != lifecycle.Building || v.Builder != "" {
 		t.Fatalf("version %s after the refused completion: %+v, want building and released", res.Version, v)
 	}
 	if _, err := a.Promote(context.Background(), res.Version); !errors.Is(err, lifecycle.ErrNotReady) {
@@ -474,17 +481,24 @@ func TestUnrepairedFailuresKeepTheVersionBuilding(t *testing.T) {
 	if err != nil || again.Version != res.Version || read.Load() != 0 {
 		t.Fatalf("resume once repaired: %+v, %v, %d events read again", again, err, read.Load())
 	}
-	if v := state(t, a, res.Version); v.State != lifecycle.Ready {
+	if v := state(t, d, res.Version); v.State != lifecycle.Ready {
 		t.Fatalf("version %s once repaired: %+v", res.Version, v)
 	}
 }
 
+// failures is a count of unrepaired stream failures that the test sets:
+// the queues' count is tested in infra/queue.
+type failures int
+
+func (f *failures) Unrepaired(context.Context) (int, error) { return int(*f), nil }
+
 // TestFailedHeartbeatStopsTheRebuild: a version retired under its rebuild
 // stops the rebuild at its next heartbeat, long before the scan would end.
 func TestFailedHeartbeatStopsTheRebuild(t *testing.T) {
-	_, a := rebuildFixture(t, 200, 23)
+	d := rebuildFixture(t, 200, 23)
+	a := admin.New(d)
 	a.SetLease(300 * time.Millisecond) // a heartbeat every 100 ms
-	other := admin.New(a.DB, a.Tables)
+	other := admin.New(d)
 	other.SetClock(func() time.Time { return time.Now().Add(5 * time.Minute) })
 	var pages atomic.Int64
 	var retireErr error

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"votes/domain"
-	"votes/infra/dynamo"
 )
 
 // SeedOptions shape synthetic events.
@@ -21,9 +20,10 @@ type SeedOptions struct {
 }
 
 // Seed writes synthetic single-vote events straight into the event table
-// with BatchWriteItem: a fixture for measuring rebuilds. The events bypass
-// the queue, and on kumo the stream too (BatchWriteItem emits no stream
-// records there), so only a rebuild folds them. Titles are drawn with a
+// with the deployment's EventLoader: a fixture for measuring rebuilds. The
+// events bypass the queue, and on kumo the stream too (the DynamoDB loader
+// writes with BatchWriteItem, which emits no stream records there), so only
+// a rebuild folds them. Titles are drawn with a
 // Zipf skew; voters default to half the events, so some change their vote.
 func (a *Admin) Seed(ctx context.Context, o SeedOptions) (int64, error) {
 	if o.Events < 1 || o.Titles < 1 {
@@ -42,14 +42,13 @@ func (a *Admin) Seed(ctx context.Context, o SeedOptions) (int64, error) {
 
 	// Eight writers; the first that fails stops the others and the
 	// generator.
-	store := dynamo.NewEventStore(a.DB, a.Tables.Events)
 	batches := make(chan []domain.VoteCast, 64)
 	var written atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for range 8 {
 		g.Go(func() error {
 			for batch := range batches {
-				if err := store.Load(gctx, batch); err != nil {
+				if err := a.d.Loader.Load(gctx, batch); err != nil {
 					return fmt.Errorf("seed: %w", err)
 				}
 				written.Add(int64(len(batch)))
@@ -93,6 +92,6 @@ func (a *Admin) Seed(ctx context.Context, o SeedOptions) (int64, error) {
 // doing nothing with the items: the floor a rebuild is held to.
 func (a *Admin) RawScan(ctx context.Context, segments, pageSize int) (int64, time.Duration, error) {
 	start := time.Now()
-	n, err := dynamo.NewEventScanner(a.DB, a.Tables.Events, pageSize).CountRaw(ctx, segments)
+	n, err := a.d.Events.CountRaw(ctx, segments, pageSize)
 	return n, time.Since(start), err
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"votes/domain/lifecycle"
-	"votes/infra/dynamo"
 	"votes/projections"
 )
 
@@ -32,7 +31,7 @@ type VerifyResult struct {
 // lifecycle.ErrRetired. It folds with projections.Folder, the definition
 // of the tallies, holding one entry per voter, title and aspect.
 func (a *Admin) Verify(ctx context.Context, version string, progress func(events int)) (VerifyResult, error) {
-	reg, err := a.Registry.Load(ctx, true)
+	reg, err := a.d.Registry.Load(ctx, true)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -59,7 +58,7 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 		mu     sync.Mutex
 		folder projections.Folder
 	)
-	scanner := dynamo.NewEventScanner(a.DB, a.Tables.Events, 20000)
+	scanner := a.d.Events.Scanner(20000)
 	const segments = 8
 	err = projections.ScanEvents(ctx, scanner, segments, projections.Segments(segments), func(_ context.Context, _ int, p projections.EventPage, _ projections.Cursor) error {
 		mu.Lock()
@@ -78,7 +77,7 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	folder = projections.Folder{}
 
 	// Titles with votes in the events or counts in the version.
-	stored, err := a.Items.Titles(ctx, version)
+	stored, err := a.d.Items.Titles(ctx, version)
 	if err != nil {
 		return res, err
 	}
@@ -89,7 +88,7 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	for t := range want {
 		titles[t] = true
 	}
-	cells := dynamo.NewCellStore(a.DB, a.Tables.Tallies, version)
+	cells := a.d.Versions.Cells(version)
 	sorted := make([]string, 0, len(titles))
 	for t := range titles {
 		sorted = append(sorted, t)

@@ -163,7 +163,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "hot_title_max_votes_per_s: %.0f\n", 1000/perVote)
 	fmt.Fprintf(out, "  usd_per_million_votes with every vote on one title: %.2f\n", hot.bill.Scale(float64(hot.votes), 1e6).Total())
 
-	a := admin.New(stack.Admin.DynamoDB, stack.Tables)
+	a := admin.New(dynamo.NewStage(stack.Admin.DynamoDB, stack.Tables).Deployment())
 	if _, err := a.Seed(ctx, admin.SeedOptions{Events: o.rebuildEvents, Titles: o.titles, Seed: 7}); err != nil {
 		return err
 	}

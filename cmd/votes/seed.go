@@ -26,7 +26,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *tgt.stage != "" {
 		return usageError{errors.New("seed writes synthetic events: local stacks only (--endpoint or a running votes dev)")}
 	}
-	a, err := tgt.admin(ctx)
+	a, tables, err := tgt.adminOf(ctx)
 	if err != nil {
 		return err
 	}
@@ -37,6 +37,6 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	d := time.Since(start)
 	fmt.Fprintf(stdout, "seeded %d events into %s in %s (%.0f/s); they bypass the queue and, on kumo, the stream: run votes rebuild to fold them\n",
-		written, a.Tables.Events, d.Round(time.Millisecond), float64(written)/d.Seconds())
+		written, tables.Events, d.Round(time.Millisecond), float64(written)/d.Seconds())
 	return nil
 }

@@ -69,17 +69,25 @@ func targetFlags(fs *flag.FlagSet) target {
 
 // admin connects to the target and checks its tables exist.
 func (t target) admin(ctx context.Context) (*admin.Admin, error) {
+	a, _, err := t.adminOf(ctx)
+	return a, err
+}
+
+// adminOf is admin, and names the tables it works on.
+func (t target) adminOf(ctx context.Context) (*admin.Admin, dynamo.Tables, error) {
 	clients, stage, err := t.clients(ctx)
 	if err != nil {
-		return nil, err
+		return nil, dynamo.Tables{}, err
 	}
-	a := admin.New(clients.DynamoDB, dynamo.TablesFor(stage))
+	tables := dynamo.TablesFor(stage)
+	d := dynamo.NewStage(clients.DynamoDB, tables).Deployment()
 	// A rebuild is not marked ready while stream failures wait for repair.
-	a.Unrepaired = admin.Unrepaired(clients.SQS, queue.NamesFor(stage))
+	d.Unrepaired = queue.NewRepairsByName(clients.SQS, queue.NamesFor(stage))
+	a := admin.New(d)
 	if err := a.CheckTables(ctx); err != nil {
-		return nil, err
+		return nil, dynamo.Tables{}, err
 	}
-	return a, nil
+	return a, tables, nil
 }
 
 // clients builds clients for the target and names its stage.

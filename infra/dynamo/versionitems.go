@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"votes/admin"
 	"votes/projections"
 )
 
@@ -42,11 +43,10 @@ func NewVersionItems(client *dynamodb.Client, tables Tables) *VersionItems {
 	return &VersionItems{client: client, tables: tables}
 }
 
-// VersionStats is what a version's tally cells hold.
-type VersionStats struct {
-	Cells int   // tally cells stored
-	Votes int64 // current votes counted, all titles and aspects
-}
+// VersionStats is what a version's tally cells hold, as admin counts it.
+type VersionStats = admin.VersionStats
+
+var _ admin.VersionItems = (*VersionItems)(nil)
 
 // Stats counts every version's cells and votes, from a scan of the tallies
 // table (small: one item per title, shard and version).

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"votes/admin"
 )
 
 // URLs looks up the queue URLs of names, by name.
@@ -214,4 +216,30 @@ func Redrive(ctx context.Context, client *sqs.Client, from, to string, max int) 
 		err = fmt.Errorf("%d messages not moved: %w", failed, first)
 	}
 	return moved, err
+}
+
+var _ admin.FailureCounter = (*Repairs)(nil)
+
+// RepairsByName are a stage's Repairs, their queues looked up by name on
+// each count, so that building them makes no call and a command that never
+// rebuilds never asks for the queues.
+type RepairsByName struct {
+	client *sqs.Client
+	names  Names
+}
+
+var _ admin.FailureCounter = (*RepairsByName)(nil)
+
+// NewRepairsByName finds the queues of names through client.
+func NewRepairsByName(client *sqs.Client, names Names) *RepairsByName {
+	return &RepairsByName{client: client, names: names}
+}
+
+// Unrepaired looks the queues up and counts as Repairs.Unrepaired does.
+func (r *RepairsByName) Unrepaired(ctx context.Context) (int, error) {
+	urls, err := URLs(ctx, r.client, r.names)
+	if err != nil {
+		return 0, err
+	}
+	return NewRepairs(r.client, urls[r.names.ProjectorFailed], urls[r.names.RepairFailed]).Unrepaired(ctx)
 }
