@@ -80,117 +80,163 @@ type RebuildResult struct {
 // over) stops the rebuild. The final Complete is refused in the same cases,
 // and when stream failures are unrepaired: then the version stays building,
 // released, and the error wraps lifecycle.ErrUnrepaired.
-func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, error) {
+func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (res RebuildResult, err error) {
 	if err := a.CheckTables(ctx); err != nil {
 		return RebuildResult{}, err
 	}
-	me := randomID()
-	var version string
-	var segments int
+	b, err := a.claim(ctx, o.Resume, o.Segments)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	// Whatever stops the rebuild lets the version go, for a resume to
+	// take it up; finishing it released it already.
+	defer func() { err = a.release(ctx, b, err) }()
+	res = RebuildResult{Version: b.version, Resumed: o.Resume, Segments: b.segments}
+	if o.OnStart != nil {
+		o.OnStart(b.version, a.eventsDone(ctx, b))
+	}
+
+	start := a.now()
+	out, err := a.scan(ctx, b, o)
+	res.Events, res.Invalid, res.Elapsed = out.Events, out.Invalid, a.now().Sub(start)
+	if err != nil {
+		return res, err
+	}
+	return res, a.complete(ctx, b, out.Events)
+}
+
+// build is a version a rebuild holds.
+type build struct {
+	version  string
+	builder  string // this run, as the registry's lease names it
+	segments int
+}
+
+// claim takes the version to build under a lease: a new one, or with
+// resume the one an interrupted rebuild left.
+func (a *Admin) claim(ctx context.Context, resume bool, segments int) (build, error) {
+	b := build{builder: randomID()}
 	_, err := a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
 		var err error
-		if o.Resume {
-			version, err = r.Resume(me, a.now(), a.lease)
+		if resume {
+			b.version, err = r.Resume(b.builder, a.now(), a.lease)
 		} else {
-			version, err = r.StartRebuild(me, a.now(), a.lease, o.Segments)
+			b.version, err = r.StartRebuild(b.builder, a.now(), a.lease, segments)
 		}
 		if err != nil {
 			return err
 		}
-		segments = r.Versions[version].Segments
+		b.segments = r.Versions[b.version].Segments
 		return nil
 	})
-	if err != nil {
-		return RebuildResult{}, err
-	}
-	res := RebuildResult{Version: version, Resumed: o.Resume, Segments: segments}
+	return b, err
+}
 
-	// Hold the version while working; losing it stops the rebuild.
-	parent := ctx
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var hb sync.WaitGroup
-	hb.Add(1)
-	go func() {
-		defer hb.Done()
+// eventsDone sums the events the checkpoints of b's segments say earlier
+// runs read: 0 for a new version, or when they cannot be read (it is only
+// told to OnStart).
+func (a *Admin) eventsDone(ctx context.Context, b build) int64 {
+	done := int64(0)
+	if loaded, err := a.d.Checkpoints.Load(ctx, b.version, b.segments); err == nil {
+		for _, cp := range loaded {
+			done += cp.Events
+		}
+	}
+	return done
+}
+
+// scan folds the event table into b's version while a heartbeat holds it.
+// When the heartbeat fails, the scan stops with the heartbeat's error.
+func (a *Admin) scan(ctx context.Context, b build, o RebuildOptions) (projections.RebuildResult, error) {
+	held, stop := a.hold(ctx, b)
+	out, err := a.rebuilder(b, o).Run(held, b.version)
+	stop()
+	if err != nil {
+		if cause := context.Cause(held); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause // the heartbeat failed
+		}
+	}
+	return out, err
+}
+
+// hold renews b's lease every third of it until stop is called. A renewal
+// that fails cancels the returned context with its error.
+func (a *Admin) hold(ctx context.Context, b build) (held context.Context, stop func()) {
+	held, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			select {
-			case <-ctx.Done():
+			case <-held.Done():
 				return
 			case <-time.After(a.lease / 3):
 			}
-			if _, err := a.d.Registry.Update(ctx, func(r *lifecycle.Registry) error {
-				return r.Heartbeat(version, me, a.now(), a.lease)
-			}); err != nil && ctx.Err() == nil {
+			if _, err := a.d.Registry.Update(held, func(r *lifecycle.Registry) error {
+				return r.Heartbeat(b.version, b.builder, a.now(), a.lease)
+			}); err != nil && held.Err() == nil {
 				cancel(err)
 				return
 			}
 		}
-	}()
-	update := func(change func(*lifecycle.Registry) error) error {
-		_, err := a.d.Registry.Update(context.WithoutCancel(parent), change)
-		return err
-	}
-	release := func() error {
-		return update(func(r *lifecycle.Registry) error { return r.Release(version, me) })
-	}
+	})
+	return held, func() { cancel(nil); wg.Wait() }
+}
 
-	cps := a.d.Checkpoints
-	if o.OnStart != nil {
-		done := int64(0)
-		if loaded, err := cps.Load(ctx, version, segments); err == nil {
-			for _, cp := range loaded {
-				done += cp.Events
-			}
-		}
-		o.OnStart(version, done)
-	}
-	start := a.now()
+// rebuilder is the rebuild of b's version, tuned by o.
+func (a *Admin) rebuilder(b build, o RebuildOptions) *projections.Rebuild {
 	// Steps of earlier runs of this rebuild are dead: the registry lease
 	// lets one run at a time build a version. Steps of this run's other
 	// segments are alive and waited for.
-	owner := "rebuild:" + version + ":" + me
-	dead := func(o string) bool { return strings.HasPrefix(o, "rebuild:"+version+":") && o != owner }
-	rb := &projections.Rebuild{
+	owner := "rebuild:" + b.version + ":" + b.builder
+	dead := func(o string) bool { return strings.HasPrefix(o, "rebuild:"+b.version+":") && o != owner }
+	return &projections.Rebuild{
 		Scanner:     a.d.Events.Scanner(o.PageSize),
-		Checkpoints: cps,
+		Checkpoints: a.d.Checkpoints,
 		Projector: projections.NewProjectorWith(
-			a.d.Versions.Ballots(version),
-			a.d.Versions.Cells(version),
+			a.d.Versions.Ballots(b.version),
+			a.d.Versions.Cells(b.version),
 			projections.Options{Concurrency: max(o.Concurrency, 1), Owner: owner, Dead: dead, Lease: 15 * time.Second, MaxWait: 30 * time.Second, Bulk: true}),
-		Segments: segments,
+		Segments: b.segments,
 		Progress: o.Progress,
 		Retries:  20,
 	}
-	out, runErr := rb.Run(ctx, version)
-	cancel(nil)
-	hb.Wait()
-	res.Events, res.Invalid, res.Elapsed = out.Events, out.Invalid, a.now().Sub(start)
-	if runErr != nil {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			runErr = cause // the heartbeat failed
-		}
-		if err := release(); err != nil && !errors.Is(runErr, lifecycle.ErrLeaseLost) {
-			runErr = errors.Join(runErr, err)
-		}
-		return res, fenced(version, runErr)
-	}
+}
 
+// complete marks b's version ready, having read events, unless stream
+// failures wait for repair.
+func (a *Admin) complete(ctx context.Context, b build, events int64) error {
 	unrepaired := 0
 	if a.d.Unrepaired != nil {
-		if unrepaired, err = a.d.Unrepaired.Unrepaired(parent); err != nil {
-			return res, errors.Join(fmt.Errorf("version %s: count unrepaired stream failures: %w", version, err), release())
+		var err error
+		if unrepaired, err = a.d.Unrepaired.Unrepaired(ctx); err != nil {
+			return fmt.Errorf("version %s: count unrepaired stream failures: %w", b.version, err)
 		}
 	}
-	err = update(func(r *lifecycle.Registry) error {
-		return r.Complete(version, me, a.now(), out.Events, unrepaired)
+	// The scan is done: an interrupt now would waste it.
+	_, err := a.d.Registry.Update(context.WithoutCancel(ctx), func(r *lifecycle.Registry) error {
+		return r.Complete(b.version, b.builder, a.now(), events, unrepaired)
 	})
 	if errors.Is(err, lifecycle.ErrUnrepaired) {
-		return res, errors.Join(
-			fmt.Errorf("%w; version %s stays building: run votes repair, then votes rebuild --resume", err, version),
-			release())
+		return fmt.Errorf("%w; version %s stays building: run votes repair, then votes rebuild --resume", err, b.version)
 	}
-	return res, fenced(version, err)
+	return err
+}
+
+// release lets b's version go after the rebuild stopped with err, so that
+// a resume can take it up, and returns err with what the release adds.
+// A rebuild that lost its version has nothing to release.
+func (a *Admin) release(ctx context.Context, b build, err error) error {
+	if err == nil {
+		return nil
+	}
+	// Released even when ctx ended: an interrupt is what a resume follows.
+	_, relErr := a.d.Registry.Update(context.WithoutCancel(ctx), func(r *lifecycle.Registry) error {
+		return r.Release(b.version, b.builder)
+	})
+	if errors.Is(err, lifecycle.ErrLeaseLost) {
+		return fenced(b.version, err)
+	}
+	return errors.Join(err, relErr)
 }
 
 // fenced words an error that says the rebuild lost its version.
