@@ -22,7 +22,9 @@ func TestLoadTakesTheDeploymentsCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: "local", Settings: local.FastSettings(), Catalog: catalog})
+	// A stage of its own: the other tests' stacks share the emulator, and
+	// TestCommandLine counts every title on stage local.
+	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: "loadcatalog", Settings: local.FastSettings(), Catalog: catalog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func TestLoadTakesTheDeploymentsCatalog(t *testing.T) {
 	}
 
 	// A running votes dev declares its catalog; a load of its API takes it.
-	if err := writeDevState(devState{Endpoint: s.Endpoint, API: s.URL, Stage: "local", PID: os.Getpid(), Catalog: catalog.String()}); err != nil {
+	if err := writeDevState(devState{Endpoint: s.Endpoint, API: s.URL, Stage: "loadcatalog", PID: os.Getpid(), Catalog: catalog.String()}); err != nil {
 		t.Fatal(err)
 	}
 	if code, out, errOut := votes(t, append([]string{"load"}, small...)...); code != 0 || !strings.Contains(out, "accepted 40, rejected 0") {
