@@ -15,7 +15,7 @@ const (
 	CodeDuplicateField  = "duplicate_field"
 	CodeBodyTooLarge    = "body_too_large"
 	CodeUnauthorized    = "unauthorized"
-	CodeForbidden       = "voter_mismatch"
+	CodeVoterMismatch   = "voter_mismatch" // the body's voterId is not the authenticated voter's
 )
 
 // Error is a failure a client can act on: a stable code, a message that is

@@ -112,7 +112,7 @@ func DecodeSubmission(body []byte, catalog Catalog, subject string) (Submission,
 	case subject != "":
 		s.VoterID = authVoter
 		if in.VoterID != nil && *in.VoterID != subject && trimSpace(*in.VoterID) != subject {
-			return Submission{}, fieldError(CodeForbidden, "voterId", "voterId differs from the authenticated voter")
+			return Submission{}, fieldError(CodeVoterMismatch, "voterId", "voterId differs from the authenticated voter")
 		}
 	default:
 		id, err := validID("voterId", in.VoterID)

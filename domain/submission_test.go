@@ -31,7 +31,7 @@ var clientCodes = map[string]bool{
 	domain.CodeDuplicateAspect: true,
 	domain.CodeDuplicateField:  true,
 	domain.CodeBodyTooLarge:    true,
-	domain.CodeForbidden:       true,
+	domain.CodeVoterMismatch:   true,
 	domain.CodeUnauthorized:    true,
 }
 
@@ -262,10 +262,10 @@ func TestDecodeSubmissionRefuses(t *testing.T) {
 		{name: "occurredAt trailing data", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":"2024-03-01T08:00:00Zx"}`, code: domain.CodeInvalidField, field: "occurredAt"},
 		{name: "occurredAt empty", body: `{"voterId":"v","titleId":"t","votes":[` + vote + `],"occurredAt":""}`, code: domain.CodeInvalidField, field: "occurredAt"},
 
-		{name: "authenticated voter differs from body", body: `{"voterId":"mallory","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
-		{name: "authenticated voter differs in case", body: `{"voterId":"Alice","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
-		{name: "authenticated voter, body voterId empty", body: `{"voterId":"","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeForbidden, field: "voterId"},
-		{name: "authenticated voter, body names the hashed voter ID", body: `{"voterId":"h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq","titleId":"t","votes":[` + vote + `]}`, auth: "auth0|5f7c8ec7c33c6c004bbafe82", code: domain.CodeForbidden, field: "voterId"},
+		{name: "authenticated voter differs from body", body: `{"voterId":"mallory","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeVoterMismatch, field: "voterId"},
+		{name: "authenticated voter differs in case", body: `{"voterId":"Alice","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeVoterMismatch, field: "voterId"},
+		{name: "authenticated voter, body voterId empty", body: `{"voterId":"","titleId":"t","votes":[` + vote + `]}`, auth: "alice", code: domain.CodeVoterMismatch, field: "voterId"},
+		{name: "authenticated voter, body names the hashed voter ID", body: `{"voterId":"h:igveq6eh4pcfygnsisfs6a3fklyawldy4i4unu4qu7uen5vnldqq","titleId":"t","votes":[` + vote + `]}`, auth: "auth0|5f7c8ec7c33c6c004bbafe82", code: domain.CodeVoterMismatch, field: "voterId"},
 		{name: "subject with a control character", body: `{"titleId":"t","votes":[` + vote + `]}`, auth: "alice\x00", code: domain.CodeUnauthorized},
 		{name: "subject over 1 KiB, body fine", body: `{"titleId":"t","votes":[` + vote + `]}`, auth: strings.Repeat("s", 1025), code: domain.CodeUnauthorized},
 		{name: "a bad subject comes before a bad body", body: `{"titleId":`, auth: "a\nb", code: domain.CodeUnauthorized},

@@ -30,7 +30,7 @@ var statusOf = map[string]int{
 	CodeUnsupportedMediaType:   http.StatusUnsupportedMediaType,
 	CodeMethodNotAllowed:       http.StatusMethodNotAllowed,
 	domain.CodeUnauthorized:    http.StatusUnauthorized,
-	domain.CodeForbidden:       http.StatusForbidden,
+	domain.CodeVoterMismatch:   http.StatusForbidden,
 	CodeUnavailable:            http.StatusServiceUnavailable,
 	CodeInternal:               http.StatusInternalServerError,
 }

@@ -294,7 +294,7 @@ func TestReceiverRefuses(t *testing.T) {
 			status: 400, code: domain.CodeInvalidField, field: "Idempotency-Key"},
 		{name: "JWT subject differs from voterId", sample: "apigw-v2-request-jwt-authorizer.json",
 			change: body(`{"voterId":"someone-else","titleId":"tt0068646",` + votes + `}`),
-			status: 403, code: domain.CodeForbidden, field: "voterId"},
+			status: 403, code: domain.CodeVoterMismatch, field: "voterId"},
 		{name: "JWT sample with a bad title", sample: "apigw-v2-request-jwt-authorizer.json",
 			change: body(`{"titleId":"tt 1",` + votes + `}`),
 			status: 400, code: domain.CodeInvalidField, field: "titleId"},
@@ -466,11 +466,11 @@ func TestReceiverJWTFailsClosed(t *testing.T) {
 		{name: "body voterId other than the sub", change: func(r *events.APIGatewayV2HTTPRequest) {
 			withSub("alice@example.com")(r)
 			r.Body = body
-		}, status: 403, code: domain.CodeForbidden},
+		}, status: 403, code: domain.CodeVoterMismatch},
 		{name: "body voterId the hashed voter, not the sub", change: func(r *events.APIGatewayV2HTTPRequest) {
 			withSub("alice@example.com")(r)
 			r.Body = `{"voterId":"h:76gzqgp4byjl6djerexelgd6esncrxhig2ufzlla4khkvkgg3f3a","titleId":"tt0068646","votes":[{"aspect":"acting","choice":"up"}]}`
-		}, status: 403, code: domain.CodeForbidden},
+		}, status: 403, code: domain.CodeVoterMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -280,93 +281,121 @@ func (p *Projector) begin(ctx context.Context, cell domain.Cell, step Step) (_ S
 	}
 }
 
+// projectCell runs one step on a cell: it begins the step (taking over or
+// waiting out another writer's), writes the ballots the events change, and
+// commits the step with what they add to the tally.
 func (p *Projector) projectCell(ctx context.Context, cell domain.Cell, events []domain.VoteCast) (written, recovered int, err error) {
-	byVoter := map[string][]domain.VoteCast{}
-	for _, e := range events {
-		byVoter[e.VoterID] = append(byVoter[e.VoterID], e)
-	}
-	voters := make([]string, 0, len(byVoter))
-	for v := range byVoter {
-		voters = append(voters, v)
-	}
-	slices.Sort(voters)
+	byVoter, voters := groupByVoter(events)
 	step := Step{ID: p.newStepID(""), Voters: voters, Owner: p.opts.Owner}
 	if step, recovered, err = p.begin(ctx, cell, step); err != nil {
 		return 0, recovered, err
 	}
-
 	delta := Counts{}
 	toLoad := voters
 	if p.opts.Bulk {
-		// Most ballots of a new version do not exist yet: create them from
-		// the events alone, and read only those that turn out to exist.
-		fresh := make([]Ballot, len(voters))
-		for i, voter := range voters {
-			b := NewBallot(voter, cell.TitleID)
-			for _, e := range byVoter[voter] {
-				b.Apply(e)
-			}
-			b.Version, b.Step, b.Prev = 1, step.ID, map[string]string{}
-			for aspect := range b.Aspects {
-				b.Prev[aspect] = ""
-			}
-			fresh[i] = b
-		}
-		existing, err := p.ballots.Create(ctx, fresh)
-		if err != nil {
-			return written, recovered, fmt.Errorf("create ballots on cell %s: %w", cell, err)
-		}
-		toLoad = make([]string, 0, len(existing))
-		isExisting := make(map[int]bool, len(existing))
-		for _, i := range existing {
-			isExisting[i] = true
-			toLoad = append(toLoad, voters[i])
-		}
-		for i, b := range fresh {
-			if !isExisting[i] {
-				written++
-				delta.Merge(b.stepDelta())
-			}
+		if toLoad, written, err = p.createFresh(ctx, cell, step.ID, voters, byVoter, delta); err != nil {
+			return written, recovered, err
 		}
 	}
-
-	if len(toLoad) > 0 {
-		stored, err := p.ballots.Load(ctx, cell.TitleID, toLoad)
-		if err != nil {
-			return written, recovered, fmt.Errorf("load ballots of cell %s: %w", cell, err)
-		}
-		for _, voter := range toLoad {
-			b, ok := stored[voter]
-			if !ok {
-				b = NewBallot(voter, cell.TitleID)
-			}
-			if slices.Contains(b.Fences, step.ID) {
-				// Another writer took this step over: it counts what the
-				// step saved and commits it. Committing here instead could
-				// leave out a ballot it counted.
-				return written, recovered, fmt.Errorf("cell %s: step %s was taken over: %w", cell, step.ID, ErrStale)
-			}
-			if b.Step == step.ID {
-				// Saved by an earlier try of this very step (a create whose
-				// answer was lost): count it as saved.
-				written++
-				delta.Merge(b.stepDelta())
-				continue
-			}
-			if !p.fold(&b, byVoter[voter], step.ID) {
-				continue
-			}
-			if err := p.ballots.Save(ctx, b); err != nil {
-				return written, recovered, fmt.Errorf("save ballot on cell %s: %w", cell, err)
-			}
-			written++
-			delta.Merge(b.stepDelta())
-		}
+	saved, err := p.foldStored(ctx, cell, step.ID, toLoad, byVoter, delta)
+	written += saved
+	if err != nil {
+		return written, recovered, err
 	}
 	if err := p.cells.Commit(ctx, cell, step.ID, delta); err != nil {
 		return written, recovered, fmt.Errorf("commit step on cell %s: %w", cell, err)
 	}
 	return written, recovered, nil
+}
+
+// groupByVoter returns events by voter, and the voters in order.
+func groupByVoter(events []domain.VoteCast) (map[string][]domain.VoteCast, []string) {
+	byVoter := map[string][]domain.VoteCast{}
+	for _, e := range events {
+		byVoter[e.VoterID] = append(byVoter[e.VoterID], e)
+	}
+	voters := slices.Sorted(maps.Keys(byVoter))
+	return byVoter, voters
+}
+
+// createFresh is the bulk path (Options.Bulk): most ballots of a new
+// version do not exist yet, so it creates them from the events alone, as
+// version 1 written by stepID with every aspect new, without reading them.
+// It adds those it created to delta and returns them as created; the
+// voters whose ballots turned out to exist it returns in toLoad, to be
+// read and folded as in the ordinary path.
+func (p *Projector) createFresh(ctx context.Context, cell domain.Cell, stepID string, voters []string, byVoter map[string][]domain.VoteCast, delta Counts) (toLoad []string, created int, err error) {
+	fresh := make([]Ballot, len(voters))
+	for i, voter := range voters {
+		b := NewBallot(voter, cell.TitleID)
+		for _, e := range byVoter[voter] {
+			b.Apply(e)
+		}
+		b.Version, b.Step, b.Prev = 1, stepID, map[string]string{}
+		for aspect := range b.Aspects {
+			b.Prev[aspect] = ""
+		}
+		fresh[i] = b
+	}
+	existing, err := p.ballots.Create(ctx, fresh)
+	if err != nil {
+		return nil, 0, fmt.Errorf("create ballots on cell %s: %w", cell, err)
+	}
+	toLoad = make([]string, 0, len(existing))
+	isExisting := make(map[int]bool, len(existing))
+	for _, i := range existing {
+		isExisting[i] = true
+		toLoad = append(toLoad, voters[i])
+	}
+	for i, b := range fresh {
+		if !isExisting[i] {
+			created++
+			delta.Merge(b.stepDelta())
+		}
+	}
+	return toLoad, created, nil
+}
+
+// foldStored reads the stored ballots of voters, folds each voter's events
+// into them, and saves those that change, stamped with stepID. It adds what
+// each saved ballot changes to delta and returns how many it saved. It
+// stops with ErrStale if another writer took the step over.
+func (p *Projector) foldStored(ctx context.Context, cell domain.Cell, stepID string, voters []string, byVoter map[string][]domain.VoteCast, delta Counts) (saved int, err error) {
+	if len(voters) == 0 {
+		return 0, nil
+	}
+	stored, err := p.ballots.Load(ctx, cell.TitleID, voters)
+	if err != nil {
+		return 0, fmt.Errorf("load ballots of cell %s: %w", cell, err)
+	}
+	for _, voter := range voters {
+		b, ok := stored[voter]
+		if !ok {
+			b = NewBallot(voter, cell.TitleID)
+		}
+		if slices.Contains(b.Fences, stepID) {
+			// Another writer took this step over: it counts what the
+			// step saved and commits it. Committing here instead could
+			// leave out a ballot it counted.
+			return saved, fmt.Errorf("cell %s: step %s was taken over: %w", cell, stepID, ErrStale)
+		}
+		if b.Step == stepID {
+			// Saved by an earlier try of this very step (a create whose
+			// answer was lost): count it as saved.
+			saved++
+			delta.Merge(b.stepDelta())
+			continue
+		}
+		if !p.fold(&b, byVoter[voter], stepID) {
+			continue
+		}
+		if err := p.ballots.Save(ctx, b); err != nil {
+			return saved, fmt.Errorf("save ballot on cell %s: %w", cell, err)
+		}
+		saved++
+		delta.Merge(b.stepDelta())
+	}
+	return saved, nil
 }
 
 // fold applies events to b and, if it changed, stamps it as the next

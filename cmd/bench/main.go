@@ -30,6 +30,7 @@ import (
 	"votes/domain"
 	"votes/infra/dynamo"
 	"votes/infra/local"
+	"votes/internal/backoff"
 	"votes/internal/loadgen"
 	"votes/internal/metering"
 	"votes/projections"
@@ -88,99 +89,163 @@ func main() {
 	}
 }
 
+// run prints every figure, one step after another on one local stack.
 func run(ctx context.Context, o options, out io.Writer) error {
+	b, err := startBench(ctx, o, out)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	fmt.Fprintf(out, "machine: %d cores, %s/%s, %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	tp, err := b.throughput(ctx)
+	if err != nil {
+		return err
+	}
+	// Latency at half the rate the pipeline took.
+	if err := b.printLatency(ctx, tp.votesPerS/2); err != nil {
+		return err
+	}
+	b.printRequests(tp)
+	printBill(out, "usd_per_million_votes", tp)
+	if err := b.fiveAspects(ctx); err != nil {
+		return err
+	}
+	if err := b.hotTitle(ctx); err != nil {
+		return err
+	}
+	return b.rebuild(ctx)
+}
+
+// bench is a run's local stack, with the meter on its SDK clients and the
+// HTTP client its loads go through.
+type bench struct {
+	o      options
+	out    io.Writer
+	stack  *local.Stack
+	meter  *metering.Meter
+	client *http.Client
+}
+
+// startBench starts the local stack with a meter on every SDK client.
+func startBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	tables := dynamo.TablesFor("bench")
 	meter := metering.New(map[string]string{tables.Events: dynamo.AttrCell, tables.Ballots: dynamo.AttrPK, tables.Tallies: dynamo.AttrPK})
-	settings := local.DefaultSettings()
 	stack, err := local.Start(ctx, local.Config{
-		Addr: "127.0.0.1:0", Stage: "bench", Settings: settings,
+		Addr: "127.0.0.1:0", Stage: "bench", Settings: local.DefaultSettings(),
 		APIOptions: []func(*middleware.Stack) error{meter.APIOption},
 		Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = stack.Close(cctx)
-	}()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	fmt.Fprintf(out, "machine: %d cores, %s/%s, %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return &bench{o: o, out: out, stack: stack, meter: meter, client: client}, nil
+}
 
-	// Throughput and cost, single-aspect submissions.
-	tp, err := measure(ctx, stack, meter, client, loadgen.Config{
-		Count: o.votes, Concurrency: o.concurrency, Voters: o.votes * 10, Titles: o.titles, Skew: "zipf", Aspects: 1,
-		ChangeShare: 0.1, RetryShare: 0.02, Run: "tp",
-	})
+func (b *bench) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = b.stack.Close(ctx)
+}
+
+// zipfLoad is the throughput and cost runs' load: submissions of aspects
+// aspects on o.titles titles (Zipf skew), with some changed and some resent.
+func (b *bench) zipfLoad(count, aspects int, run string) loadgen.Config {
+	return loadgen.Config{
+		Count: count, Concurrency: b.o.concurrency, Voters: b.o.votes * 10, Titles: b.o.titles, Skew: "zipf", Aspects: aspects,
+		ChangeShare: 0.1, RetryShare: 0.02, Run: run,
+	}
+}
+
+// throughput measures single-aspect submissions against the floor of raw
+// PutItems on the same emulator, and returns the run for its costs.
+func (b *bench) throughput(ctx context.Context) (measured, error) {
+	tp, err := measure(ctx, b.stack, b.meter, b.client, b.zipfLoad(b.o.votes, 1, "tp"))
+	if err != nil {
+		return measured{}, err
+	}
+	putRate, err := rawPutItem(ctx, b.stack, b.o.concurrency, b.o.votes)
+	if err != nil {
+		return measured{}, err
+	}
+	fmt.Fprintf(b.out, "local_votes_per_s: %.0f\n", tp.votesPerS)
+	fmt.Fprintf(b.out, "raw_putitem_per_s: %.0f\n", putRate)
+	fmt.Fprintf(b.out, "local_ratio: %.2f\n", tp.votesPerS/putRate)
+	return tp, nil
+}
+
+// printLatency prints the accept and tally-lag latencies of a load at rate.
+func (b *bench) printLatency(ctx context.Context, rate float64) error {
+	acceptP99, lagP99, err := latency(ctx, b.stack, b.client, rate, b.o.latencyFor)
 	if err != nil {
 		return err
 	}
-	putRate, err := rawPutItem(ctx, stack, o.concurrency, o.votes)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "local_votes_per_s: %.0f\n", tp.votesPerS)
-	fmt.Fprintf(out, "raw_putitem_per_s: %.0f\n", putRate)
-	fmt.Fprintf(out, "local_ratio: %.2f\n", tp.votesPerS/putRate)
+	fmt.Fprintf(b.out, "accept_latency_p99_ms: %.1f\n", acceptP99)
+	fmt.Fprintf(b.out, "tally_lag_p99_ms: %.1f\n", lagP99)
+	return nil
+}
 
-	// Latency at half the rate the pipeline took.
-	acceptP99, lagP99, err := latency(ctx, stack, client, tp.votesPerS/2, o.latencyFor)
-	if err != nil {
-		return err
+// printRequests prints what a run asked of AWS, per thousand votes.
+func (b *bench) printRequests(m measured) {
+	perK := func(n int64) float64 { return float64(n) / float64(m.votes) * 1000 }
+	fmt.Fprintf(b.out, "aws_requests_per_1k_votes: %.1f\n", perK(m.counts.Total()))
+	for _, action := range m.counts.Actions() {
+		fmt.Fprintf(b.out, "  %s: %.1f\n", action, perK(m.counts.Requests[action]))
 	}
-	fmt.Fprintf(out, "accept_latency_p99_ms: %.1f\n", acceptP99)
-	fmt.Fprintf(out, "tally_lag_p99_ms: %.1f\n", lagP99)
-
-	fmt.Fprintf(out, "aws_requests_per_1k_votes: %.1f\n", float64(tp.counts.Total())/float64(tp.votes)*1000)
-	for _, action := range tp.counts.Actions() {
-		fmt.Fprintf(out, "  %s: %.1f\n", action, float64(tp.counts.Requests[action])/float64(tp.votes)*1000)
-	}
-	fmt.Fprintf(out, "  API Gateway requests: %.1f\n", float64(tp.httpRequests)/float64(tp.votes)*1000)
+	fmt.Fprintf(b.out, "  API Gateway requests: %.1f\n", perK(m.httpRequests))
 	for _, name := range []string{"receiver", "processor", "projector"} {
-		fmt.Fprintf(out, "  Lambda %s invocations: %.1f\n", name, float64(tp.lambdas[name].Invocations)/float64(tp.votes)*1000)
+		fmt.Fprintf(b.out, "  Lambda %s invocations: %.1f\n", name, perK(m.lambdas[name].Invocations))
 	}
-	printBill(out, "usd_per_million_votes", tp)
+}
 
-	five, err := measure(ctx, stack, meter, client, loadgen.Config{
-		Count: max(o.votes/5, 1), Concurrency: o.concurrency, Voters: o.votes * 10, Titles: o.titles, Skew: "zipf", Aspects: 5,
-		ChangeShare: 0.1, RetryShare: 0.02, Run: "five",
-	})
+// fiveAspects prints the cost of submissions voting on five aspects.
+func (b *bench) fiveAspects(ctx context.Context) error {
+	five, err := measure(ctx, b.stack, b.meter, b.client, b.zipfLoad(max(b.o.votes/5, 1), 5, "five"))
 	if err != nil {
 		return err
 	}
-	printBill(out, "usd_per_million_votes_5asp", five)
+	printBill(b.out, "usd_per_million_votes_5asp", five)
+	return nil
+}
 
-	hot, err := measure(ctx, stack, meter, client, loadgen.Config{
-		Count: o.votes, Concurrency: o.concurrency, Voters: o.votes * 10, Titles: 1, Skew: "uniform", Aspects: 1, Run: "hot",
+// hotTitle prints what every vote on one title costs its busiest partition
+// key, and the rate that key allows.
+func (b *bench) hotTitle(ctx context.Context) error {
+	hot, err := measure(ctx, b.stack, b.meter, b.client, loadgen.Config{
+		Count: b.o.votes, Concurrency: b.o.concurrency, Voters: b.o.votes * 10, Titles: 1, Skew: "uniform", Aspects: 1, Run: "hot",
 	})
 	if err != nil {
 		return err
 	}
 	perVote := hot.counts.HottestWCU / float64(hot.votes)
-	fmt.Fprintf(out, "hot_title_writes_per_1k_votes: %.1f\n", perVote*1000)
-	fmt.Fprintf(out, "  busiest key: %s\n", hot.counts.HottestKey)
-	fmt.Fprintf(out, "hot_title_max_votes_per_s: %.0f\n", 1000/perVote)
-	fmt.Fprintf(out, "  usd_per_million_votes with every vote on one title: %.2f\n", hot.bill.Scale(float64(hot.votes), 1e6).Total())
+	fmt.Fprintf(b.out, "hot_title_writes_per_1k_votes: %.1f\n", perVote*1000)
+	fmt.Fprintf(b.out, "  busiest key: %s\n", hot.counts.HottestKey)
+	fmt.Fprintf(b.out, "hot_title_max_votes_per_s: %.0f\n", 1000/perVote)
+	fmt.Fprintf(b.out, "  usd_per_million_votes with every vote on one title: %.2f\n", hot.bill.Scale(float64(hot.votes), 1e6).Total())
+	return nil
+}
 
-	a := admin.New(dynamo.NewStage(stack.Admin.DynamoDB, stack.Tables).Deployment())
-	if _, err := a.Seed(ctx, admin.SeedOptions{Events: o.rebuildEvents, Titles: o.titles, Seed: 7}); err != nil {
+// rebuild seeds events and prints the rebuild's rate against the floor of
+// a raw parallel scan of the same table.
+func (b *bench) rebuild(ctx context.Context) error {
+	a := admin.New(dynamo.NewStage(b.stack.Admin.DynamoDB, b.stack.Tables).Deployment())
+	if _, err := a.Seed(ctx, admin.SeedOptions{Events: b.o.rebuildEvents, Titles: b.o.titles, Seed: 7}); err != nil {
 		return err
 	}
-	items, scanTime, err := a.RawScan(ctx, o.rebuildSegs, o.rebuildPage)
+	items, scanTime, err := a.RawScan(ctx, b.o.rebuildSegs, b.o.rebuildPage)
 	if err != nil {
 		return err
 	}
-	res, err := a.Rebuild(ctx, admin.RebuildOptions{Segments: o.rebuildSegs, PageSize: o.rebuildPage, Concurrency: 8})
+	res, err := a.Rebuild(ctx, admin.RebuildOptions{Segments: b.o.rebuildSegs, PageSize: b.o.rebuildPage, Concurrency: 8})
 	if err != nil {
 		return err
 	}
 	scanRate := float64(items) / scanTime.Seconds()
 	rebuildRate := float64(res.Events) / res.Elapsed.Seconds()
-	fmt.Fprintf(out, "rebuild_events_per_s: %.0f\n", rebuildRate)
-	fmt.Fprintf(out, "raw_scan_items_per_s: %.0f\n", scanRate)
-	fmt.Fprintf(out, "rebuild_ratio: %.2f\n", rebuildRate/scanRate)
-	fmt.Fprintf(out, "  (%d events, %d segments, pages of %d)\n", res.Events, o.rebuildSegs, o.rebuildPage)
+	fmt.Fprintf(b.out, "rebuild_events_per_s: %.0f\n", rebuildRate)
+	fmt.Fprintf(b.out, "raw_scan_items_per_s: %.0f\n", scanRate)
+	fmt.Fprintf(b.out, "rebuild_ratio: %.2f\n", rebuildRate/scanRate)
+	fmt.Fprintf(b.out, "  (%d events, %d segments, pages of %d)\n", res.Events, b.o.rebuildSegs, b.o.rebuildPage)
 	return nil
 }
 
@@ -286,33 +351,14 @@ func latency(ctx context.Context, stack *local.Stack, client *http.Client, rate 
 	if err := stack.WaitIdle(ctx); err != nil {
 		return 0, 0, err
 	}
-	var lags []time.Duration
-	var mu sync.Mutex
-	probeCtx, stopProbes := context.WithCancel(ctx)
-	var probes sync.WaitGroup
-	go func() {
-		for i := 0; probeCtx.Err() == nil; i++ {
-			probes.Add(1)
-			go func() {
-				defer probes.Done()
-				if lag, ok := probe(probeCtx, client, stack.URL, fmt.Sprintf("probe-%d", i)); ok {
-					mu.Lock()
-					lags = append(lags, lag)
-					mu.Unlock()
-				}
-			}()
-			select {
-			case <-probeCtx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
+	stopProbes := startProbes(ctx, 50*time.Millisecond, func(ctx context.Context, i int) (time.Duration, bool) {
+		return probe(ctx, client, stack.URL, fmt.Sprintf("probe-%d", i))
+	})
 	res, err := loadgen.Run(ctx, loadgen.Config{
 		URL: stack.URL, Client: client, Rate: rate, Duration: d, Concurrency: 64, Voters: 1000000, Titles: 50, Skew: "zipf", Aspects: 1, Run: "lat", Seed: 3,
 	})
-	time.Sleep(3 * time.Second) // let the last probes land
-	stopProbes()
-	probes.Wait()
+	_ = backoff.Sleep(ctx, 3*time.Second) // let the last probes land
+	lags := stopProbes()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -322,6 +368,49 @@ func latency(ctx context.Context, stack *local.Stack, client *http.Client, rate 
 	}
 	p99 := lags[min(len(lags)-1, int(0.99*float64(len(lags))))]
 	return ms(res.Percentile(0.99)), ms(p99), nil
+}
+
+// startProbes starts probe number i every interval until the returned stop
+// is called; stop cancels the probes' context, waits for every probe
+// started, and returns the lags of those that succeeded.
+//
+// The loop that starts probes is itself counted in the WaitGroup, so every
+// Add happens while the count is above zero: none can come after Wait has
+// seen zero and returned, and no probe can append to the lags once stop has
+// handed them back.
+func startProbes(ctx context.Context, interval time.Duration, probe func(ctx context.Context, i int) (time.Duration, bool)) (stop func() []time.Duration) {
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		mu     sync.Mutex
+		lags   []time.Duration
+		probes sync.WaitGroup
+	)
+	probes.Add(1)
+	go func() {
+		defer probes.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			probes.Add(1)
+			go func() {
+				defer probes.Done()
+				if lag, ok := probe(ctx, i); ok {
+					mu.Lock()
+					lags = append(lags, lag)
+					mu.Unlock()
+				}
+			}()
+			select {
+			case <-ctx.Done():
+			case <-time.After(interval):
+			}
+		}
+	}()
+	return func() []time.Duration {
+		cancel()
+		probes.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return lags
+	}
 }
 
 func probe(ctx context.Context, client *http.Client, base, title string) (time.Duration, bool) {

@@ -60,7 +60,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "aws endpoint %s (DynamoDB, DynamoDB Streams, SQS; any access key, region us-east-1)\n", stack.Endpoint)
 	fmt.Fprintf(stdout, "tables %s, %s, %s; queues %s, %s, %s, %s\n", stack.Tables.Events, stack.Tables.Ballots, stack.Tables.Tallies,
 		stack.Queues.Submissions, stack.Queues.DeadLetters, stack.Queues.ProjectorFailed, stack.Queues.RepairFailed)
-	if err := writeDevState(devState{Endpoint: stack.Endpoint, API: stack.URL, Stage: "local", PID: os.Getpid()}); err != nil {
+	if err := writeDevState(devState{Endpoint: stack.Endpoint, API: stack.URL, Stage: "local", PID: os.Getpid(), Catalog: catalog.String()}); err != nil {
 		log.Warn("other votes commands will not find this stack", "err", err)
 	}
 	defer os.Remove(devStatePath())

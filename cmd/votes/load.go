@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"time"
 
+	"votes/domain"
 	"votes/internal/loadgen"
 	"votes/projections"
 )
@@ -23,7 +25,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&cfg.Voters, "voters", 100000, "distinct voters")
 	fs.IntVar(&cfg.Titles, "titles", 20, "distinct titles (named load-RUN-N)")
 	fs.StringVar(&cfg.Skew, "skew", "zipf", `title popularity: "uniform" or "zipf"`)
-	fs.IntVar(&cfg.Aspects, "aspects-per-submission", 1, "aspects voted on per submission, 1 to 5")
+	fs.IntVar(&cfg.Aspects, "aspects-per-submission", 1, "aspects voted on per submission, 1 to 5 (at most the catalog's)")
+	catalogSpec := fs.String("catalog", os.Getenv("VOTES_CATALOG"), `the deployment's aspects and choices, as its VOTES_CATALOG: "overall=up|down;story=up|down" (default: the running votes dev's when --api is its, else the standard five)`)
 	fs.Float64Var(&cfg.ChangeShare, "changes", 0.1, "share of submissions that change an earlier vote")
 	fs.Float64Var(&cfg.RetryShare, "retries", 0.05, "share of submissions sent again with the same Idempotency-Key")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed")
@@ -38,6 +41,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.Count == 0 && cfg.Duration == 0 {
 		cfg.Count = 10000
 	}
+	catalog, err := loadCatalog(*catalogSpec, cfg.URL)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg.Catalog = catalog
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -88,6 +96,17 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "check: all %d titles tally exactly what was accepted (%d votes, none lost, none counted twice)\n", len(res.Titles), res.Votes)
 	return nil
+}
+
+// loadCatalog is the catalog a load sends: spec when given, else the
+// running votes dev's when api is that stack's, else the default.
+func loadCatalog(spec, api string) (domain.Catalog, error) {
+	if spec == "" {
+		if dev, ok := runningDev(); ok && dev.API == api {
+			spec = dev.Catalog
+		}
+	}
+	return domain.ParseCatalog(spec)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }

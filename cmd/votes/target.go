@@ -22,6 +22,7 @@ type devState struct {
 	API      string `json:"api"`
 	Stage    string `json:"stage"`
 	PID      int    `json:"pid"`
+	Catalog  string `json:"catalog,omitempty"` // as VOTES_CATALOG reads it, for votes load
 }
 
 func devStatePath() string {

@@ -248,7 +248,7 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 				Method:    req.Method,
 				Path:      req.URL.Path,
 				Protocol:  req.Proto,
-				SourceIP:  strings.Split(req.RemoteAddr, ":")[0],
+				SourceIP:  sourceIP(req.RemoteAddr),
 				UserAgent: req.UserAgent(),
 			},
 		},
@@ -299,6 +299,17 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 }
 
 var bodyTooLarge = fmt.Sprintf("body is over %d bytes", domain.MaxBodyBytes)
+
+// sourceIP is the client's address without its port, as API Gateway gives
+// it: "::1" for "[::1]:8080", which splitting on the first colon would cut
+// to "[".
+func sourceIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}
 
 // writeError writes the API's error shape, {"error":{"code","message"}}.
 func writeError(w http.ResponseWriter, status int, code, message string) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"votes/domain"
 	"votes/infra/local"
 	"votes/internal/kumotest"
@@ -276,5 +278,25 @@ func TestGatewayBoundsConnections(t *testing.T) {
 	resp, err := http.ReadResponse(r, nil)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("once a connection closed, the waiting one got %v %v", resp, err)
+	}
+}
+
+// TestGatewaySourceIP: the function sees the client's address without its
+// port, for IPv6 clients as for IPv4 ones.
+func TestGatewaySourceIP(t *testing.T) {
+	var got atomic.Value
+	fn := local.NewFunction("echo", time.Second, func(_ context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		got.Store(ev.RequestContext.HTTP.SourceIP)
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusOK}, nil
+	})
+	gw := local.Gateway([]local.Route{{Pattern: "GET /healthz", RouteKey: "GET /healthz", Function: fn}}, &atomic.Int64{})
+	for remote, want := range map[string]string{"[::1]:51234": "::1", "[2001:db8::7]:443": "2001:db8::7", "192.0.2.1:8080": "192.0.2.1"} {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || got.Load() != want {
+			t.Errorf("remote %s: status %d, source IP %q, want %q", remote, rec.Code, got.Load(), want)
+		}
 	}
 }

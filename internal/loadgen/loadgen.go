@@ -36,7 +36,7 @@ type Config struct {
 	Voters      int
 	Titles      int
 	Skew        string  // "uniform", or "zipf": a few titles get most votes
-	Aspects     int     // aspects per submission, 1 to 5
+	Aspects     int     // aspects per submission, 1 to 5 and at most the catalog's
 	ChangeShare float64 // share of submissions that change an earlier vote
 	RetryShare  float64 // share of submissions sent again with the same Idempotency-Key
 	Seed        uint64
@@ -49,6 +49,9 @@ type Config struct {
 	// Tokens, when set, gives each submission a bearer token naming its
 	// voter, for an API behind a JWT authorizer.
 	Tokens TokenSource
+	// Catalog is the aspects and choices the deployment accepts (its
+	// VOTES_CATALOG); the zero value is domain.DefaultCatalog.
+	Catalog domain.Catalog
 }
 
 // Stats are counts so far.
@@ -87,8 +90,8 @@ func (c *Config) Validate() error {
 		return errors.New("give a count or a duration")
 	case c.Concurrency < 1 || c.Voters < 1 || c.Titles < 1:
 		return errors.New("concurrency, voters and titles must be at least 1")
-	case c.Aspects < 1 || c.Aspects > domain.MaxVotes:
-		return fmt.Errorf("aspects per submission must be 1 to %d", domain.MaxVotes)
+	case c.Aspects < 1 || c.Aspects > min(domain.MaxVotes, len(c.aspects())):
+		return fmt.Errorf("aspects per submission must be 1 to %d", min(domain.MaxVotes, len(c.aspects())))
 	case c.Skew != "uniform" && c.Skew != "zipf":
 		return errors.New(`skew must be "uniform" or "zipf"`)
 	case c.ChangeShare < 0 || c.ChangeShare > 1 || c.RetryShare < 0 || c.RetryShare > 1:
@@ -99,6 +102,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// aspects are the catalog's, or the default catalog's when none is set.
+func (c *Config) aspects() []domain.Aspect {
+	if a := c.Catalog.Aspects(); len(a) > 0 {
+		return a
+	}
+	return domain.DefaultCatalog().Aspects()
+}
+
 type ballotKey struct{ voter, title string }
 
 // worker owns the voters v with v % concurrency == id, so that one voter's
@@ -107,6 +118,8 @@ type ballotKey struct{ voter, title string }
 type worker struct {
 	id, of  int
 	cfg     *Config
+	counts  *counters
+	aspects []domain.Aspect
 	rng     *rand.Rand
 	zipf    *rand.Zipf
 	ballots map[ballotKey]map[string]string // what this worker's voters hold
@@ -116,58 +129,84 @@ type worker struct {
 	voter   string // of the submission being sent, for its token
 }
 
-var aspects = domain.DefaultCatalog().Aspects()
+// counters are a run's counts so far, shared by its workers.
+type counters struct {
+	sent, accepted, rejected, failed, retries atomic.Int64
+}
+
+func (c *counters) snapshot(start time.Time) Stats {
+	return Stats{Sent: c.sent.Load(), Accepted: c.accepted.Load(), Rejected: c.rejected.Load(), Failed: c.failed.Load(),
+		Retries: c.retries.Load(), Elapsed: time.Since(start)}
+}
 
 // Run sends submissions until the count or duration is reached or ctx ends.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency}}
-	}
-	if cfg.Run == "" {
-		cfg.Run = fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
-	}
+	cfg.fillDefaults()
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	var counts counters
+	start := time.Now()
+	stopTicks := tickEverySecond(cfg.Tick, func() Stats { return counts.snapshot(start) })
+	workers := runWorkers(ctx, &cfg, &counts)
+	stopTicks()
+	return cfg.result(counts.snapshot(start), workers), nil
+}
+
+// fillDefaults gives a run without a client, a name or a catalog its own.
+func (c *Config) fillDefaults() {
+	if c.Client == nil {
+		c.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency}}
+	}
+	if c.Run == "" {
+		c.Run = fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
+	}
+	if len(c.Catalog.Aspects()) == 0 {
+		c.Catalog = domain.DefaultCatalog()
+	}
+}
+
+// tickEverySecond calls fn about once a second with stats() until the
+// returned stop, which waits for a call under way. A nil fn is never
+// called.
+func tickEverySecond(fn func(Stats), stats func() Stats) (stop func()) {
+	if fn == nil {
+		return func() {}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Second):
+				fn(stats())
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// runWorkers sends the run's submissions from cfg.Concurrency workers,
+// paced by cfg.Rate, until the count is sent or ctx ends, and returns the
+// workers with what each sent.
+func runWorkers(ctx context.Context, cfg *Config, counts *counters) []*worker {
 	limiter := rate.NewLimiter(rate.Inf, 1)
 	if cfg.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/100)))
 	}
-	var (
-		stats                                   Stats
-		sent, accepted, rejected, failed, retry atomic.Int64
-		remaining                               atomic.Int64
-	)
+	var remaining atomic.Int64
 	remaining.Store(int64(cfg.Count))
-	start := time.Now()
-	snapshot := func() Stats {
-		return Stats{Sent: sent.Load(), Accepted: accepted.Load(), Rejected: rejected.Load(), Failed: failed.Load(), Retries: retry.Load(), Elapsed: time.Since(start)}
-	}
-	tickDone := make(chan struct{})
-	if cfg.Tick != nil {
-		go func() {
-			for {
-				select {
-				case <-tickDone:
-					return
-				case <-time.After(time.Second):
-					cfg.Tick(snapshot())
-				}
-			}
-		}()
-	}
 	workers := make([]*worker, cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := &worker{id: i, of: cfg.Concurrency, cfg: &cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), ballots: map[ballotKey]map[string]string{}}
-		if cfg.Skew == "zipf" && cfg.Titles > 1 {
-			w.zipf = rand.NewZipf(w.rng, 1.1, 1, uint64(cfg.Titles-1))
-		}
+		w := newWorker(i, cfg, counts)
 		workers[i] = w
 		wg.Add(1)
 		go func() {
@@ -179,18 +218,30 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				if limiter.Wait(ctx) != nil {
 					return
 				}
-				w.submit(ctx, &sent, &accepted, &rejected, &failed, &retry)
+				w.submit(ctx)
 			}
 		}()
 	}
 	wg.Wait()
-	close(tickDone)
-	stats = snapshot()
+	return workers
+}
 
+func newWorker(id int, cfg *Config, counts *counters) *worker {
+	w := &worker{id: id, of: cfg.Concurrency, cfg: cfg, counts: counts, aspects: cfg.aspects(),
+		rng: rand.New(rand.NewPCG(cfg.Seed, uint64(id))), ballots: map[ballotKey]map[string]string{}}
+	if cfg.Skew == "zipf" && cfg.Titles > 1 {
+		w.zipf = rand.NewZipf(w.rng, 1.1, 1, uint64(cfg.Titles-1))
+	}
+	return w
+}
+
+// result gathers what the workers sent: the votes, the latencies, and the
+// tallies every title must come to.
+func (c *Config) result(stats Stats, workers []*worker) Result {
 	res := Result{Stats: stats, Expected: map[string]projections.Counts{}}
 	res.Rate = float64(stats.Accepted) / stats.Elapsed.Seconds()
-	for i := range cfg.Titles {
-		res.Titles = append(res.Titles, cfg.title(i))
+	for i := range c.Titles {
+		res.Titles = append(res.Titles, c.title(i))
 	}
 	for _, w := range workers {
 		res.Votes += w.votes
@@ -205,24 +256,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	slices.Sort(res.Latencies)
-	return res, nil
+	return res
 }
 
 func (c *Config) title(i int) string { return fmt.Sprintf("load-%s-%d", c.Run, i) }
 
-func (w *worker) submit(ctx context.Context, sent, accepted, rejected, failed, retries *atomic.Int64) {
+func (w *worker) submit(ctx context.Context) {
 	cfg := w.cfg
 	var k ballotKey
 	var votes []map[string]string
 	if len(w.history) > 0 && w.rng.Float64() < cfg.ChangeShare {
-		// Change an earlier ballot: flip one of its aspects.
+		// Change an earlier ballot: one of its aspects to the catalog's
+		// next choice (up to down and back, in the default catalog).
 		k = w.history[w.rng.IntN(len(w.history))]
 		for aspect, choice := range w.ballots[k] {
-			flip := "down"
-			if choice == "down" {
-				flip = "up"
-			}
-			votes = append(votes, map[string]string{"aspect": aspect, "choice": flip})
+			votes = append(votes, map[string]string{"aspect": aspect, "choice": w.nextChoice(aspect, choice)})
 			break
 		}
 	} else {
@@ -232,14 +280,15 @@ func (w *worker) submit(ctx context.Context, sent, accepted, rejected, failed, r
 			t = int(w.zipf.Uint64())
 		}
 		k = ballotKey{voter: fmt.Sprintf("load-%d", voter), title: cfg.title(t)}
-		for _, a := range w.rng.Perm(len(aspects))[:cfg.Aspects] {
-			votes = append(votes, map[string]string{"aspect": aspects[a].Name, "choice": []string{"up", "down"}[w.rng.IntN(2)]})
+		for _, i := range w.rng.Perm(len(w.aspects))[:cfg.Aspects] {
+			a := w.aspects[i]
+			votes = append(votes, map[string]string{"aspect": a.Name, "choice": a.Choices[w.rng.IntN(len(a.Choices))]})
 		}
 	}
 	body, _ := json.Marshal(map[string]any{"voterId": k.voter, "titleId": k.title, "votes": votes})
-	key := fmt.Sprintf("%s-%d-%d", cfg.Run, w.id, sent.Add(1))
+	key := fmt.Sprintf("%s-%d-%d", cfg.Run, w.id, w.counts.sent.Add(1))
 	w.voter = k.voter
-	ok := w.post(ctx, body, key, true, accepted, rejected, failed, retries)
+	ok := w.post(ctx, body, key, true)
 	if !ok {
 		return
 	}
@@ -254,9 +303,17 @@ func (w *worker) submit(ctx context.Context, sent, accepted, rejected, failed, r
 	if w.rng.Float64() < cfg.RetryShare {
 		// The client did not hear the 202 and sends it again: the same
 		// submission, which must be counted once.
-		retries.Add(1)
-		w.post(ctx, body, key, false, accepted, rejected, failed, retries)
+		w.counts.retries.Add(1)
+		w.post(ctx, body, key, false)
 	}
+}
+
+// nextChoice is the choice after choice in aspect's list, round to the
+// first; an aspect of one choice keeps it.
+func (w *worker) nextChoice(aspect, choice string) string {
+	i := slices.IndexFunc(w.aspects, func(a domain.Aspect) bool { return a.Name == aspect })
+	choices := w.aspects[i].Choices
+	return choices[(slices.Index(choices, choice)+1)%len(choices)]
 }
 
 // postRetry paces the retries of a submission: ten attempts in all.
@@ -265,7 +322,8 @@ var postRetry = backoff.Policy{Base: 20 * time.Millisecond, Max: 500 * time.Mill
 // post sends one submission, retrying a 5xx or a lost connection with the
 // same Idempotency-Key as the contract asks, and reports whether it was
 // accepted. A request under way finishes when ctx ends; no retry follows.
-func (w *worker) post(ctx context.Context, body []byte, key string, timed bool, accepted, rejected, failed, retries *atomic.Int64) bool {
+func (w *worker) post(ctx context.Context, body []byte, key string, timed bool) bool {
+	c := w.counts
 	if ctx.Err() != nil {
 		return false
 	}
@@ -274,27 +332,27 @@ func (w *worker) post(ctx context.Context, body []byte, key string, timed bool, 
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
 		if err := w.authorize(req); err != nil {
-			failed.Add(1)
+			c.failed.Add(1)
 			return false
 		}
 		began := time.Now()
 		resp, err := w.cfg.Client.Do(req)
 		if err != nil {
-			failed.Add(1)
+			c.failed.Add(1)
 		} else {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			switch {
 			case resp.StatusCode == http.StatusAccepted:
 				if timed {
-					accepted.Add(1)
+					c.accepted.Add(1)
 					w.lat = append(w.lat, time.Since(began))
 				}
 				return true
 			case resp.StatusCode >= 500:
-				rejected.Add(1)
+				c.rejected.Add(1)
 			default:
-				rejected.Add(1)
+				c.rejected.Add(1)
 				return false
 			}
 		}

@@ -2,9 +2,11 @@ package loadgen_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"votes/domain"
 	"votes/infra/local"
 	"votes/internal/kumotest"
 	"votes/internal/loadgen"
@@ -41,5 +43,65 @@ func TestLoadAgainstTheLocalStack(t *testing.T) {
 	bad, err = loadgen.Check(context.Background(), nil, s.URL, res, time.Second)
 	if err != nil || len(bad) != 1 || bad[0].TitleID != res.Titles[0] {
 		t.Fatalf("a wrong expectation went unnoticed: %+v, %v", bad, err)
+	}
+}
+
+// TestLoadUsesTheDeploymentsCatalog: against a deployment with its own
+// catalog, a run given that catalog sends only its aspects and choices
+// (every submission accepted, changes included) and tallies exactly what
+// it expects; a run left on the default catalog is refused, which is what
+// a load of a deployed catalog did before runs could be given one.
+func TestLoadUsesTheDeploymentsCatalog(t *testing.T) {
+	catalog, err := domain.ParseCatalog("plot=good|bad|meh;music=loud|soft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := kumotest.Options(nil)
+	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint,
+		Retryer: opts.Retryer, Settings: local.FastSettings(), Catalog: catalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+
+	cfg := loadgen.Config{URL: s.URL, Count: 200, Concurrency: 4, Voters: 20, Titles: 3, Skew: "uniform", Aspects: 2,
+		ChangeShare: 0.4, Seed: 5, Run: "c", Catalog: catalog}
+	res, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 200 || res.Rejected != 0 {
+		t.Fatalf("run on the deployment's catalog: %+v", res.Stats)
+	}
+	allowed := map[string][]string{}
+	for _, a := range catalog.Aspects() {
+		allowed[a.Name] = a.Choices
+	}
+	for title, counts := range res.Expected {
+		for aspect, choices := range counts {
+			for choice := range choices {
+				if !slices.Contains(allowed[aspect], choice) {
+					t.Errorf("title %s: %s=%s is not in the catalog %s", title, aspect, choice, catalog)
+				}
+			}
+		}
+	}
+	bad, err := loadgen.Check(context.Background(), nil, s.URL, res, 30*time.Second)
+	if err != nil || len(bad) != 0 {
+		t.Fatalf("check: %+v, %v", bad, err)
+	}
+
+	cfg.Catalog, cfg.Run, cfg.Count, cfg.Aspects = domain.Catalog{}, "d", 20, 1
+	res, err = loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 0 || res.Rejected != 20 {
+		t.Errorf("run on the default catalog against a deployment of another: %+v, want all 20 refused", res.Stats)
+	}
+
+	cfg.Catalog, cfg.Aspects = catalog, 3
+	if err := cfg.Validate(); err == nil {
+		t.Error("3 aspects per submission from a catalog of 2 passed validation")
 	}
 }

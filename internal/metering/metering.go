@@ -57,18 +57,30 @@ func (m *Meter) APIOption(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
+// record counts one call: the request, then what it is billed, by the
+// kind of call. The caller's middleware runs it after the call returned, so
+// output is the answer when there was one.
 func (m *Meter) record(service, action string, input, output any) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.requests[service+" "+action]++
+	switch {
+	case m.countWrites(input):
+	case m.countReads(input, output):
+	case service == "SQS":
+		m.sqsUnits += sqsUnits(input, output)
+	}
+}
+
+// countWrites adds the write units of a DynamoDB write, and reports whether
+// input was one. A transaction costs twice the units of its items, and its
+// condition checks cost two read units each.
+func (m *Meter) countWrites(input any) bool {
 	switch in := input.(type) {
 	case *dynamodb.PutItemInput:
 		m.write(*in.TableName, in.Item, itemSize(in.Item), 1)
 	case *dynamodb.UpdateItemInput:
-		// The stored item's size is not known here: count the key and what
-		// the update sets. Our updated items (tally cells) stay under 1 KB.
-		size := itemSize(in.Key) + itemSize(in.ExpressionAttributeValues)
-		m.write(*in.TableName, in.Key, size, 1)
+		m.write(*in.TableName, in.Key, updateSize(in.Key, in.ExpressionAttributeValues), 1)
 	case *dynamodb.DeleteItemInput:
 		m.write(*in.TableName, in.Key, itemSize(in.Key), 1)
 	case *dynamodb.TransactWriteItemsInput:
@@ -77,7 +89,7 @@ func (m *Meter) record(service, action string, input, output any) {
 			case it.Put != nil:
 				m.write(*it.Put.TableName, it.Put.Item, itemSize(it.Put.Item), 2)
 			case it.Update != nil:
-				m.write(*it.Update.TableName, it.Update.Key, itemSize(it.Update.Key)+itemSize(it.Update.ExpressionAttributeValues), 2)
+				m.write(*it.Update.TableName, it.Update.Key, updateSize(it.Update.Key, it.Update.ExpressionAttributeValues), 2)
 			case it.Delete != nil:
 				m.write(*it.Delete.TableName, it.Delete.Key, itemSize(it.Delete.Key), 2)
 			case it.ConditionCheck != nil:
@@ -94,80 +106,96 @@ func (m *Meter) record(service, action string, input, output any) {
 				}
 			}
 		}
+	default:
+		return false
+	}
+	return true
+}
+
+// updateSize is what an update is billed on. The stored item's size is not
+// known here: count the key and what the update sets. Our updated items
+// (tally cells) stay under 1 KB.
+func updateSize(key, values map[string]types.AttributeValue) int {
+	return itemSize(key) + itemSize(values)
+}
+
+// countReads adds the read units of a DynamoDB read, and reports whether
+// input was one. GetItem and BatchGetItem are billed per item, a scan or a
+// query on the size of all it returned.
+func (m *Meter) countReads(input, output any) bool {
+	switch in := input.(type) {
 	case *dynamodb.GetItemInput:
-		factor := 0.5
-		if in.ConsistentRead != nil && *in.ConsistentRead {
-			factor = 1
-		}
 		size := 0
 		if out, ok := output.(*dynamodb.GetItemOutput); ok && out != nil {
 			size = itemSize(out.Item)
 		}
-		m.rcu += factor * float64(units(size, 4096))
+		m.rcu += readUnits(size, in.ConsistentRead)
 	case *dynamodb.BatchGetItemInput:
 		if out, ok := output.(*dynamodb.BatchGetItemOutput); ok && out != nil {
 			for table, ka := range in.RequestItems {
-				factor := 0.5
-				if ka.ConsistentRead != nil && *ka.ConsistentRead {
-					factor = 1
-				}
-				items := out.Responses[table]
-				for _, item := range items {
-					m.rcu += factor * float64(units(itemSize(item), 4096))
-				}
-				// A key read and not found costs the minimum read, as in
-				// GetItem; keys left unprocessed cost nothing.
-				missing := len(ka.Keys) - len(items)
-				if u, ok := out.UnprocessedKeys[table]; ok {
-					missing -= len(u.Keys)
-				}
-				m.rcu += factor * float64(max(missing, 0))
+				m.rcu += batchGetUnits(ka, out.Responses[table], out.UnprocessedKeys[table])
 			}
 		}
-	case *dynamodb.ScanInput, *dynamodb.QueryInput:
+	case *dynamodb.ScanInput:
 		var items []map[string]types.AttributeValue
-		consistent := false
-		switch out := output.(type) {
-		case *dynamodb.ScanOutput:
-			if out != nil {
-				items = out.Items
-			}
-			consistent = in.(*dynamodb.ScanInput).ConsistentRead != nil && *in.(*dynamodb.ScanInput).ConsistentRead
-		case *dynamodb.QueryOutput:
-			if out != nil {
-				items = out.Items
-			}
+		if out, ok := output.(*dynamodb.ScanOutput); ok && out != nil {
+			items = out.Items
 		}
-		total := 0
-		for _, item := range items {
-			total += itemSize(item)
+		m.rcu += readUnits(itemsSize(items), in.ConsistentRead)
+	case *dynamodb.QueryInput:
+		var items []map[string]types.AttributeValue
+		if out, ok := output.(*dynamodb.QueryOutput); ok && out != nil {
+			items = out.Items
 		}
-		factor := 0.5
-		if consistent {
-			factor = 1
-		}
-		m.rcu += factor * float64(units(total, 4096))
+		m.rcu += readUnits(itemsSize(items), in.ConsistentRead)
+	default:
+		return false
+	}
+	return true
+}
+
+// batchGetUnits is one table's part of a BatchGetItem: each item found is
+// billed as a GetItem of it, and a key read and not found costs the minimum
+// read, as in GetItem; keys left unprocessed cost nothing.
+func batchGetUnits(ka types.KeysAndAttributes, found []map[string]types.AttributeValue, unprocessed types.KeysAndAttributes) float64 {
+	u := 0.0
+	for _, item := range found {
+		u += readUnits(itemSize(item), ka.ConsistentRead)
+	}
+	missing := len(ka.Keys) - len(found) - len(unprocessed.Keys)
+	return u + float64(max(missing, 0))*readUnits(0, ka.ConsistentRead)
+}
+
+// readUnits is what reading size bytes costs: one unit per started 4 KB
+// when strongly consistent, half of that when eventually consistent (the
+// default).
+func readUnits(size int, consistent *bool) float64 {
+	u := float64(units(size, 4096))
+	if consistent == nil || !*consistent {
+		u /= 2
+	}
+	return u
+}
+
+// sqsUnits is what an SQS call is billed: one request per started 64 KiB of
+// the payload sent or received; any other call is one request.
+func sqsUnits(input, output any) int64 {
+	size := 0
+	switch in := input.(type) {
 	case *sqs.SendMessageInput:
-		m.sqsUnits += int64(units(len(*in.MessageBody), 64<<10))
+		size = len(*in.MessageBody)
 	case *sqs.SendMessageBatchInput:
-		size := 0
 		for _, e := range in.Entries {
 			size += len(*e.MessageBody)
 		}
-		m.sqsUnits += int64(units(size, 64<<10))
 	case *sqs.ReceiveMessageInput:
-		size := 0
 		if out, ok := output.(*sqs.ReceiveMessageOutput); ok && out != nil {
 			for _, msg := range out.Messages {
 				size += len(*msg.Body)
 			}
 		}
-		m.sqsUnits += int64(units(size, 64<<10))
-	default:
-		if service == "SQS" {
-			m.sqsUnits++
-		}
 	}
+	return int64(units(size, 64<<10))
 }
 
 // write counts a write of size bytes to the item's partition key, times
@@ -185,6 +213,14 @@ func (m *Meter) write(table string, item map[string]types.AttributeValue, size, 
 // units is how many started blocks of size n bytes hold; at least one.
 func units(n, block int) int {
 	return max(1, (n+block-1)/block)
+}
+
+func itemsSize(items []map[string]types.AttributeValue) int {
+	n := 0
+	for _, item := range items {
+		n += itemSize(item)
+	}
+	return n
 }
 
 // itemSize follows DynamoDB's item size rules: attribute names plus values.
