@@ -78,23 +78,24 @@ type Settings struct {
 
 // DefaultSettings are the values serverless.yml deploys.
 func DefaultSettings() Settings {
+	fc := functions.DefaultConfig()
 	return Settings{
 		Processor:           SQSMapping{BatchSize: 100, Window: time.Second, MaxConcurrency: 10, Pollers: 4},
 		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
 		VisibilityTimeout:   180 * time.Second,
 		MaxReceiveCount:     100,
-		Retry:               handlers.DefaultRetryLimits(),
+		Retry:               fc.Retry,
 		Retention:           4 * 24 * time.Hour,
 		DeadLetterRetention: 14 * 24 * time.Hour,
 		ReservedConcurrency: map[string]int{"receiver": 100, "processor": 10, "projector": 20, "query": 20, "repairer": 5},
-		Concurrency:         16,
+		Concurrency:         fc.Concurrency,
 		MemoryMB:            map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128, "repairer": 256},
 		Timeouts:            map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second, "repairer": 60 * time.Second},
 		// One failure per invocation; six times the repairer's 60 s timeout.
 		Repairer:              SQSMapping{BatchSize: 1, Pollers: 1, MaxConcurrency: 2},
 		RepairVisibility:      360 * time.Second,
-		RepairMaxReceiveCount: 5,
-		Reads:                 handlers.DefaultReadLimits(),
+		RepairMaxReceiveCount: fc.RepairMaxReceives,
+		Reads:                 fc.Reads,
 	}
 }
 
@@ -154,8 +155,6 @@ type Config struct {
 	Log        *slog.Logger
 }
 
-var functionNames = []string{"receiver", "processor", "projector", "query", "repairer"}
-
 // Stack is a running local pipeline.
 type Stack struct {
 	// Endpoint serves DynamoDB, DynamoDB Streams and SQS.
@@ -201,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if len(cfg.Catalog.Aspects()) == 0 {
 		cfg.Catalog = domain.DefaultCatalog()
 	}
-	for _, name := range functionNames {
+	for _, name := range functions.Names() {
 		if cfg.Settings.Timeouts[name] <= 0 {
 			return nil, fmt.Errorf("local: settings give function %s no timeout", name)
 		}
@@ -230,18 +229,17 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 
-	fc := functions.Config{
-		Tables:            s.Tables,
-		SubmissionsURL:    s.QueueURLs[s.Queues.Submissions],
-		DeadLettersURL:    s.QueueURLs[s.Queues.DeadLetters],
-		FailuresURL:       s.QueueURLs[s.Queues.ProjectorFailed],
-		RepairFailedURL:   s.QueueURLs[s.Queues.RepairFailed],
-		Catalog:           cfg.Catalog,
-		Retry:             cfg.Settings.Retry,
-		RepairMaxReceives: cfg.Settings.RepairMaxReceiveCount,
-		Concurrency:       cfg.Settings.Concurrency,
-		Reads:             cfg.Settings.Reads,
-	}
+	fc := functions.DefaultConfig()
+	fc.Tables = s.Tables
+	fc.SubmissionsURL = s.QueueURLs[s.Queues.Submissions]
+	fc.DeadLettersURL = s.QueueURLs[s.Queues.DeadLetters]
+	fc.FailuresURL = s.QueueURLs[s.Queues.ProjectorFailed]
+	fc.RepairFailedURL = s.QueueURLs[s.Queues.RepairFailed]
+	fc.Catalog = cfg.Catalog
+	fc.Retry = cfg.Settings.Retry
+	fc.RepairMaxReceives = cfg.Settings.RepairMaxReceiveCount
+	fc.Concurrency = cfg.Settings.Concurrency
+	fc.Reads = cfg.Settings.Reads
 	if err := fc.Validate(); err != nil {
 		s.closeKumo()
 		return nil, err
@@ -249,13 +247,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	// Each function has clients of its own, as each runs in its own
 	// sandboxes in AWS: one function's retries do not spend another's
 	// retry budget.
-	clients := map[string]awscfg.Clients{}
-	for _, name := range functionNames {
+	clients := map[string]awscfg.Config{}
+	for _, name := range functions.Names() {
 		opts := slices.Clone(cfg.APIOptions)
 		if cfg.FunctionAPIOptions != nil {
 			opts = append(opts, cfg.FunctionAPIOptions(name)...)
 		}
-		c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: opts})
+		c, err := awscfg.Load(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: opts})
 		if err != nil {
 			s.closeKumo()
 			return nil, err
@@ -263,11 +261,11 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		clients[name] = c
 	}
 	timeouts := cfg.Settings.Timeouts
-	s.Functions.Receiver = NewFunction("receiver", timeouts["receiver"], functions.Receiver(fc, clients["receiver"], cfg.Log.With("function", "receiver")).Handle)
-	s.Functions.Processor = NewFunction("processor", timeouts["processor"], functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
-	s.Functions.Projector = NewFunction("projector", timeouts["projector"], functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
-	s.Functions.Query = NewFunction("query", timeouts["query"], functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
-	s.Functions.Repairer = NewFunction("repairer", timeouts["repairer"], functions.Repairer(fc, clients["repairer"], cfg.Log.With("function", "repairer")).Handle)
+	s.Functions.Receiver = NewFunction("receiver", timeouts["receiver"], functions.Receiver(fc, clients["receiver"].SQS(), cfg.Log.With("function", "receiver")).Handle)
+	s.Functions.Processor = NewFunction("processor", timeouts["processor"], functions.Processor(fc, clients["processor"].DynamoDB(), clients["processor"].SQS(), cfg.Log.With("function", "processor")).Handle)
+	s.Functions.Projector = NewFunction("projector", timeouts["projector"], functions.Projector(fc, clients["projector"].DynamoDB(), clients["projector"].SQS(), cfg.Log.With("function", "projector")).Handle)
+	s.Functions.Query = NewFunction("query", timeouts["query"], functions.Query(fc, clients["query"].DynamoDB(), cfg.Log.With("function", "query")).Handle)
+	s.Functions.Repairer = NewFunction("repairer", timeouts["repairer"], functions.Repairer(fc, clients["repairer"].DynamoDB(), clients["repairer"].Streams(), clients["repairer"].SQS(), cfg.Log.With("function", "repairer")).Handle)
 	// The routes serverless.yml deploys, each naming its method; the
 	// gateway answers other methods on these paths itself (405). Only a
 	// submission needs a voter's token.
@@ -283,7 +281,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	region := s.Clients.Config.Region
 	for range max(min(cfg.Settings.Processor.Pollers, cfg.Settings.Processor.MaxConcurrency), 1) {
 		p := &sqsPoller{
-			client: clients["processor"].SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
+			client: clients["processor"].SQS(), queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
 			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "submissions"),
 		}
 		s.goRun(func() { p.run(runCtx) })
@@ -291,13 +289,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	sm := cfg.Settings.Projector
 	sm.FailureQueueURL = fc.FailuresURL
 	s.streams = &streamPoller{
-		streams: clients["projector"].Streams, sqs: clients["projector"].SQS, streamARN: streamARN, region: region,
+		streams: clients["projector"].Streams(), sqs: clients["projector"].SQS(), streamARN: streamARN, region: region,
 		mapping: sm, fn: s.Functions.Projector, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "events-stream"),
 	}
 	s.goRun(func() { s.streams.run(runCtx) })
 	for range max(cfg.Settings.Repairer.Pollers, 1) {
 		p := &sqsPoller{
-			client: clients["repairer"].SQS, queueURL: fc.FailuresURL, queueARN: s.queueARN(region, s.Queues.ProjectorFailed),
+			client: clients["repairer"].SQS(), queueURL: fc.FailuresURL, queueARN: s.queueARN(region, s.Queues.ProjectorFailed),
 			region: region, mapping: cfg.Settings.Repairer, fn: s.Functions.Repairer, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "projector-failures"),
 		}
 		s.goRun(func() { p.run(runCtx) })
