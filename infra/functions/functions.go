@@ -1,6 +1,8 @@
 // Package functions wires the pipeline's Lambda functions from SDK clients
 // and configuration. The Lambda entry points in cmd/ and the local stack
 // build their handlers here, so both run the same code on the same adapters.
+// Each function is given only the SDK clients it calls, so that its main
+// builds no other.
 package functions
 
 import (
