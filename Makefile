@@ -1,6 +1,8 @@
 # Lambda zips for serverless.yml: one bootstrap per function, linux/arm64,
-# static, stripped, without the RPC shim (provided.al2023).
-FUNCTIONS := receiver processor projector query repairer
+# static, stripped, without the RPC shim (provided.al2023). The functions
+# are the artifacts serverless.yml packages; a deployment test holds those
+# to the code's list (functions.Names).
+FUNCTIONS := $(shell sed -n 's|^ *artifact: bin/\(.*\)\.zip$$|\1|p' serverless.yml)
 ZIPS := $(FUNCTIONS:%=bin/%.zip)
 GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 

@@ -13,11 +13,10 @@ import (
 	"time"
 
 	"votes/infra/dynamo"
+	"votes/infra/functions"
 	"votes/infra/local"
 	"votes/infra/queue"
 )
-
-var functionNames = []string{"receiver", "processor", "projector", "query", "repairer"}
 
 // prodParams are what a production deploy must be given: the JWT
 // authorizer's issuer and audience (auth=jwt is the default outside dev),
@@ -143,7 +142,21 @@ func TestServerlessWiring(t *testing.T) {
 	queues := queue.NamesFor(stage)
 
 	t.Run("functions", func(t *testing.T) {
-		for _, name := range functionNames {
+		var deployed, want []string
+		for logical, r := range res {
+			if r["Type"] == "AWS::Lambda::Function" {
+				deployed = append(deployed, logical)
+			}
+		}
+		for _, name := range functions.Names() {
+			want = append(want, title(name)+"LambdaFunction")
+		}
+		slices.Sort(deployed)
+		slices.Sort(want)
+		if !slices.Equal(deployed, want) {
+			t.Errorf("serverless.yml deploys %v; the code has %v (functions.Names)", deployed, want)
+		}
+		for _, name := range functions.Names() {
 			fn, ok := res[title(name)+"LambdaFunction"]
 			if !ok {
 				t.Fatalf("no function %s", name)
@@ -480,7 +493,7 @@ func TestServerlessWiring(t *testing.T) {
 			"ApproximateNumberOfMessagesVisible " + queues.RepairFailed,
 			"IteratorAge votes-" + stage + "-projector",
 		}
-		for _, fn := range functionNames {
+		for _, fn := range functions.Names() {
 			want = append(want, "Errors votes-"+stage+"-"+fn, "Throttles votes-"+stage+"-"+fn)
 		}
 		for _, w := range want {
@@ -494,7 +507,7 @@ func TestServerlessWiring(t *testing.T) {
 // TestLambdaBinariesLeaveOutTheLocalStack: the functions ship only what
 // runs in Lambda: no emulator, no local runtime.
 func TestLambdaBinariesLeaveOutTheLocalStack(t *testing.T) {
-	for _, fn := range functionNames {
+	for _, fn := range functions.Names() {
 		out, err := exec.Command("go", "list", "-deps", "votes/cmd/"+fn).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list: %v\n%s", err, out)

@@ -19,6 +19,7 @@ import (
 
 	"votes/infra/dynamo"
 	"votes/infra/faults"
+	"votes/infra/functions"
 	"votes/infra/local"
 	"votes/internal/kumotest"
 	"votes/internal/loadgen"
@@ -48,7 +49,7 @@ func iamAction(call string) string {
 // to be allowed by the function's role in the packaged CloudFormation.
 func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	meters := map[string]*metering.Meter{}
-	for _, fn := range functionNames {
+	for _, fn := range functions.Names() {
 		meters[fn] = metering.New(nil)
 	}
 	flaky := faults.New(11)
@@ -109,7 +110,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	}
 
 	res := resources(template(t, "prod", prodParams...))
-	for _, fn := range functionNames {
+	for _, fn := range functions.Names() {
 		allowed := map[string]bool{}
 		for _, pol := range props(res[title(fn)+"Role"])["Policies"].([]any) {
 			for _, st := range pol.(cfn)["PolicyDocument"].(cfn)["Statement"].([]any) {

@@ -35,8 +35,8 @@ func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
 	const runs = 50
 	const title = "tt0111161"
 	f := newFixture(t)
-	recv := functions.Receiver(f.cfg, f.clients, discard())
-	proc := functions.Processor(f.cfg, f.clients, discard())
+	recv := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	proc := functions.Processor(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 
 	t.Run("sequential", func(t *testing.T) {
 		// {story:up}, then {story:down, acting:up} under the same key, each

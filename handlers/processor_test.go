@@ -96,7 +96,7 @@ func failedIDs(resp events.SQSEventResponse) []string {
 func TestProcessorAppendsEvents(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Processor(f.cfg, f.clients, discard())
+	h := functions.Processor(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 
 	resp, err := h.Handle(context.Background(), sqsEvent(t))
 	if err != nil {
@@ -127,7 +127,7 @@ func TestProcessorAppendsEvents(t *testing.T) {
 func TestProcessorRedeliveryIsDuplicate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Processor(f.cfg, f.clients, discard())
+	h := functions.Processor(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 	ev := sqsEvent(t)
 	if resp, err := h.Handle(context.Background(), ev); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("first delivery: %v, failures %v", err, failedIDs(resp))
@@ -180,7 +180,7 @@ func TestProcessorDeadLettersPoison(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			h := functions.Processor(f.cfg, f.clients, discard())
+			h := functions.Processor(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 			ev := sqsEvent(t)
 			ev.Records[0].Body = tt.body
 
@@ -220,7 +220,7 @@ func TestProcessorKeepsPoisonWhenDeadLetterQueueFails(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.cfg
 	cfg.DeadLettersURL = f.missingQueueURL(t)
-	h := functions.Processor(cfg, f.clients, discard())
+	h := functions.Processor(cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 	ev := sqsEvent(t)
 	ev.Records[0].Body = "Message Body"
 
@@ -264,7 +264,7 @@ func TestProcessorAppendFailure(t *testing.T) {
 			f := newFixture(t)
 			cfg := f.cfg
 			cfg.Tables.Events = cfg.Tables.Events + "-missing"
-			h := functions.Processor(cfg, f.clients, discard())
+			h := functions.Processor(cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 			ev := sqsEvent(t)
 			ev.Records = ev.Records[:1]
 			ev.Records[0].Attributes = tt.attributes
@@ -315,7 +315,7 @@ func TestProcessorRetriesNewerSchema(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			h := functions.Processor(f.cfg, f.clients, discard())
+			h := functions.Processor(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 			ev := sqsEvent(t)
 			// A newer receiver may change the shape in any other way too.
 			ev.Records[0].Body = strings.Replace(strings.Replace(ev.Records[0].Body, `"v":1`, `"v":2`, 1), `"votes":`, `"ballot":`, 1)

@@ -70,8 +70,8 @@ var sampleTallies = map[string]map[string]int64{
 func TestProjectorTalliesStream(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	p := functions.Projector(f.cfg, f.clients, discard())
-	q := functions.Query(f.cfg, f.clients, discard())
+	p := functions.Projector(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 
 	resp, err := p.Handle(context.Background(), streamEvent(t))
 	if err != nil {
@@ -115,8 +115,8 @@ func TestProjectorTalliesStream(t *testing.T) {
 func TestProjectorLatestVoteWins(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	p := functions.Projector(f.cfg, f.clients, discard())
-	q := functions.Query(f.cfg, f.clients, discard())
+	p := functions.Projector(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 	ev := streamEvent(t)
 	ev.Records = ev.Records[:4] // the good ones
 	if resp, err := p.Handle(context.Background(), ev); err != nil || len(resp.BatchItemFailures) != 0 {
@@ -142,8 +142,8 @@ func TestProjectorLatestVoteWins(t *testing.T) {
 func TestProjectorIgnoresOtherThanInserts(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	p := functions.Projector(f.cfg, f.clients, discard())
-	q := functions.Query(f.cfg, f.clients, discard())
+	p := functions.Projector(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 	ev := streamEvent(t)
 	for i := range ev.Records {
 		ev.Records[i].EventName = string(events.DynamoDBOperationTypeModify)
@@ -166,8 +166,8 @@ func TestProjectorKeepsBrokenRecordWhenFailureQueueFails(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.cfg
 	cfg.FailuresURL = f.missingQueueURL(t)
-	p := functions.Projector(cfg, f.clients, discard())
-	q := functions.Query(f.cfg, f.clients, discard())
+	p := functions.Projector(cfg, f.clients.DynamoDB, f.clients.SQS, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 
 	resp, err := p.Handle(context.Background(), streamEvent(t))
 	if err != nil {
@@ -186,7 +186,7 @@ func TestProjectorReportsFailedCells(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.cfg
 	cfg.Tables.Ballots = cfg.Tables.Ballots + "-missing"
-	p := functions.Projector(cfg, f.clients, discard())
+	p := functions.Projector(cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 
 	resp, err := p.Handle(context.Background(), streamEvent(t))
 	if err != nil {
@@ -208,7 +208,7 @@ func TestProjectorOrdersFailuresBySequenceNumber(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.cfg
 	cfg.Tables.Ballots = cfg.Tables.Ballots + "-missing"
-	p := functions.Projector(cfg, f.clients, discard())
+	p := functions.Projector(cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 	// Sequence numbers of different lengths: 99 comes before 100.
 	ev := streamEvent(t)
 	ev.Records = ev.Records[:3]
@@ -272,8 +272,8 @@ func TestProjectorRetriesNewerSchema(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			p := functions.Projector(f.cfg, f.clients, discard())
-			q := functions.Query(f.cfg, f.clients, discard())
+			p := functions.Projector(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
+			q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 			ev := streamEvent(t)
 			rec := &ev.Records[0]
 			if rec.Change.SequenceNumber != newerSeq {

@@ -16,7 +16,7 @@ import (
 func TestQueryHealthz(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	q := functions.Query(f.cfg, f.clients, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 	req := apiRequest(t, "apigw-v2-request-tallies.json")
 	req.RouteKey, req.RequestContext.RouteKey = "GET /healthz", "GET /healthz"
 	req.RawPath, req.RequestContext.HTTP.Path = "/healthz", "/healthz"
@@ -41,7 +41,7 @@ func TestQueryHealthz(t *testing.T) {
 func TestQueryTitleWithoutVotes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	q := functions.Query(f.cfg, f.clients, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 	if got := tallies(t, q, "tt9999999"); got == nil || len(got) != 0 {
 		t.Errorf("tallies of a title nobody voted on: %v, want {}", got)
 	}
@@ -50,7 +50,7 @@ func TestQueryTitleWithoutVotes(t *testing.T) {
 func TestQueryRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	q := functions.Query(f.cfg, f.clients, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 	title := func(id string) func(*events.APIGatewayV2HTTPRequest) {
 		return func(r *events.APIGatewayV2HTTPRequest) { r.PathParameters["titleId"] = id }
 	}
@@ -99,7 +99,7 @@ func TestQueryUnavailableTallies(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.cfg
 	cfg.Tables.Tallies = cfg.Tables.Tallies + "-missing"
-	q := functions.Query(cfg, f.clients, discard())
+	q := functions.Query(cfg, f.clients.DynamoDB, discard())
 
 	resp, err := q.Handle(context.Background(), apiRequest(t, "apigw-v2-request-tallies.json"))
 	if err != nil {

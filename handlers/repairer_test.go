@@ -122,8 +122,8 @@ func TestRepairerReprojectsStreamRange(t *testing.T) {
 	if len(recs) != len(evs) {
 		t.Fatalf("%d stream records, want %d", len(recs), len(evs))
 	}
-	r := functions.Repairer(f.cfg, f.clients, discard())
-	q := functions.Query(f.cfg, f.clients, discard())
+	r := functions.Repairer(f.cfg, f.clients.DynamoDB, f.clients.Streams, f.clients.SQS, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 
 	// Records 2 to 4 of 5: the repair must neither miss them nor reach
 	// beyond them (kumo starts AT_SEQUENCE_NUMBER iterators at the shard's
@@ -150,8 +150,8 @@ func TestRepairerReprojectsStreamRange(t *testing.T) {
 func TestRepairerRetriesDeadLetteredRecord(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	r := functions.Repairer(f.cfg, f.clients, discard())
-	q := functions.Query(f.cfg, f.clients, discard())
+	r := functions.Repairer(f.cfg, f.clients.DynamoDB, f.clients.Streams, f.clients.SQS, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 	var good, broken events.DynamoDBEventRecord
 	for _, rec := range streamEvent(t).Records {
 		switch {
@@ -189,7 +189,7 @@ func TestRepairerRetriesDeadLetteredRecord(t *testing.T) {
 func TestRepairerNamesTheFallbackForExpiredRange(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	r := functions.Repairer(f.cfg, f.clients, discard())
+	r := functions.Repairer(f.cfg, f.clients.DynamoDB, f.clients.Streams, f.clients.SQS, discard())
 	resp, err := r.Handle(context.Background(), failureEvent(t, onFailure(t, "", "", nil, nil), 1))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("%v, failures %v: an expired range cannot be retried from the stream", err, sqsFailures(resp))
@@ -216,7 +216,8 @@ func TestRepairerRetriesUntilLastReceive(t *testing.T) {
 	arn, shard, recs := streamRecords(t, f)
 	flaky := faults.New(5)
 	flaky.Set(1, 0, func(target, _ string) bool { return faults.Action(target, "UpdateItem") })
-	r := functions.Repairer(f.cfg, kumotest.Clients(t, flaky.Client()), discard())
+	flakyClients := kumotest.Clients(t, flaky.Client())
+	r := functions.Repairer(f.cfg, flakyClients.DynamoDB, flakyClients.Streams, flakyClients.SQS, discard())
 	body := onFailure(t, arn, shard, &recs[0], &recs[len(recs)-1])
 
 	resp, err := r.Handle(context.Background(), failureEvent(t, body, 1))
@@ -240,7 +241,7 @@ func TestRepairerRetriesUntilLastReceive(t *testing.T) {
 	if resp, err := r.Handle(context.Background(), failureEvent(t, body, 1)); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("after the fault: %v, failures %v", err, sqsFailures(resp))
 	}
-	q := functions.Query(f.cfg, f.clients, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
 	if got, want := toCounts(tallies(t, q, "tt-flaky")), projections.Fold(evs)["tt-flaky"]; !got.Equal(want) {
 		t.Errorf("tallies %v, want %v", got, want)
 	}

@@ -46,7 +46,7 @@ func (f readsFixture) container(c *projectiontest.Clock) (*handlers.Query, *mete
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return functions.QueryAt(f.cfg, clients, c.Now, discard()), meter
+	return functions.QueryAt(f.cfg, clients.DynamoDB, c.Now, discard()), meter
 }
 
 var stepN int

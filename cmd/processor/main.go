@@ -11,6 +11,6 @@ import (
 )
 
 func main() {
-	c, clients, log := lambdaenv.Must(context.Background())
-	lambda.Start(functions.Processor(c, clients, log).Handle)
+	c, aws, log := lambdaenv.Must(context.Background(), functions.ProcessorName)
+	lambda.Start(functions.Processor(c, aws.DynamoDB(), aws.SQS(), log).Handle)
 }

@@ -11,6 +11,6 @@ import (
 )
 
 func main() {
-	c, clients, log := lambdaenv.Must(context.Background())
-	lambda.Start(functions.Projector(c, clients, log).Handle)
+	c, aws, log := lambdaenv.Must(context.Background(), functions.ProjectorName)
+	lambda.Start(functions.Projector(c, aws.DynamoDB(), aws.SQS(), log).Handle)
 }

@@ -11,6 +11,6 @@ import (
 )
 
 func main() {
-	c, clients, log := lambdaenv.Must(context.Background())
-	lambda.Start(functions.Query(c, clients, log).Handle)
+	c, aws, log := lambdaenv.Must(context.Background(), functions.QueryName)
+	lambda.Start(functions.Query(c, aws.DynamoDB(), log).Handle)
 }

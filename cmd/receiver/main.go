@@ -11,6 +11,6 @@ import (
 )
 
 func main() {
-	c, clients, log := lambdaenv.Must(context.Background())
-	lambda.Start(functions.Receiver(c, clients, log).Handle)
+	c, aws, log := lambdaenv.Must(context.Background(), functions.ReceiverName)
+	lambda.Start(functions.Receiver(c, aws.SQS(), log).Handle)
 }

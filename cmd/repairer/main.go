@@ -12,6 +12,6 @@ import (
 )
 
 func main() {
-	c, clients, log := lambdaenv.Must(context.Background())
-	lambda.Start(functions.Repairer(c, clients, log).Handle)
+	c, aws, log := lambdaenv.Must(context.Background(), functions.RepairerName)
+	lambda.Start(functions.Repairer(c, aws.DynamoDB(), aws.Streams(), aws.SQS(), log).Handle)
 }

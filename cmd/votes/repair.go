@@ -41,11 +41,11 @@ func (t target) ops(ctx context.Context) (ops, error) {
 
 // repairer is the repairer function's code, run here.
 func (o ops) repairer() *handlers.Repairer {
-	cfg := functions.Config{
-		Tables: o.tables, Catalog: domain.DefaultCatalog(), Concurrency: 16,
-		FailuresURL: o.urls[o.names.ProjectorFailed], RepairFailedURL: o.urls[o.names.RepairFailed],
-	}
-	return functions.Repairer(cfg, o.clients, slog.New(slog.DiscardHandler))
+	cfg := functions.DefaultConfig()
+	cfg.Tables = o.tables
+	cfg.FailuresURL, cfg.RepairFailedURL = o.urls[o.names.ProjectorFailed], o.urls[o.names.RepairFailed]
+	cfg.RepairMaxReceives = 0 // an operator's repair does not give up on a message for its receive count
+	return functions.Repairer(cfg, o.clients.DynamoDB, o.clients.Streams, o.clients.SQS, slog.New(slog.DiscardHandler))
 }
 
 func runRepair(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -40,8 +40,15 @@ type Clients struct {
 	Streams  *dynamodbstreams.Client
 }
 
-// New loads the AWS configuration and builds the clients once.
-func New(ctx context.Context, o Options) (Clients, error) {
+// Config is a loaded AWS configuration and the endpoint its clients go
+// to. A Lambda function builds from it only the clients it calls.
+type Config struct {
+	AWS      aws.Config
+	Endpoint string
+}
+
+// Load loads the AWS configuration once; its methods build the clients.
+func Load(ctx context.Context, o Options) (Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))
@@ -57,7 +64,7 @@ func New(ctx context.Context, o Options) (Clients, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return Clients{}, fmt.Errorf("aws: load config: %w", err)
+		return Config{}, fmt.Errorf("aws: load config: %w", err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -68,23 +75,44 @@ func New(ctx context.Context, o Options) (Clients, error) {
 		// fails where AWS_CA_BUNDLE is set.
 		cfg.HTTPClient = o.HTTPClient
 	}
-	c := Clients{Config: cfg, Endpoint: o.Endpoint}
-	c.DynamoDB = dynamodb.NewFromConfig(cfg, func(opt *dynamodb.Options) {
-		if o.Endpoint != "" {
-			opt.BaseEndpoint = aws.String(o.Endpoint)
+	return Config{AWS: cfg, Endpoint: o.Endpoint}, nil
+}
+
+// DynamoDB builds a DynamoDB client.
+func (c Config) DynamoDB() *dynamodb.Client {
+	return dynamodb.NewFromConfig(c.AWS, func(opt *dynamodb.Options) {
+		if c.Endpoint != "" {
+			opt.BaseEndpoint = aws.String(c.Endpoint)
 			// The emulator does not send the CRC32 checksum the SDK checks.
 			opt.DisableValidateResponseChecksum = true
 		}
 	})
-	c.SQS = sqs.NewFromConfig(cfg, func(opt *sqs.Options) {
-		if o.Endpoint != "" {
-			opt.BaseEndpoint = aws.String(o.Endpoint)
+}
+
+// SQS builds an SQS client.
+func (c Config) SQS() *sqs.Client {
+	return sqs.NewFromConfig(c.AWS, func(opt *sqs.Options) {
+		if c.Endpoint != "" {
+			opt.BaseEndpoint = aws.String(c.Endpoint)
 		}
 	})
-	c.Streams = dynamodbstreams.NewFromConfig(cfg, func(opt *dynamodbstreams.Options) {
-		if o.Endpoint != "" {
-			opt.BaseEndpoint = aws.String(o.Endpoint)
+}
+
+// Streams builds a DynamoDB Streams client.
+func (c Config) Streams() *dynamodbstreams.Client {
+	return dynamodbstreams.NewFromConfig(c.AWS, func(opt *dynamodbstreams.Options) {
+		if c.Endpoint != "" {
+			opt.BaseEndpoint = aws.String(c.Endpoint)
 		}
 	})
-	return c, nil
+}
+
+// New loads the AWS configuration and builds every client, for the CLI,
+// the local stack and tests, which call all three services.
+func New(ctx context.Context, o Options) (Clients, error) {
+	c, err := Load(ctx, o)
+	if err != nil {
+		return Clients{}, err
+	}
+	return Clients{Config: c.AWS, Endpoint: c.Endpoint, DynamoDB: c.DynamoDB(), SQS: c.SQS(), Streams: c.Streams()}, nil
 }

@@ -1,22 +1,43 @@
 // Package functions wires the pipeline's Lambda functions from SDK clients
 // and configuration. The Lambda entry points in cmd/ and the local stack
 // build their handlers here, so both run the same code on the same adapters.
+// Each function is given only the SDK clients it calls, so that its main
+// builds no other.
 package functions
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"votes/domain"
 	"votes/handlers"
-	"votes/infra/awscfg"
 	"votes/infra/dynamo"
 	"votes/infra/queue"
 	"votes/infra/streams"
 	"votes/projections"
 )
+
+// The pipeline's functions, named as serverless.yml, the Makefile (which
+// reads serverless.yml), cmd/<name> and the local stack name them.
+const (
+	ReceiverName  = "receiver"
+	ProcessorName = "processor"
+	ProjectorName = "projector"
+	QueryName     = "query"
+	RepairerName  = "repairer"
+)
+
+// Names lists every function, in the order of the pipeline.
+func Names() []string {
+	return []string{ReceiverName, ProcessorName, ProjectorName, QueryName, RepairerName}
+}
 
 // Config is what the functions need to know of their deployment.
 type Config struct {
@@ -32,42 +53,136 @@ type Config struct {
 	Reads             handlers.ReadLimits  // how far behind, and how costly, a tally read may be
 }
 
-// Validate reports the first missing setting.
-func (c Config) Validate() error {
-	switch {
-	case c.Tables.Events == "" || c.Tables.Ballots == "" || c.Tables.Tallies == "":
-		return errors.New("config: table names are required")
-	case len(c.Catalog.Aspects()) == 0:
-		return errors.New("config: catalog is empty")
-	case c.Concurrency < 1:
-		return errors.New("config: concurrency must be at least 1")
+// DefaultConfig holds the settings that have a default, as serverless.yml
+// deploys them: the Lambda environment and the local stack start from it.
+// Table names and queue URLs have none: they name a deployment.
+func DefaultConfig() Config {
+	return Config{
+		Catalog:           domain.DefaultCatalog(),
+		Retry:             handlers.DefaultRetryLimits(),
+		RepairMaxReceives: 5,
+		Concurrency:       16,
+		Reads:             handlers.DefaultReadLimits(),
 	}
-	return c.Reads.Validate()
+}
+
+// ErrUnknownFunction is returned by Validate for a name not in Names.
+var ErrUnknownFunction = errors.New("config: no such function")
+
+// Validate reports every setting that the named functions need and that is
+// missing or out of range, all at once (errors.Join); with no name, what
+// all of them need, as the local stack runs them all. Each function is held
+// only to the settings it uses (see needs): a receiver is not refused for a
+// missing repair queue it never writes to.
+func (c Config) Validate(names ...string) error {
+	if len(names) == 0 {
+		names = Names()
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for _, name := range names {
+		settings, ok := needs(name)
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownFunction, name)
+		}
+		for _, setting := range settings {
+			if seen[setting] {
+				continue
+			}
+			seen[setting] = true
+			if err := c.check(setting); err != nil {
+				errs = append(errs, fmt.Errorf("config: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// needs lists the settings a function uses, as its wiring below does.
+func needs(function string) ([]string, bool) {
+	switch function {
+	case ReceiverName:
+		return []string{"catalog", "submissions queue URL"}, true
+	case ProcessorName:
+		return []string{"events table", "dead-letter queue URL", "concurrency", "retry limits"}, true
+	case ProjectorName:
+		return []string{"ballots table", "tallies table", "projector failure queue URL", "concurrency"}, true
+	case QueryName:
+		return []string{"tallies table", "catalog", "read limits"}, true
+	case RepairerName:
+		return []string{"ballots table", "tallies table", "repair failed queue URL", "concurrency", "repair max receives"}, true
+	}
+	return nil, false
+}
+
+// check reports what is wrong with one setting.
+func (c Config) check(setting string) error {
+	required := func(v string) error {
+		if v == "" {
+			return fmt.Errorf("%s is required", setting)
+		}
+		return nil
+	}
+	switch setting {
+	case "events table":
+		return required(c.Tables.Events)
+	case "ballots table":
+		return required(c.Tables.Ballots)
+	case "tallies table":
+		return required(c.Tables.Tallies)
+	case "submissions queue URL":
+		return required(c.SubmissionsURL)
+	case "dead-letter queue URL":
+		return required(c.DeadLettersURL)
+	case "projector failure queue URL":
+		return required(c.FailuresURL)
+	case "repair failed queue URL":
+		return required(c.RepairFailedURL)
+	case "catalog":
+		if len(c.Catalog.Aspects()) == 0 {
+			return errors.New("catalog is empty")
+		}
+	case "concurrency":
+		if c.Concurrency < 1 {
+			return fmt.Errorf("concurrency is %d, must be at least 1", c.Concurrency)
+		}
+	case "retry limits":
+		if c.Retry.Failing <= 0 || c.Retry.NewerSchema <= 0 {
+			return fmt.Errorf("retry limits are %v (failing) and %v (newer schema), must be positive", c.Retry.Failing, c.Retry.NewerSchema)
+		}
+	case "repair max receives":
+		if c.RepairMaxReceives < 1 {
+			return fmt.Errorf("repair max receives is %d, must be at least 1", c.RepairMaxReceives)
+		}
+	case "read limits":
+		return c.Reads.Validate()
+	}
+	return nil
 }
 
 // Receiver is the POST /votes function.
-func Receiver(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Receiver {
-	return handlers.NewReceiver(c.Catalog, queue.NewSubmissions(cl.SQS, c.SubmissionsURL), log)
+func Receiver(c Config, sqsc *sqs.Client, log *slog.Logger) *handlers.Receiver {
+	return handlers.NewReceiver(c.Catalog, queue.NewSubmissions(sqsc, c.SubmissionsURL), log)
 }
 
 // Processor is the submissions queue's function.
-func Processor(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Processor {
+func Processor(c Config, db *dynamodb.Client, sqsc *sqs.Client, log *slog.Logger) *handlers.Processor {
 	return handlers.NewProcessor(
-		dynamo.NewEventStore(cl.DynamoDB, c.Tables.Events),
-		queue.NewDeadLetters(cl.SQS, c.DeadLettersURL, "processor"),
+		dynamo.NewEventStore(db, c.Tables.Events),
+		queue.NewDeadLetters(sqsc, c.DeadLettersURL, ProcessorName),
 		c.Retry, c.Concurrency, log)
 }
 
 // Projector is the event stream's function.
-func Projector(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Projector {
+func Projector(c Config, db *dynamodb.Client, sqsc *sqs.Client, log *slog.Logger) *handlers.Projector {
 	projectorFor := func(version string) *projections.Projector {
 		return projections.NewProjector(
-			dynamo.NewBallotStore(cl.DynamoDB, c.Tables.Ballots, version),
-			dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version),
+			dynamo.NewBallotStore(db, c.Tables.Ballots, version),
+			dynamo.NewCellStore(db, c.Tables.Tallies, version),
 			c.Concurrency)
 	}
-	return handlers.NewProjector(dynamo.DecodeEventFields, dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
-		queue.NewDeadLetters(cl.SQS, c.FailuresURL, "projector"), log)
+	return handlers.NewProjector(dynamo.DecodeEventFields, dynamo.NewRegistries(db, c.Tables.Tallies), projectorFor,
+		queue.NewDeadLetters(sqsc, c.FailuresURL, ProjectorName), log)
 }
 
 // Repairer is the projector failure queue's function. It writes cells
@@ -75,15 +190,15 @@ func Projector(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Projecto
 // each takes its turn through the cell's step, and one that finds the
 // other's step in flight waits for it, or takes it over once its lease ran
 // out.
-func Repairer(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Repairer {
+func Repairer(c Config, db *dynamodb.Client, st *dynamodbstreams.Client, sqsc *sqs.Client, log *slog.Logger) *handlers.Repairer {
 	projectorFor := func(version string) *projections.Projector {
 		return projections.NewProjectorWith(
-			dynamo.NewBallotStore(cl.DynamoDB, c.Tables.Ballots, version),
-			dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version),
+			dynamo.NewBallotStore(db, c.Tables.Ballots, version),
+			dynamo.NewCellStore(db, c.Tables.Tallies, version),
 			RepairOptions(c.Concurrency))
 	}
-	return handlers.NewRepairer(dynamo.DecodeEventFields, streams.NewRange(cl.Streams), dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies), projectorFor,
-		queue.NewDeadLetters(cl.SQS, c.RepairFailedURL, "repairer"), c.RepairMaxReceives, log)
+	return handlers.NewRepairer(dynamo.DecodeEventFields, streams.NewRange(st), dynamo.NewRegistries(db, c.Tables.Tallies), projectorFor,
+		queue.NewDeadLetters(sqsc, c.RepairFailedURL, RepairerName), c.RepairMaxReceives, log)
 }
 
 // RepairOptions are the repairer's projector options: not exclusive (the
@@ -95,17 +210,17 @@ func RepairOptions(concurrency int) projections.Options {
 
 // Query is the tallies function. It reads tallies through the summaries
 // and the active version through a copy in memory, within c.Reads.
-func Query(c Config, cl awscfg.Clients, log *slog.Logger) *handlers.Query {
-	return QueryAt(c, cl, time.Now, log)
+func Query(c Config, db *dynamodb.Client, log *slog.Logger) *handlers.Query {
+	return QueryAt(c, db, time.Now, log)
 }
 
 // QueryAt is Query on the clock now, for tests that move time.
-func QueryAt(c Config, cl awscfg.Clients, now func() time.Time, log *slog.Logger) *handlers.Query {
+func QueryAt(c Config, db *dynamodb.Client, now func() time.Time, log *slog.Logger) *handlers.Query {
 	cells := func(version string) handlers.TallyReader {
-		return dynamo.NewCellStore(cl.DynamoDB, c.Tables.Tallies, version)
+		return dynamo.NewCellStore(db, c.Tables.Tallies, version)
 	}
-	tallies := handlers.NewTallyCache(cells, dynamo.NewSummaryStore(cl.DynamoDB, c.Tables.Tallies), c.Reads, now, log)
-	registries := dynamo.NewRegistries(cl.DynamoDB, c.Tables.Tallies)
+	tallies := handlers.NewTallyCache(cells, dynamo.NewSummaryStore(db, c.Tables.Tallies), c.Reads, now, log)
+	registries := dynamo.NewRegistries(db, c.Tables.Tallies)
 	var versions handlers.ActiveVersion = registries
 	if c.Reads.VersionMaxAge > 0 {
 		versions = handlers.NewVersionCache(consistentActive{registries}, c.Reads.VersionMaxAge, now)

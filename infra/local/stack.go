@@ -78,23 +78,24 @@ type Settings struct {
 
 // DefaultSettings are the values serverless.yml deploys.
 func DefaultSettings() Settings {
+	fc := functions.DefaultConfig()
 	return Settings{
 		Processor:           SQSMapping{BatchSize: 100, Window: time.Second, MaxConcurrency: 10, Pollers: 4},
 		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
 		VisibilityTimeout:   180 * time.Second,
 		MaxReceiveCount:     100,
-		Retry:               handlers.DefaultRetryLimits(),
+		Retry:               fc.Retry,
 		Retention:           4 * 24 * time.Hour,
 		DeadLetterRetention: 14 * 24 * time.Hour,
 		ReservedConcurrency: map[string]int{"receiver": 100, "processor": 10, "projector": 20, "query": 20, "repairer": 5},
-		Concurrency:         16,
+		Concurrency:         fc.Concurrency,
 		MemoryMB:            map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128, "repairer": 256},
 		Timeouts:            map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second, "repairer": 60 * time.Second},
 		// One failure per invocation; six times the repairer's 60 s timeout.
 		Repairer:              SQSMapping{BatchSize: 1, Pollers: 1, MaxConcurrency: 2},
 		RepairVisibility:      360 * time.Second,
-		RepairMaxReceiveCount: 5,
-		Reads:                 handlers.DefaultReadLimits(),
+		RepairMaxReceiveCount: fc.RepairMaxReceives,
+		Reads:                 fc.Reads,
 	}
 }
 
@@ -154,8 +155,6 @@ type Config struct {
 	Log        *slog.Logger
 }
 
-var functionNames = []string{"receiver", "processor", "projector", "query", "repairer"}
-
 // Stack is a running local pipeline.
 type Stack struct {
 	// Endpoint serves DynamoDB, DynamoDB Streams and SQS.
@@ -191,7 +190,47 @@ type Stack struct {
 
 // Start creates the tables and queues and runs the gateway and pollers until
 // Close.
-func Start(ctx context.Context, cfg Config) (*Stack, error) {
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{ReadBound: max(cfg.Settings.Reads.MaxAge, cfg.Settings.Reads.VersionMaxAge), Endpoint: cfg.Endpoint, Tables: dynamo.TablesFor(cfg.Stage), Queues: queue.NamesFor(cfg.Stage), QueueURLs: map[string]string{}}
+	if s.Endpoint == "" {
+		s.kumo = kumo.NewServer()
+		s.Endpoint = s.kumo.URL
+	}
+	defer func() {
+		if err != nil {
+			s.stop()
+		}
+	}()
+	if err := s.connect(ctx, cfg); err != nil {
+		return nil, err
+	}
+	streamARN, err := s.createResources(ctx, cfg.Settings)
+	if err != nil {
+		return nil, err
+	}
+	fc := s.functionConfig(cfg)
+	if err := fc.Validate(); err != nil {
+		return nil, err
+	}
+	awsFor, err := s.functionClients(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.startFunctions(cfg, fc, awsFor)
+	s.startMappings(ctx, cfg, fc, awsFor, streamARN)
+	if err := s.listen(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// withDefaults fills what cfg leaves out and checks that every function
+// has a timeout.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -199,75 +238,93 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		cfg.Stage = "local"
 	}
 	if len(cfg.Catalog.Aspects()) == 0 {
-		cfg.Catalog = domain.DefaultCatalog()
+		cfg.Catalog = functions.DefaultConfig().Catalog
 	}
-	for _, name := range functionNames {
+	for _, name := range functions.Names() {
 		if cfg.Settings.Timeouts[name] <= 0 {
-			return nil, fmt.Errorf("local: settings give function %s no timeout", name)
+			return cfg, fmt.Errorf("local: settings give function %s no timeout", name)
 		}
 	}
-	s := &Stack{ReadBound: max(cfg.Settings.Reads.MaxAge, cfg.Settings.Reads.VersionMaxAge), Endpoint: cfg.Endpoint, Tables: dynamo.TablesFor(cfg.Stage), Queues: queue.NamesFor(cfg.Stage), QueueURLs: map[string]string{}}
-	if s.Endpoint == "" {
-		s.kumo = kumo.NewServer()
-		s.Endpoint = s.kumo.URL
-	}
-	var httpClient aws.HTTPClient
-	if cfg.Faults != nil {
-		httpClient = cfg.Faults.Client()
-	}
-	var err error
-	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
-	if err == nil {
-		s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, Retryer: cfg.Retryer})
-	}
-	if err != nil {
-		s.closeKumo()
-		return nil, err
-	}
-	streamARN, err := s.createResources(ctx, cfg.Settings)
-	if err != nil {
-		s.closeKumo()
-		return nil, err
-	}
+	return cfg, nil
+}
 
-	fc := functions.Config{
-		Tables:            s.Tables,
-		SubmissionsURL:    s.QueueURLs[s.Queues.Submissions],
-		DeadLettersURL:    s.QueueURLs[s.Queues.DeadLetters],
-		FailuresURL:       s.QueueURLs[s.Queues.ProjectorFailed],
-		RepairFailedURL:   s.QueueURLs[s.Queues.RepairFailed],
-		Catalog:           cfg.Catalog,
-		Retry:             cfg.Settings.Retry,
-		RepairMaxReceives: cfg.Settings.RepairMaxReceiveCount,
-		Concurrency:       cfg.Settings.Concurrency,
-		Reads:             cfg.Settings.Reads,
+// connect makes the stack's own clients: Clients as the functions' are,
+// Admin without options or faults.
+func (s *Stack) connect(ctx context.Context, cfg Config) (err error) {
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
+	if err != nil {
+		return err
 	}
-	if err := fc.Validate(); err != nil {
-		s.closeKumo()
-		return nil, err
+	s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, Retryer: cfg.Retryer})
+	return err
+}
+
+func (cfg Config) httpClient() aws.HTTPClient {
+	if cfg.Faults == nil {
+		return nil
 	}
-	// Each function has clients of its own, as each runs in its own
-	// sandboxes in AWS: one function's retries do not spend another's
-	// retry budget.
-	clients := map[string]awscfg.Clients{}
-	for _, name := range functionNames {
+	return cfg.Faults.Client()
+}
+
+// functionConfig is the functions' configuration for this stack, on
+// functions.DefaultConfig as in Lambda.
+func (s *Stack) functionConfig(cfg Config) functions.Config {
+	fc := functions.DefaultConfig()
+	fc.Tables = s.Tables
+	fc.SubmissionsURL = s.QueueURLs[s.Queues.Submissions]
+	fc.DeadLettersURL = s.QueueURLs[s.Queues.DeadLetters]
+	fc.FailuresURL = s.QueueURLs[s.Queues.ProjectorFailed]
+	fc.RepairFailedURL = s.QueueURLs[s.Queues.RepairFailed]
+	fc.Catalog = cfg.Catalog
+	fc.Retry = cfg.Settings.Retry
+	fc.RepairMaxReceives = cfg.Settings.RepairMaxReceiveCount
+	fc.Concurrency = cfg.Settings.Concurrency
+	fc.Reads = cfg.Settings.Reads
+	return fc
+}
+
+// functionClients loads an AWS configuration for each function, from
+// which it and its event-source mapping build their clients, as each runs
+// in its own sandboxes in AWS: one function's retries do not spend
+// another's retry budget.
+func (s *Stack) functionClients(ctx context.Context, cfg Config) (map[string]awscfg.Config, error) {
+	out := map[string]awscfg.Config{}
+	for _, name := range functions.Names() {
 		opts := slices.Clone(cfg.APIOptions)
 		if cfg.FunctionAPIOptions != nil {
 			opts = append(opts, cfg.FunctionAPIOptions(name)...)
 		}
-		c, err := awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: httpClient, Retryer: cfg.Retryer, APIOptions: opts})
+		c, err := awscfg.Load(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: opts})
 		if err != nil {
-			s.closeKumo()
 			return nil, err
 		}
-		clients[name] = c
+		out[name] = c
 	}
+	return out, nil
+}
+
+// startFunctions builds each function with the clients it calls, and the
+// gateway's routes to them.
+func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[string]awscfg.Config) {
 	timeouts := cfg.Settings.Timeouts
-	s.Functions.Receiver = NewFunction("receiver", timeouts["receiver"], functions.Receiver(fc, clients["receiver"], cfg.Log.With("function", "receiver")).Handle)
-	s.Functions.Processor = NewFunction("processor", timeouts["processor"], functions.Processor(fc, clients["processor"], cfg.Log.With("function", "processor")).Handle)
-	s.Functions.Projector = NewFunction("projector", timeouts["projector"], functions.Projector(fc, clients["projector"], cfg.Log.With("function", "projector")).Handle)
-	s.Functions.Query = NewFunction("query", timeouts["query"], functions.Query(fc, clients["query"], cfg.Log.With("function", "query")).Handle)
-	s.Functions.Repairer = NewFunction("repairer", timeouts["repairer"], functions.Repairer(fc, clients["repairer"], cfg.Log.With("function", "repairer")).Handle)
+	function := func(name string, handler func(awscfg.Config, *slog.Logger) any) *Function {
+		return NewFunction(name, timeouts[name], handler(awsFor[name], cfg.Log.With("function", name)))
+	}
+	s.Functions.Receiver = function(functions.ReceiverName, func(c awscfg.Config, log *slog.Logger) any {
+		return functions.Receiver(fc, c.SQS(), log).Handle
+	})
+	s.Functions.Processor = function(functions.ProcessorName, func(c awscfg.Config, log *slog.Logger) any {
+		return functions.Processor(fc, c.DynamoDB(), c.SQS(), log).Handle
+	})
+	s.Functions.Projector = function(functions.ProjectorName, func(c awscfg.Config, log *slog.Logger) any {
+		return functions.Projector(fc, c.DynamoDB(), c.SQS(), log).Handle
+	})
+	s.Functions.Query = function(functions.QueryName, func(c awscfg.Config, log *slog.Logger) any {
+		return functions.Query(fc, c.DynamoDB(), log).Handle
+	})
+	s.Functions.Repairer = function(functions.RepairerName, func(c awscfg.Config, log *slog.Logger) any {
+		return functions.Repairer(fc, c.DynamoDB(), c.Streams(), c.SQS(), log).Handle
+	})
 	// The routes serverless.yml deploys, each naming its method; the
 	// gateway answers other methods on these paths itself (405). Only a
 	// submission needs a voter's token.
@@ -277,48 +334,60 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		{Pattern: "GET /healthz", RouteKey: "GET /healthz", Function: s.Functions.Query},
 	}
 	s.Gateway = Gateway(routes, &s.Requests)
+}
 
+// startMappings runs the event-source mappings until Close: the
+// submissions queue's pollers, the event stream's, and the failure
+// queue's. Each calls with its function's clients, as AWS does with the
+// function's role.
+func (s *Stack) startMappings(ctx context.Context, cfg Config, fc functions.Config, awsFor map[string]awscfg.Config, streamARN string) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	region := s.Clients.Config.Region
+	processorSQS := awsFor[functions.ProcessorName].SQS()
 	for range max(min(cfg.Settings.Processor.Pollers, cfg.Settings.Processor.MaxConcurrency), 1) {
 		p := &sqsPoller{
-			client: clients["processor"].SQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
+			client: processorSQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
 			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "submissions"),
 		}
 		s.goRun(func() { p.run(runCtx) })
 	}
 	sm := cfg.Settings.Projector
 	sm.FailureQueueURL = fc.FailuresURL
+	projector := awsFor[functions.ProjectorName]
 	s.streams = &streamPoller{
-		streams: clients["projector"].Streams, sqs: clients["projector"].SQS, streamARN: streamARN, region: region,
+		streams: projector.Streams(), sqs: projector.SQS(), streamARN: streamARN, region: region,
 		mapping: sm, fn: s.Functions.Projector, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "events-stream"),
 	}
 	s.goRun(func() { s.streams.run(runCtx) })
+	repairerSQS := awsFor[functions.RepairerName].SQS()
 	for range max(cfg.Settings.Repairer.Pollers, 1) {
 		p := &sqsPoller{
-			client: clients["repairer"].SQS, queueURL: fc.FailuresURL, queueARN: s.queueARN(region, s.Queues.ProjectorFailed),
+			client: repairerSQS, queueURL: fc.FailuresURL, queueARN: s.queueARN(region, s.Queues.ProjectorFailed),
 			region: region, mapping: cfg.Settings.Repairer, fn: s.Functions.Repairer, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "projector-failures"),
 		}
 		s.goRun(func() { p.run(runCtx) })
 	}
+}
 
-	if cfg.Addr != "" {
-		ln, err := net.Listen("tcp", cfg.Addr)
-		if err != nil {
-			s.Close(ctx)
-			return nil, fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
-		}
-		s.URL = "http://" + ln.Addr().String()
-		var serve func() error
-		s.server, serve = cfg.Limits.serve(s.Gateway, ln)
-		s.goRun(func() {
-			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				cfg.Log.Error("gateway", "err", err)
-			}
-		})
+// listen serves the gateway on cfg.Addr until Close, when one is given.
+func (s *Stack) listen(cfg Config) error {
+	if cfg.Addr == "" {
+		return nil
 	}
-	return s, nil
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	var serve func() error
+	s.server, serve = cfg.Limits.serve(s.Gateway, ln)
+	s.goRun(func() {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Log.Error("gateway", "err", err)
+		}
+	})
+	return nil
 }
 
 func (s *Stack) goRun(f func()) {
@@ -442,19 +511,27 @@ func (s *Stack) QueueDepth(ctx context.Context, name string) (int, error) {
 
 // Usage reports each function's invocations and time spent, by name.
 func (s *Stack) Usage() map[string]Usage {
-	return map[string]Usage{
-		"receiver": s.Functions.Receiver.Usage(), "processor": s.Functions.Processor.Usage(),
-		"projector": s.Functions.Projector.Usage(), "query": s.Functions.Query.Usage(),
-		"repairer": s.Functions.Repairer.Usage(),
+	out := map[string]Usage{}
+	for name, f := range s.byName() {
+		out[name] = f.Usage()
 	}
+	return out
 }
 
 // ResetUsage starts counting function usage and gateway requests afresh.
 func (s *Stack) ResetUsage() {
-	for _, f := range []*Function{s.Functions.Receiver, s.Functions.Processor, s.Functions.Projector, s.Functions.Query, s.Functions.Repairer} {
+	for _, f := range s.byName() {
 		f.ResetUsage()
 	}
 	s.Requests.Store(0)
+}
+
+func (s *Stack) byName() map[string]*Function {
+	return map[string]*Function{
+		functions.ReceiverName: s.Functions.Receiver, functions.ProcessorName: s.Functions.Processor,
+		functions.ProjectorName: s.Functions.Projector, functions.QueryName: s.Functions.Query,
+		functions.RepairerName: s.Functions.Repairer,
+	}
 }
 
 // Close stops taking requests, lets the pipeline finish what it holds (until
@@ -469,15 +546,16 @@ func (s *Stack) Close(ctx context.Context) error {
 			err = errors.Join(err, werr)
 		}
 	}
+	s.stop()
+	return err
+}
+
+// stop ends the pollers and the gateway's goroutine, then the emulator.
+func (s *Stack) stop() {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.wg.Wait()
-	s.closeKumo()
-	return err
-}
-
-func (s *Stack) closeKumo() {
 	if s.kumo != nil {
 		s.kumo.Close()
 	}

@@ -1,9 +1,12 @@
-// Package lambdaenv reads the Lambda functions' configuration from the
-// environment serverless.yml sets, and builds their clients once.
+// Package lambdaenv reads a Lambda function's configuration from the
+// environment serverless.yml sets, starting from functions.DefaultConfig.
+// A malformed or out-of-range value is an error at start-up that names the
+// variable: a function never runs on a default it was not meant to get.
 package lambdaenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,78 +16,97 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"votes/domain"
-	"votes/handlers"
 	"votes/infra/awscfg"
-	"votes/infra/dynamo"
 	"votes/infra/functions"
 )
 
-// Load reads the configuration, validates it and builds the SDK clients and
-// a JSON logger that stamps every line with the Lambda request ID.
-func Load(ctx context.Context) (functions.Config, awscfg.Clients, *slog.Logger, error) {
-	log := lambdacontext.NewLogger()
-	catalog, err := domain.ParseCatalog(os.Getenv("VOTES_CATALOG"))
+// Config reads function's configuration from the environment and
+// validates it for that function. It reports every problem at once.
+func Config(function string) (functions.Config, error) {
+	c := functions.DefaultConfig()
+	c.Tables.Events = os.Getenv("VOTES_EVENTS_TABLE")
+	c.Tables.Ballots = os.Getenv("VOTES_BALLOTS_TABLE")
+	c.Tables.Tallies = os.Getenv("VOTES_TALLIES_TABLE")
+	c.SubmissionsURL = os.Getenv("VOTES_SUBMISSIONS_QUEUE_URL")
+	c.DeadLettersURL = os.Getenv("VOTES_DEAD_LETTER_QUEUE_URL")
+	c.FailuresURL = os.Getenv("VOTES_PROJECTOR_FAILURE_QUEUE_URL")
+	c.RepairFailedURL = os.Getenv("VOTES_REPAIR_FAILED_QUEUE_URL")
+	var errs []error
+	if v, ok := os.LookupEnv("VOTES_CATALOG"); ok && v != "" {
+		catalog, err := domain.ParseCatalog(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("VOTES_CATALOG=%q: %w", v, err))
+		} else {
+			c.Catalog = catalog
+		}
+	}
+	errs = append(errs,
+		duration("VOTES_RETRY_FAILING_FOR", &c.Retry.Failing),
+		duration("VOTES_RETRY_NEWER_SCHEMA_FOR", &c.Retry.NewerSchema),
+		positiveInt("VOTES_REPAIR_MAX_RECEIVES", &c.RepairMaxReceives),
+		positiveInt("VOTES_CONCURRENCY", &c.Concurrency),
+	)
+	// A bad value leaves the default in place, which Validate accepts: it
+	// adds only what else is missing.
+	errs = append(errs, c.Validate(function))
+	if err := errors.Join(errs...); err != nil {
+		return functions.Config{}, fmt.Errorf("%s: %w", function, err)
+	}
+	return c, nil
+}
+
+// Load reads and validates function's configuration, loads the AWS
+// configuration (from which the function builds only the clients it
+// calls) and makes a JSON logger that stamps every line with the Lambda
+// request ID.
+func Load(ctx context.Context, function string) (functions.Config, awscfg.Config, *slog.Logger, error) {
+	c, err := Config(function)
 	if err != nil {
-		return functions.Config{}, awscfg.Clients{}, nil, err
+		return functions.Config{}, awscfg.Config{}, nil, err
 	}
-	c := functions.Config{
-		Tables: dynamo.Tables{
-			Events:  os.Getenv("VOTES_EVENTS_TABLE"),
-			Ballots: os.Getenv("VOTES_BALLOTS_TABLE"),
-			Tallies: os.Getenv("VOTES_TALLIES_TABLE"),
-		},
-		SubmissionsURL:  os.Getenv("VOTES_SUBMISSIONS_QUEUE_URL"),
-		DeadLettersURL:  os.Getenv("VOTES_DEAD_LETTER_QUEUE_URL"),
-		FailuresURL:     os.Getenv("VOTES_PROJECTOR_FAILURE_QUEUE_URL"),
-		RepairFailedURL: os.Getenv("VOTES_REPAIR_FAILED_QUEUE_URL"),
-		Catalog:         catalog,
-		Retry: handlers.RetryLimits{
-			Failing:     envDuration("VOTES_RETRY_FAILING_FOR", handlers.DefaultRetryLimits().Failing),
-			NewerSchema: envDuration("VOTES_RETRY_NEWER_SCHEMA_FOR", handlers.DefaultRetryLimits().NewerSchema),
-		},
-		RepairMaxReceives: envInt("VOTES_REPAIR_MAX_RECEIVES", 5),
-		Concurrency:       envInt("VOTES_CONCURRENCY", 16),
-		Reads:             handlers.DefaultReadLimits(),
-	}
-	if err := c.Validate(); err != nil {
-		return functions.Config{}, awscfg.Clients{}, nil, err
-	}
-	clients, err := awscfg.New(ctx, awscfg.Options{Endpoint: os.Getenv("VOTES_AWS_ENDPOINT")})
+	aws, err := awscfg.Load(ctx, awscfg.Options{Endpoint: os.Getenv("VOTES_AWS_ENDPOINT")})
 	if err != nil {
-		return functions.Config{}, awscfg.Clients{}, nil, err
+		return functions.Config{}, awscfg.Config{}, nil, err
 	}
-	return c, clients, log, nil
+	return c, aws, lambdacontext.NewLogger(), nil
 }
 
 // Must is Load for main: a function that cannot start logs why and exits.
-func Must(ctx context.Context) (functions.Config, awscfg.Clients, *slog.Logger) {
-	c, cl, log, err := Load(ctx)
+func Must(ctx context.Context, function string) (functions.Config, awscfg.Config, *slog.Logger) {
+	c, aws, log, err := Load(ctx, function)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "configuration:", err)
 		os.Exit(1)
 	}
-	return c, cl, log
+	return c, aws, log
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// duration sets *d from the variable name when it is set: a Go duration
+// above zero.
+func duration(name string, d *time.Duration) error {
+	v, ok := os.LookupEnv(name)
+	if !ok || v == "" {
+		return nil
 	}
-	return def
+	parsed, err := time.ParseDuration(v)
+	if err != nil || parsed <= 0 {
+		return fmt.Errorf("%s=%q: want a duration above zero, such as 15m", name, v)
+	}
+	*d = parsed
+	return nil
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	d, err := time.ParseDuration(os.Getenv(name))
-	if err != nil || d <= 0 {
-		return def
+// positiveInt sets *n from the variable name when it is set: a whole
+// number of at least 1.
+func positiveInt(name string, n *int) error {
+	v, ok := os.LookupEnv(name)
+	if !ok || v == "" {
+		return nil
 	}
-	return d
-}
-
-func envInt(name string, def int) int {
-	n, err := strconv.Atoi(os.Getenv(name))
-	if err != nil {
-		return def
+	parsed, err := strconv.Atoi(v)
+	if err != nil || parsed < 1 {
+		return fmt.Errorf("%s=%q: want a whole number of at least 1", name, v)
 	}
-	return n
+	*n = parsed
+	return nil
 }
