@@ -125,6 +125,21 @@ type errorBody struct {
 	} `json:"error"`
 }
 
+// errorOf checks that resp is a JSON error answer with status and a
+// message a person can read, and returns its body.
+func errorOf(t *testing.T, resp events.APIGatewayV2HTTPResponse, status int) errorBody {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Errorf("status %d, want %d: %s", resp.StatusCode, status, resp.Body)
+	}
+	var eb errorBody
+	decodeBody(t, resp, &eb)
+	if eb.Error.Message == "" {
+		t.Errorf("error %+v has no message", eb.Error)
+	}
+	return eb
+}
+
 // decodeBody checks the response is JSON and decodes it into v.
 func decodeBody(t *testing.T, resp events.APIGatewayV2HTTPResponse, v any) {
 	t.Helper()
