@@ -80,6 +80,20 @@ func voter(t *testing.T, s *local.Stack, seed uint64, stop <-chan struct{}, post
 	}
 }
 
+// castVotes posts at least n submissions (voter's draws from seed) and
+// waits until the pipeline has projected them all.
+func castVotes(t *testing.T, s *local.Stack, seed uint64, n int64) {
+	t.Helper()
+	stop := make(chan struct{})
+	var posted atomic.Int64
+	go voter(t, s, seed, stop, &posted)
+	for posted.Load() < n {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	waitIdle(t, s)
+}
+
 func waitIdle(t *testing.T, s *local.Stack) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -225,14 +239,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 	s := startStack(t)
 	d := deployment(s)
 	a := admin.New(d)
-	stop := make(chan struct{})
-	var posted atomic.Int64
-	go voter(t, s, 99, stop, &posted)
-	for posted.Load() < 300 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(stop)
-	waitIdle(t, s)
+	castVotes(t, s, 99, 300)
 
 	rng := rand.New(rand.NewPCG(7, 7))
 	opts := admin.RebuildOptions{Segments: 4, PageSize: 10, Concurrency: 2}
@@ -290,14 +297,7 @@ func TestRebuildInterruptedAndResumed(t *testing.T) {
 func TestVerifyFindsAlteredTally(t *testing.T) {
 	s := startStack(t)
 	a := admin.New(deployment(s))
-	stop := make(chan struct{})
-	var posted atomic.Int64
-	go voter(t, s, 5, stop, &posted)
-	for posted.Load() < 50 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(stop)
-	waitIdle(t, s)
+	castVotes(t, s, 5, 50)
 	if v, err := a.Verify(context.Background(), "1", nil); err != nil || len(v.Differences) != 0 {
 		t.Fatalf("verify before tampering: %+v %v", v, err)
 	}
@@ -368,14 +368,7 @@ func TestVersionErrors(t *testing.T) {
 func TestRetireDeletesAVersion(t *testing.T) {
 	s := startStack(t)
 	a := admin.New(deployment(s))
-	stop := make(chan struct{})
-	var posted atomic.Int64
-	go voter(t, s, 3, stop, &posted)
-	for posted.Load() < 40 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(stop)
-	waitIdle(t, s)
+	castVotes(t, s, 3, 40)
 	res, err := a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 2, PageSize: 50, Concurrency: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -401,14 +394,7 @@ func TestRetireDeletesAVersion(t *testing.T) {
 func rebuildFixture(t *testing.T, votes int64, seed uint64) admin.Deployment {
 	t.Helper()
 	s := startStack(t)
-	stop := make(chan struct{})
-	var posted atomic.Int64
-	go voter(t, s, seed, stop, &posted)
-	for posted.Load() < votes {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(stop)
-	waitIdle(t, s)
+	castVotes(t, s, seed, votes)
 	return deployment(s)
 }
 
