@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/smithy-go/middleware"
 
@@ -21,6 +22,7 @@ import (
 type readCost struct {
 	gets, failed int64
 	counts       metering.Counts
+	took         time.Duration // from the first GET sent to the last answered
 }
 
 func (c readCost) rcuPerGet() float64 { return c.counts.RCU / float64(c.gets) }
@@ -74,6 +76,7 @@ func readCosts(ctx context.Context, cfg local.Config, gets, titles int) (map[str
 		meter.Reset()
 		var next, failed atomic.Int64
 		var wg sync.WaitGroup
+		start := time.Now()
 		for range 16 {
 			wg.Add(1)
 			go func() {
@@ -89,7 +92,7 @@ func readCosts(ctx context.Context, cfg local.Config, gets, titles int) (map[str
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		out[p.name] = readCost{gets: int64(gets), failed: failed.Load(), counts: meter.Snapshot()}
+		out[p.name] = readCost{gets: int64(gets), failed: failed.Load(), counts: meter.Snapshot(), took: time.Since(start)}
 		order = append(order, p.name)
 	}
 	return out, order, nil
