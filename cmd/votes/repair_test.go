@@ -51,6 +51,10 @@ func TestFailureCommands(t *testing.T) {
 	flaky := faults.New(8)
 	settings := local.FastSettings()
 	settings.Retry.Failing = time.Millisecond // the processor gives up, with its reason, at the next failure
+	// Long enough that a busy machine never hands the doomed submission to
+	// a second invocation while the first is still failing it: the counts
+	// of dead letters below are exact.
+	settings.VisibilityTimeout = 30 * time.Second
 	settings.Projector.MaxRetryAttempts = 1
 	settings.RepairMaxReceiveCount = 2
 	stage := kumotest.Stage(t) // the emulator's state is shared by the tests of this binary
