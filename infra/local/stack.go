@@ -311,7 +311,7 @@ func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[strin
 		return NewFunction(name, timeouts[name], handler(awsFor[name], cfg.Log.With("function", name)))
 	}
 	s.Functions.Receiver = function(functions.ReceiverName, func(c awscfg.Config, log *slog.Logger) any {
-		return functions.Receiver(fc, c.SQS(), log).Handle
+		return functions.Receiver(fc, c.SQS(), nil, log).Handle
 	})
 	s.Functions.Processor = function(functions.ProcessorName, func(c awscfg.Config, log *slog.Logger) any {
 		return functions.Processor(fc, c.DynamoDB(), c.SQS(), log).Handle
