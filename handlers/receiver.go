@@ -103,6 +103,13 @@ func (r *Receiver) handle(ctx context.Context, req events.APIGatewayV2HTTPReques
 	if throughFunctionURL(req) && req.RawPath != "/votes" {
 		return errorResponse(&domain.Error{Code: CodeNotFound, Message: "no route for " + req.RequestContext.HTTP.Method + " " + req.RawPath + "; votes go to POST /votes"})
 	}
+	if throughFunctionURL(req) && req.RequestContext.HTTP.Method == http.MethodOptions {
+		// A CORS preflight. Lambda answers it from the URL's CORS
+		// configuration and adds those headers to every answer; should one
+		// reach the function all the same, a 204 carries them, and without
+		// CORS configured it allows nothing.
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusNoContent, Headers: map[string]string{"allow": http.MethodPost}}
+	}
 	if req.RequestContext.HTTP.Method != http.MethodPost {
 		return methodNotAllowed(http.MethodPost)
 	}

@@ -127,6 +127,16 @@ func TestReceiverThroughFunctionURL(t *testing.T) {
 			t.Errorf("%s: access log %q does not say %s", name, logged.String(), tc.code)
 		}
 	}
+	// A CORS preflight that reaches the function gets a 2xx, which the
+	// URL's CORS headers turn into an allowance.
+	preflight := invokeURL(t, h.Handle, urlEvent(t, func(m map[string]any) {
+		m["requestContext"].(map[string]any)["http"].(map[string]any)["method"] = "OPTIONS"
+		m["headers"].(map[string]any)["access-control-request-method"] = "POST"
+		delete(m, "body")
+	}))
+	if preflight.StatusCode != http.StatusNoContent {
+		t.Errorf("preflight: %d %s, want 204", preflight.StatusCode, preflight.Body)
+	}
 	if msgs := drain(t, f, f.cfg.SubmissionsURL); len(msgs) != 0 {
 		t.Errorf("refused requests queued %d messages", len(msgs))
 	}
