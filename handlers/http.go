@@ -14,6 +14,7 @@ import (
 const (
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeNotFound             = "not_found"   // a path no function serves
 	CodeUnavailable          = "unavailable" // a store or queue cannot be reached: retry
 	CodeInternal             = "internal"    // anything else; its cause is logged, never shown
 )
@@ -29,6 +30,7 @@ var statusOf = map[string]int{
 	domain.CodeBodyTooLarge:    http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMediaType:   http.StatusUnsupportedMediaType,
 	CodeMethodNotAllowed:       http.StatusMethodNotAllowed,
+	CodeNotFound:               http.StatusNotFound,
 	domain.CodeUnauthorized:    http.StatusUnauthorized,
 	domain.CodeVoterMismatch:   http.StatusForbidden,
 	CodeUnavailable:            http.StatusServiceUnavailable,

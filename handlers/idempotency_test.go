@@ -35,7 +35,7 @@ func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
 	const runs = 50
 	const title = "tt0111161"
 	f := newFixture(t)
-	recv := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	recv := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	proc := functions.Processor(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
 
 	t.Run("sequential", func(t *testing.T) {

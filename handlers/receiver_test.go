@@ -49,7 +49,7 @@ func submissionOf(key string, votes ...domain.Choice) string {
 func TestReceiverQueuesSubmission(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	h := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 
 	before := time.Now()
@@ -91,7 +91,7 @@ func TestReceiverQueuesSubmission(t *testing.T) {
 func TestReceiverIdempotencyKeyIsSubmissionID(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	h := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 	req.Headers["idempotency-key"] = "retry-7f3a_1"
 
@@ -134,7 +134,7 @@ func TestReceiverIdempotencyKeyIsSubmissionID(t *testing.T) {
 func TestReceiverWithoutIdempotencyKeyGivesFreshSubmissions(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	h := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 	ids := map[string]bool{}
 	for range 3 {
@@ -157,7 +157,7 @@ func TestReceiverWithoutIdempotencyKeyGivesFreshSubmissions(t *testing.T) {
 func TestReceiverTakesVoterFromJWT(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	h := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	req := apiRequest(t, "apigw-v2-request-jwt-authorizer.json")
 	const sub = "auth0|5f7c8ec7c33c6c004bbafe82"
 
@@ -197,7 +197,7 @@ func TestReceiverTakesVoterFromJWT(t *testing.T) {
 func TestReceiverBase64Body(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	h := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 	req.Body = base64.StdEncoding.EncodeToString([]byte(req.Body))
 	req.IsBase64Encoded = true
@@ -217,7 +217,7 @@ func TestReceiverBase64Body(t *testing.T) {
 func TestReceiverRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	h := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	body := func(s string) func(*events.APIGatewayV2HTTPRequest) {
 		return func(r *events.APIGatewayV2HTTPRequest) { r.Body = s }
 	}
@@ -330,7 +330,7 @@ func TestReceiverUnavailableQueue(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.cfg
 	cfg.SubmissionsURL = f.missingQueueURL(t)
-	h := functions.Receiver(cfg, f.clients.SQS, discard())
+	h := functions.Receiver(cfg, f.clients.SQS, nil, discard())
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 	req.Headers["idempotency-key"] = "k1"
 
@@ -363,7 +363,7 @@ func TestReceiverRetryAfter503IsTheSameSubmission(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	flaky := faults.New(1)
-	h := functions.Receiver(f.cfg, kumotest.Clients(t, flaky.Client()).SQS, discard())
+	h := functions.Receiver(f.cfg, kumotest.Clients(t, flaky.Client()).SQS, nil, discard())
 	req := apiRequest(t, "apigw-v2-request-no-authorizer.json")
 	req.Headers["idempotency-key"] = "k1"
 
@@ -413,7 +413,7 @@ func TestReceiverRetryAfter503IsTheSameSubmission(t *testing.T) {
 func TestReceiverJWTFailsClosed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := functions.Receiver(f.cfg, f.clients.SQS, discard())
+	h := functions.Receiver(f.cfg, f.clients.SQS, nil, discard())
 	withSub := func(sub string) func(*events.APIGatewayV2HTTPRequest) {
 		return func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.Authorizer.JWT.Claims["sub"] = sub }
 	}

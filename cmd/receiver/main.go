@@ -3,6 +3,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -12,5 +16,13 @@ import (
 
 func main() {
 	c, aws, log := lambdaenv.Must(context.Background(), functions.ReceiverName)
-	lambda.Start(functions.Receiver(c, aws.SQS(), log).Handle)
+	// Behind a function URL with auth=jwt, the receiver fetches the
+	// issuer's keys itself: within a few seconds, or the request is a 503
+	// to retry, well inside the function's 10 s.
+	tokens, err := functions.ReceiverTokens(c, &http.Client{Timeout: 5 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "configuration:", err)
+		os.Exit(1)
+	}
+	lambda.Start(functions.Receiver(c, aws.SQS(), tokens, log).Handle)
 }

@@ -26,6 +26,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	jwks := fs.String("jwks", "", "with --auth jwt: JSON Web Key Set file, instead of --jwt-key")
 	issuer := fs.String("jwt-issuer", defaultIssuer, "with --auth jwt: the issuer tokens must have")
 	audience := fs.String("jwt-audience", defaultAudience, "with --auth jwt: the audience tokens must have")
+	ingest := fs.String("ingest", local.IngestAPI, `how POST /votes reaches the receiver: "api" (the HTTP API's route, its JWT authorizer in front) or "url" (the receiver's function URL, which verifies tokens itself)`)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,6 +36,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	catalog, err := domain.ParseCatalog(*catalogSpec)
 	if err != nil {
 		return usageError{err}
+	}
+	if *ingest != local.IngestAPI && *ingest != local.IngestURL {
+		return usageError{fmt.Errorf(`--ingest %q: want "api" or "url"`, *ingest)}
 	}
 	authorizer, err := devAuthorizer(*auth, *jwtKey, *jwks, *issuer, *audience)
 	if err != nil {
@@ -46,7 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer}
+	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer, Ingest: *ingest}
 	var seed uint64
 	if *faultRate > 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -71,7 +75,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "faults on: %g%% of the functions' SDK calls fail, half before sending, half after the emulator applied them (seed %d)\n",
 			100**faultRate, seed)
 	}
-	if authorizer != nil {
+	if *ingest == local.IngestURL {
+		fmt.Fprintln(stdout, "ingest url: POST /votes reaches the receiver as through its function URL, with no authorizer in front")
+	}
+	switch {
+	case authorizer != nil && *ingest == local.IngestURL:
+		fmt.Fprintf(stdout, "auth jwt: the receiver verifies POST /votes' token itself, from issuer %s for audience %s; its sub is the voter\n", *issuer, *audience)
+	case authorizer != nil:
 		fmt.Fprintf(stdout, "auth jwt: POST /votes needs a token from issuer %s for audience %s; its sub is the voter\n", *issuer, *audience)
 	}
 	fmt.Fprintf(stdout, "listening on %s\n", stack.URL)

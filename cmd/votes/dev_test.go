@@ -91,3 +91,77 @@ func TestDevRefusesAFaultRateOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestDevIngestURL: `votes dev --ingest url --auth jwt` has no authorizer in
+// front of POST /votes: the receiver itself refuses a request without a
+// token, in the API's error shape (API Gateway's authorizer would answer
+// {"message":"Unauthorized"} without invoking it), and takes one with a
+// token `votes token` signed. In a child process, as
+// TestDevRunsWithOverlapAndFaults.
+func TestDevIngestURL(t *testing.T) {
+	secret, _ := keyFiles(t)
+	if os.Getenv("VOTES_TEST_DEV_CHILD") == "url" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--ingest", "url", "--auth", "jwt", "--jwt-key", os.Getenv("VOTES_TEST_JWT_KEY")}, os.Stdout, os.Stderr))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDevIngestURL$")
+	cmd.Env = append(os.Environ(), "VOTES_TEST_DEV_CHILD=url", "VOTES_TEST_JWT_KEY="+secret, "XDG_CACHE_HOME="+t.TempDir())
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	var printed []string
+	url := ""
+	for url == "" && lines.Scan() {
+		printed = append(printed, lines.Text())
+		if u, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
+			url = u
+		}
+	}
+	if url == "" {
+		t.Fatalf("votes dev never listened:\n%s\n%s", strings.Join(printed, "\n"), errOut.String())
+	}
+	if out := strings.Join(printed, "\n"); !strings.Contains(out, "ingest url: POST /votes reaches the receiver as through its function URL") ||
+		!strings.Contains(out, "auth jwt: the receiver verifies POST /votes' token itself") {
+		t.Errorf("votes dev does not say how votes come in:\n%s", out)
+	}
+	code, tok, errText := votes(t, "token", "--jwt-key", secret, "--sub", "u-1")
+	if code != 0 {
+		t.Fatalf("token: exit %d %s", code, errText)
+	}
+	post := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, url+"/votes", strings.NewReader(`{"titleId":"tt1","votes":[{"aspect":"story","choice":"up"}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := post(""); status != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthorized"`) {
+		t.Errorf("no token: %d %s, want the receiver's 401", status, body)
+	}
+	if status, body := post(strings.TrimSpace(tok)); status != http.StatusAccepted {
+		t.Errorf("votes token's token: %d %s, want 202", status, body)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("votes dev: %v\n%s%s", err, rest, errOut.String())
+	}
+}

@@ -37,14 +37,16 @@ func keyFiles(t *testing.T) (secret, rsaKey string) {
 }
 
 // jwtStack is a local stack whose POST /votes is behind the authorizer
-// that `votes dev --auth jwt --jwt-key keyFile` builds.
-func jwtStack(t *testing.T, stage, keyFile string) *local.Stack {
+// that `votes dev --auth jwt --jwt-key keyFile` builds, or, with ingest
+// url (`--ingest url`), reaches the receiver as through its function URL
+// and the receiver checks the token with the same rules.
+func jwtStack(t *testing.T, stage, keyFile, ingest string) *local.Stack {
 	t.Helper()
 	auth, err := devAuthorizer("jwt", keyFile, "", defaultIssuer, defaultAudience)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: stage, Settings: local.FastSettings(), Authorizer: auth})
+	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: stage, Settings: local.FastSettings(), Authorizer: auth, Ingest: ingest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +63,9 @@ func jwtStack(t *testing.T, stage, keyFile string) *local.Stack {
 // accepted vote counted once; without tokens nothing is accepted.
 func TestLoadSignsTokens(t *testing.T) {
 	secret, rsaKey := keyFiles(t)
-	for _, tc := range []struct{ name, key string }{{"hs256", secret}, {"rs256", rsaKey}} {
+	for _, tc := range []struct{ name, key, ingest string }{{"hs256", secret, local.IngestAPI}, {"rs256", rsaKey, local.IngestAPI}, {"url", rsaKey, local.IngestURL}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := jwtStack(t, "jwtload-"+tc.name, tc.key)
+			s := jwtStack(t, "jwtload-"+tc.name, tc.key, tc.ingest)
 			code, out, errOut := votes(t, "load", "--api", s.URL, "--jwt-key", tc.key, "--count", "150", "--voters", "20", "--titles", "3",
 				"--concurrency", "4", "--aspects-per-submission", "2", "--changes", "0.3", "--retries", "0.1", "--check", "--check-timeout", "60s")
 			if code != 0 || !strings.Contains(out, "accepted 150, rejected 0") || !strings.Contains(out, "check: all 3 titles tally exactly what was accepted") {
@@ -81,7 +83,7 @@ func TestLoadSignsTokens(t *testing.T) {
 // that voter, and only for that voter.
 func TestTokenForCurl(t *testing.T) {
 	_, rsaKey := keyFiles(t)
-	s := jwtStack(t, "jwttoken", rsaKey)
+	s := jwtStack(t, "jwttoken", rsaKey, local.IngestAPI)
 	code, out, errOut := votes(t, "token", "--jwt-key", rsaKey, "--sub", "u-1")
 	if code != 0 {
 		t.Fatalf("token: exit %d %s", code, errOut)
@@ -124,6 +126,7 @@ func TestDevAuthFlags(t *testing.T) {
 		{"--auth", "jwt", "--jwt-key", short},
 		{"--auth", "jwt", "--jwt-key", filepath.Join(t.TempDir(), "missing")},
 		{"--jwt-key", secret},
+		{"--ingest", "lambda"},
 	} {
 		if code, _, errOut := votes(t, append([]string{"dev", "--addr", "127.0.0.1:0"}, args...)...); code != 2 {
 			t.Errorf("dev %v: exit %d %s", args, code, errOut)

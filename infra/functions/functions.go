@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -19,6 +21,7 @@ import (
 	"votes/domain"
 	"votes/handlers"
 	"votes/infra/dynamo"
+	"votes/infra/jwtauth"
 	"votes/infra/queue"
 	"votes/infra/streams"
 	"votes/projections"
@@ -51,6 +54,16 @@ type Config struct {
 	RepairMaxReceives int                  // the failure queue's maxReceiveCount
 	Concurrency       int                  // SDK calls in flight within one invocation
 	Reads             handlers.ReadLimits  // how far behind, and how costly, a tally read may be
+	JWT               JWT                  // the tokens the receiver verifies itself; empty: none
+}
+
+// JWT names the tokens the receiver verifies itself, where no JWT
+// authorizer stands in front of it: behind a function URL (ingest=url) with
+// auth=jwt. Both empty: it verifies none (an authorizer in front, or
+// auth=none).
+type JWT struct {
+	Issuer   string // an https URL; its discovery document names its keys
+	Audience string
 }
 
 // DefaultConfig holds the settings that have a default, as serverless.yml
@@ -102,7 +115,7 @@ func (c Config) Validate(names ...string) error {
 func needs(function string) ([]string, bool) {
 	switch function {
 	case ReceiverName:
-		return []string{"catalog", "submissions queue URL"}, true
+		return []string{"catalog", "submissions queue URL", "jwt"}, true
 	case ProcessorName:
 		return []string{"events table", "dead-letter queue URL", "concurrency", "retry limits"}, true
 	case ProjectorName:
@@ -156,13 +169,44 @@ func (c Config) check(setting string) error {
 		}
 	case "read limits":
 		return c.Reads.Validate()
+	case "jwt":
+		if c.JWT == (JWT{}) {
+			return nil
+		}
+		if u, err := url.Parse(c.JWT.Issuer); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("jwt issuer %q is not an https URL", c.JWT.Issuer)
+		}
+		if c.JWT.Audience == "" {
+			return fmt.Errorf("jwt audience is required with the issuer %s", c.JWT.Issuer)
+		}
 	}
 	return nil
 }
 
-// Receiver is the POST /votes function.
-func Receiver(c Config, sqsc *sqs.Client, log *slog.Logger) *handlers.Receiver {
-	return handlers.NewReceiver(c.Catalog, queue.NewSubmissions(sqsc, c.SubmissionsURL), log)
+// Receiver is the POST /votes function. tokens, when not nil, verifies
+// each request's token (behind a function URL, no authorizer checks it
+// first); nil leaves the voter to the JWT authorizer's claims, or to the
+// body without one.
+func Receiver(c Config, sqsc *sqs.Client, tokens handlers.TokenVerifier, log *slog.Logger) *handlers.Receiver {
+	r := handlers.NewReceiver(c.Catalog, queue.NewSubmissions(sqsc, c.SubmissionsURL), log)
+	if tokens != nil {
+		r.VerifyingTokens(tokens)
+	}
+	return r
+}
+
+// ReceiverTokens is the receiver's token verifier for c.JWT: the keys the
+// issuer publishes, fetched with client and cached (jwtauth.NewIssuer);
+// nil when c.JWT is empty.
+func ReceiverTokens(c Config, client *http.Client) (handlers.TokenVerifier, error) {
+	if c.JWT == (JWT{}) {
+		return nil, nil
+	}
+	v, err := jwtauth.NewIssuer(c.JWT.Issuer, c.JWT.Audience, client, jwtauth.DefaultIssuerOptions())
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Processor is the submissions queue's function.

@@ -1,10 +1,14 @@
 package functions
 
 import (
+	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
 	"votes/domain"
+	"votes/handlers"
 	"votes/infra/dynamo"
 )
 
@@ -46,5 +50,23 @@ func TestValidateReportsEverythingTheStackNeeds(t *testing.T) {
 	err = c.Validate(QueryName)
 	if err == nil || !strings.Contains(err.Error(), "catalog is empty") || !strings.Contains(err.Error(), "read limits") {
 		t.Errorf("query without a catalog and with a negative max age: %v", err)
+	}
+}
+
+// TestReceiverTokens: the receiver verifies tokens itself only when told
+// the issuer (behind a function URL with auth=jwt); otherwise it has no
+// verifier at all, not one that refuses or accepts everything.
+func TestReceiverTokens(t *testing.T) {
+	c := DefaultConfig()
+	if tokens, err := ReceiverTokens(c, http.DefaultClient); tokens != nil || err != nil {
+		t.Errorf("without an issuer: %v %v, want no verifier", tokens, err)
+	}
+	c.JWT = JWT{Issuer: "https://id.example.com/", Audience: "votes-api"}
+	tokens, err := ReceiverTokens(c, http.DefaultClient)
+	if err != nil || tokens == nil {
+		t.Fatalf("with an issuer: %v %v", tokens, err)
+	}
+	if _, err := tokens.Verify(context.Background(), ""); !errors.Is(err, handlers.ErrInvalidToken) {
+		t.Errorf("a request without a token: %v, want an invalid token", err)
 	}
 }

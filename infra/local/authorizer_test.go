@@ -24,6 +24,7 @@ import (
 
 	"votes/infra/dynamo"
 	"votes/infra/local"
+	"votes/internal/kumotest"
 )
 
 const (
@@ -261,5 +262,140 @@ func TestAuthorizerConfig(t *testing.T) {
 		if _, err := local.NewAuthorizer(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// startURLIngest is a stack whose POST /votes plays the receiver's function
+// URL (ingest=url): no authorizer in front; with auth, the receiver
+// verifies the token itself with auth's checks.
+func startURLIngest(t *testing.T, auth *local.Authorizer) *local.Stack {
+	t.Helper()
+	opts := kumotest.Options(nil)
+	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint,
+		Retryer: opts.Retryer, Settings: local.FastSettings(), Authorizer: auth, Ingest: local.IngestURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s
+}
+
+// storedVoters are the voters of the stack's stored votes, once the
+// pipeline is idle.
+func storedVoters(t *testing.T, s *local.Stack) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Admin.DynamoDB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(s.Tables.Events)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var voters []string
+	for _, item := range out.Items {
+		if v, ok := item[dynamo.AttrVoterID].(*types.AttributeValueMemberS); ok {
+			voters = append(voters, v.Value)
+		}
+	}
+	slices.Sort(voters)
+	return voters
+}
+
+// TestJWTStackBehindFunctionURL: with ingest=url nothing stands in front of
+// the receiver, so the receiver itself refuses what the JWT authorizer
+// would (in the API's error shape: the receiver answers, not API Gateway),
+// and the voter is the token's sub, as on the authorizer path.
+func TestJWTStackBehindFunctionURL(t *testing.T) {
+	hmacAuth, err := local.NewAuthorizer(local.JWTConfig{Issuer: testIssuer, Audience: testAudience, Key: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := func(c map[string]any) string { return sign(t, jose.HS256, []byte(testSecret), "", c) }
+	vote := `{"titleId":"tt-url","votes":[{"aspect":"story","choice":"up"}]}`
+	const refusal = `"code":"unauthorized"`
+
+	s := startURLIngest(t, hmacAuth)
+	for _, tc := range []struct {
+		name, token, body string
+		status            int
+		want              string // a part of the body
+		reason            string // a part of www-authenticate, on a 401
+	}{
+		{"valid token", hs(claims("u-7", nil)), vote, http.StatusAccepted, `"voteIds"`, ""},
+		{"valid token, body voterId equal to sub", hs(claims("u-7", nil)), `{"voterId":"u-7","titleId":"tt-url","votes":[{"aspect":"acting","choice":"down"}]}`, http.StatusAccepted, `"voteIds"`, ""},
+		{"body voterId differs from sub", hs(claims("u-7", nil)), `{"voterId":"victim","titleId":"tt-url","votes":[{"aspect":"story","choice":"down"}]}`, http.StatusForbidden, `"code":"voter_mismatch"`, ""},
+		{"no sub", hs(claims("", func(c map[string]any) { delete(c, "sub") })), vote, http.StatusUnauthorized, refusal, ""},
+		{"expired", hs(claims("u-7", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() })), vote, http.StatusUnauthorized, refusal, "expired"},
+		{"not valid yet", hs(claims("u-7", func(c map[string]any) { c["nbf"] = time.Now().Add(time.Hour).Unix() })), vote, http.StatusUnauthorized, refusal, "not valid yet"},
+		{"wrong audience", hs(claims("u-7", func(c map[string]any) { c["aud"] = "another-api" })), vote, http.StatusUnauthorized, refusal, "audience"},
+		{"wrong issuer", hs(claims("u-7", func(c map[string]any) { c["iss"] = "https://evil.example" })), vote, http.StatusUnauthorized, refusal, "issuer"},
+		{"wrong secret", sign(t, jose.HS256, []byte(strings.Repeat("z", 32)), "", claims("u-7", nil)), vote, http.StatusUnauthorized, refusal, "signature"},
+		{"no token, voterId in the body", "", `{"voterId":"victim","titleId":"tt-url","votes":[{"aspect":"story","choice":"up"}]}`, http.StatusUnauthorized, refusal, "missing"},
+	} {
+		before := s.Functions.Receiver.Usage().Invocations
+		status, h, body := postWithToken(t, s.URL, tc.token, tc.body)
+		if status != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, status, body, tc.status, tc.want)
+		}
+		if s.Functions.Receiver.Usage().Invocations == before {
+			t.Errorf("%s: the receiver was not invoked: nothing but the receiver stands behind a function URL", tc.name)
+		}
+		if status == http.StatusUnauthorized && (!strings.Contains(h.Get("Www-Authenticate"), `error="invalid_token"`) ||
+			!strings.Contains(h.Get("Www-Authenticate"), tc.reason)) {
+			t.Errorf("%s: www-authenticate %q, want a reason saying %q", tc.name, h.Get("Www-Authenticate"), tc.reason)
+		}
+	}
+	// Reads need no token; other methods on /votes are refused.
+	if resp, err := http.Get(s.URL + "/titles/tt-url/tallies"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET tallies without a token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Get(s.URL + "/votes"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /votes: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if voters := storedVoters(t, s); !slices.Equal(voters, []string{"u-7", "u-7"}) {
+		t.Errorf("stored voters %v, want the two accepted votes of u-7", voters)
+	}
+
+	// RS256 against a JWKS, as an identity provider publishes it.
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &rsaKey.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	jwksAuth, err := local.NewAuthorizer(local.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: jwks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = startURLIngest(t, jwksAuth)
+	for _, tc := range []struct {
+		name, token string
+		status      int
+	}{
+		{"known kid", sign(t, jose.RS256, rsaKey, "k1", claims("u-8", nil)), http.StatusAccepted},
+		{"unknown kid", sign(t, jose.RS256, rsaKey, "k2", claims("u-8", nil)), http.StatusUnauthorized},
+		{"HS256 under the kid", sign(t, jose.HS256, []byte(testSecret), "k1", claims("u-8", nil)), http.StatusUnauthorized},
+	} {
+		if status, _, body := postWithToken(t, s.URL, tc.token, vote); status != tc.status {
+			t.Errorf("jwks %s: %d %s, want %d", tc.name, status, body, tc.status)
+		}
+	}
+}
+
+// TestURLIngestWithoutAuth: ingest=url with auth=none takes the body's
+// voterId on trust, as the HTTP API without an authorizer does.
+func TestURLIngestWithoutAuth(t *testing.T) {
+	s := startURLIngest(t, nil)
+	if status, _, body := postWithToken(t, s.URL, "", `{"voterId":"u-9","titleId":"tt-url","votes":[{"aspect":"story","choice":"up"}]}`); status != http.StatusAccepted {
+		t.Fatalf("%d %s", status, body)
+	}
+	if voters := storedVoters(t, s); !slices.Equal(voters, []string{"u-9"}) {
+		t.Errorf("stored voters %v, want u-9 from the body", voters)
 	}
 }

@@ -160,6 +160,10 @@ type Route struct {
 	// Authorizer, when set, must accept a request before the function is
 	// invoked, as a JWT authorizer attached to the route in serverless.yml.
 	Authorizer *Authorizer
+	// FunctionURL plays the function's own URL instead of an HTTP API
+	// route (ingest=url): the function gets a function URL's event, route
+	// key "$default" and no authorizer, and its failure is Lambda's 502.
+	FunctionURL bool
 }
 
 // Gateway plays the HTTP API: it turns each request into an
@@ -229,12 +233,15 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 		writeError(w, http.StatusRequestEntityTooLarge, domain.CodeBodyTooLarge, bodyTooLarge)
 		return
 	}
+	if r.FunctionURL {
+		serveFunctionURL(w, req, r.Function, body)
+		return
+	}
 	ev := events.APIGatewayV2HTTPRequest{
 		Version:        "2.0",
 		RouteKey:       r.RouteKey,
 		RawPath:        req.URL.Path,
 		RawQueryString: req.URL.RawQuery,
-		Headers:        map[string]string{},
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			AccountID:  "000000000000",
 			APIID:      "local",
@@ -261,22 +268,14 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 		}
 		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: jwt}
 	}
-	for name, values := range req.Header {
-		ev.Headers[strings.ToLower(name)] = strings.Join(values, ",")
-	}
+	ev.Headers = eventHeaders(req)
 	if len(r.Params) > 0 {
 		ev.PathParameters = map[string]string{}
 		for _, p := range r.Params {
 			ev.PathParameters[p] = req.PathValue(p)
 		}
 	}
-	if len(body) > 0 {
-		if utf8.Valid(body) {
-			ev.Body = string(body)
-		} else {
-			ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
-		}
-	}
+	ev.Body, ev.IsBase64Encoded = eventBody(body)
 	var resp events.APIGatewayV2HTTPResponse
 	if err := r.Function.Invoke(req.Context(), ev, &resp); err != nil {
 		// API Gateway's own answer when the integration fails.
@@ -285,16 +284,90 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 		_, _ = io.WriteString(w, `{"message":"Internal Server Error"}`)
 		return
 	}
-	for k, v := range resp.Headers {
+	writeResponse(w, resp.StatusCode, resp.Headers, resp.Body, resp.IsBase64Encoded)
+}
+
+// functionURLEvent is the event Lambda gives a function through its URL:
+// events.LambdaFunctionURLRequest, with the route key "$default" that
+// Lambda sets as a placeholder and aws-lambda-go's type leaves out.
+type functionURLEvent struct {
+	events.LambdaFunctionURLRequest
+	RouteKey string `json:"routeKey"`
+}
+
+// serveFunctionURL plays a function URL with AuthType NONE: no
+// authorizer, every request handed to the function as a function URL's
+// event (payload format 2.0), and Lambda's 502 when the function fails.
+func serveFunctionURL(w http.ResponseWriter, req *http.Request, fn *Function, body []byte) {
+	now := time.Now()
+	ev := functionURLEvent{RouteKey: "$default", LambdaFunctionURLRequest: events.LambdaFunctionURLRequest{
+		Version:        "2.0",
+		RawPath:        req.URL.Path,
+		RawQueryString: req.URL.RawQuery,
+		Headers:        eventHeaders(req),
+		RequestContext: events.LambdaFunctionURLRequestContext{
+			AccountID:    "000000000000",
+			RequestID:    req.Header.Get("X-Request-Id"),
+			APIID:        "local",
+			DomainName:   req.Host,
+			DomainPrefix: "local",
+			Time:         now.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+			TimeEpoch:    now.UnixMilli(),
+			HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{
+				Method:    req.Method,
+				Path:      req.URL.Path,
+				Protocol:  req.Proto,
+				SourceIP:  sourceIP(req.RemoteAddr),
+				UserAgent: req.UserAgent(),
+			},
+		},
+	}}
+	ev.Body, ev.IsBase64Encoded = eventBody(body)
+	var resp events.LambdaFunctionURLResponse
+	if err := fn.Invoke(req.Context(), ev, &resp); err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "Internal Server Error")
+		return
+	}
+	writeResponse(w, resp.StatusCode, resp.Headers, resp.Body, resp.IsBase64Encoded)
+}
+
+// eventHeaders are the request's headers as API Gateway and function URLs
+// give them: names lower case, repeated values joined by commas.
+func eventHeaders(req *http.Request) map[string]string {
+	h := make(map[string]string, len(req.Header))
+	for name, values := range req.Header {
+		h[strings.ToLower(name)] = strings.Join(values, ",")
+	}
+	return h
+}
+
+// eventBody is the body as an event carries it: text as it is, anything
+// else in base64.
+func eventBody(body []byte) (string, bool) {
+	switch {
+	case len(body) == 0:
+		return "", false
+	case utf8.Valid(body):
+		return string(body), false
+	default:
+		return base64.StdEncoding.EncodeToString(body), true
+	}
+}
+
+// writeResponse writes a function's response (payload format 2.0).
+func writeResponse(w http.ResponseWriter, status int, headers map[string]string, body string, b64 bool) {
+	for k, v := range headers {
 		w.Header().Set(k, v)
 	}
-	out := []byte(resp.Body)
-	if resp.IsBase64Encoded {
-		if b, err := base64.StdEncoding.DecodeString(resp.Body); err == nil {
+	out := []byte(body)
+	if b64 {
+		if b, err := base64.StdEncoding.DecodeString(body); err == nil {
 			out = b
 		}
 	}
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(status)
 	_, _ = w.Write(out)
 }
 

@@ -150,10 +150,23 @@ type Config struct {
 	// DefaultGatewayLimits.
 	Limits GatewayLimits
 	// Authorizer, when set, guards POST /votes as the JWT authorizer does
-	// in serverless.yml with auth=jwt; nil is auth=none.
+	// in serverless.yml with auth=jwt; nil is auth=none. With Ingest
+	// IngestURL the receiver checks tokens itself, with its verifier.
 	Authorizer *Authorizer
-	Log        *slog.Logger
+	// Ingest is how POST /votes reaches the receiver, as serverless.yml's
+	// ingest parameter: IngestAPI (the default) through the HTTP API's
+	// route, IngestURL through the function's own URL, with no authorizer
+	// in front.
+	Ingest string
+	Log    *slog.Logger
 }
+
+// The ways POST /votes can reach the receiver (serverless.yml's ingest
+// parameter).
+const (
+	IngestAPI = "api"
+	IngestURL = "url"
+)
 
 // Stack is a running local pipeline.
 type Stack struct {
@@ -237,6 +250,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Stage == "" {
 		cfg.Stage = "local"
 	}
+	switch cfg.Ingest {
+	case "":
+		cfg.Ingest = IngestAPI
+	case IngestAPI, IngestURL:
+	default:
+		return cfg, fmt.Errorf("local: ingest %q is neither %q nor %q", cfg.Ingest, IngestAPI, IngestURL)
+	}
 	if len(cfg.Catalog.Aspects()) == 0 {
 		cfg.Catalog = functions.DefaultConfig().Catalog
 	}
@@ -310,8 +330,13 @@ func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[strin
 	function := func(name string, handler func(awscfg.Config, *slog.Logger) any) *Function {
 		return NewFunction(name, timeouts[name], handler(awsFor[name], cfg.Log.With("function", name)))
 	}
+	// Behind its URL no authorizer checks the token: the receiver does.
+	var tokens handlers.TokenVerifier
+	if cfg.Ingest == IngestURL && cfg.Authorizer != nil {
+		tokens = cfg.Authorizer.Verifier()
+	}
 	s.Functions.Receiver = function(functions.ReceiverName, func(c awscfg.Config, log *slog.Logger) any {
-		return functions.Receiver(fc, c.SQS(), log).Handle
+		return functions.Receiver(fc, c.SQS(), tokens, log).Handle
 	})
 	s.Functions.Processor = function(functions.ProcessorName, func(c awscfg.Config, log *slog.Logger) any {
 		return functions.Processor(fc, c.DynamoDB(), c.SQS(), log).Handle
@@ -328,8 +353,12 @@ func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[strin
 	// The routes serverless.yml deploys, each naming its method; the
 	// gateway answers other methods on these paths itself (405). Only a
 	// submission needs a voter's token.
+	votes := Route{Pattern: "POST /votes", RouteKey: "POST /votes", Function: s.Functions.Receiver, Authorizer: cfg.Authorizer}
+	if cfg.Ingest == IngestURL {
+		votes = Route{Pattern: "POST /votes", Function: s.Functions.Receiver, FunctionURL: true}
+	}
 	routes := []Route{
-		{Pattern: "POST /votes", RouteKey: "POST /votes", Function: s.Functions.Receiver, Authorizer: cfg.Authorizer},
+		votes,
 		{Pattern: "GET /titles/{titleId}/tallies", RouteKey: "GET /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
 		{Pattern: "GET /healthz", RouteKey: "GET /healthz", Function: s.Functions.Query},
 	}

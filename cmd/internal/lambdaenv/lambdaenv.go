@@ -31,6 +31,10 @@ func Config(function string) (functions.Config, error) {
 	c.DeadLettersURL = os.Getenv("VOTES_DEAD_LETTER_QUEUE_URL")
 	c.FailuresURL = os.Getenv("VOTES_PROJECTOR_FAILURE_QUEUE_URL")
 	c.RepairFailedURL = os.Getenv("VOTES_REPAIR_FAILED_QUEUE_URL")
+	// Set only behind a function URL with auth=jwt: the receiver then
+	// verifies tokens itself.
+	c.JWT.Issuer = os.Getenv("VOTES_JWT_ISSUER")
+	c.JWT.Audience = os.Getenv("VOTES_JWT_AUDIENCE")
 	var errs []error
 	if v, ok := os.LookupEnv("VOTES_CATALOG"); ok && v != "" {
 		catalog, err := domain.ParseCatalog(v)

@@ -179,3 +179,25 @@ func TestConfigRefusesAnUnknownFunction(t *testing.T) {
 		t.Errorf("got %v, want %v", err, functions.ErrUnknownFunction)
 	}
 }
+
+// TestConfigJWT: behind a function URL with auth=jwt the receiver is given
+// the issuer and audience it verifies tokens against; an incomplete or
+// plain-http pair stops it at start-up rather than letting it take the
+// body's voterId on trust.
+func TestConfigJWT(t *testing.T) {
+	setenv(t, map[string]string{"VOTES_JWT_ISSUER": "https://id.example.com/", "VOTES_JWT_AUDIENCE": "votes-api"})
+	c, err := Config(functions.ReceiverName)
+	if err != nil || c.JWT != (functions.JWT{Issuer: "https://id.example.com/", Audience: "votes-api"}) {
+		t.Fatalf("config %+v, %v", c.JWT, err)
+	}
+	for _, env := range []map[string]string{
+		{"VOTES_JWT_ISSUER": "https://id.example.com/", "VOTES_JWT_AUDIENCE": ""},
+		{"VOTES_JWT_ISSUER": "", "VOTES_JWT_AUDIENCE": "votes-api"},
+		{"VOTES_JWT_ISSUER": "http://id.example.com/", "VOTES_JWT_AUDIENCE": "votes-api"},
+	} {
+		setenv(t, env)
+		if _, err := Config(functions.ReceiverName); err == nil || !strings.Contains(err.Error(), "jwt") {
+			t.Errorf("%v: %v, want a jwt configuration error", env, err)
+		}
+	}
+}
