@@ -64,6 +64,8 @@ func DecodeSubmission(body []byte, catalog Catalog, subject string) (Submission,
 	if len(body) > MaxBodyBytes {
 		return Submission{}, BodyTooLarge()
 	}
+	// A bad subject is the caller's identity, not the body's fault: it
+	// comes first.
 	var authVoter string
 	if subject != "" {
 		v, err := VoterKey(subject)
@@ -72,28 +74,54 @@ func DecodeSubmission(body []byte, catalog Catalog, subject string) (Submission,
 		}
 		authVoter = v
 	}
+	in, err := decodeFields(body)
+	if err != nil {
+		return Submission{}, err
+	}
+	var s Submission
+	if s.VoterID, err = voterOf(in.VoterID, subject, authVoter); err != nil {
+		return Submission{}, err
+	}
+	if s.TitleID, err = validID("titleId", in.TitleID); err != nil {
+		return Submission{}, err
+	}
+	if s.Votes, err = decodeVotes(in.Votes, catalog); err != nil {
+		return Submission{}, err
+	}
+	if s.OccurredAt, err = occurredAt(in.OccurredAt); err != nil {
+		return Submission{}, err
+	}
+	return s, nil
+}
+
+// submissionJSON is a body's members, each nil when absent.
+type submissionJSON struct {
+	VoterID, TitleID, OccurredAt *string
+	Votes                        []json.RawMessage
+}
+
+// decodeFields reads body as one JSON object with no member twice and
+// only the members a submission has, each of its JSON type.
+func decodeFields(body []byte) (submissionJSON, error) {
+	var in submissionJSON
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var top map[string]json.RawMessage
 	if err := dec.Decode(&top); err != nil {
-		return Submission{}, jsonError(err)
+		return in, jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Submission{}, &Error{Code: CodeInvalidJSON, Message: "body has data after the JSON object"}
+		return in, &Error{Code: CodeInvalidJSON, Message: "body has data after the JSON object"}
 	}
 	if top == nil {
-		return Submission{}, &Error{Code: CodeInvalidJSON, Message: "body must be a JSON object"}
+		return in, &Error{Code: CodeInvalidJSON, Message: "body must be a JSON object"}
 	}
 	// encoding/json keeps the last of two members with one name, where a
 	// proxy or a log reader in front may keep the first: refuse them all.
 	if path, dup := duplicateMember(body); dup {
-		return Submission{}, fieldError(CodeDuplicateField, path, "%s is given more than once", path)
+		return in, fieldError(CodeDuplicateField, path, "%s is given more than once", path)
 	}
 	if err := onlyFields(top, "", "voterId", "titleId", "votes", "occurredAt"); err != nil {
-		return Submission{}, err
-	}
-	var in struct {
-		VoterID, TitleID, OccurredAt *string
-		Votes                        []json.RawMessage
+		return in, err
 	}
 	for _, f := range []struct {
 		name string
@@ -102,78 +130,80 @@ func DecodeSubmission(body []byte, catalog Catalog, subject string) (Submission,
 	}{{"voterId", &in.VoterID, "string"}, {"titleId", &in.TitleID, "string"}, {"occurredAt", &in.OccurredAt, "string"}, {"votes", &in.Votes, "array"}} {
 		if raw, ok := top[f.name]; ok {
 			if err := json.Unmarshal(raw, f.dst); err != nil {
-				return Submission{}, fieldError(CodeInvalidField, f.name, "%s must be a JSON %s", f.name, f.kind)
+				return in, fieldError(CodeInvalidField, f.name, "%s must be a JSON %s", f.name, f.kind)
 			}
 		}
 	}
+	return in, nil
+}
 
-	var s Submission
-	switch {
-	case subject != "":
-		s.VoterID = authVoter
-		if in.VoterID != nil && *in.VoterID != subject && trimSpace(*in.VoterID) != subject {
-			return Submission{}, fieldError(CodeVoterMismatch, "voterId", "voterId differs from the authenticated voter")
-		}
-	default:
-		id, err := validID("voterId", in.VoterID)
-		if err != nil {
-			return Submission{}, err
-		}
-		s.VoterID = id
+// voterOf is the submission's voter: authVoter, the authenticated
+// subject's key, when there is a subject (a body voterId must then name the
+// same subject), or else the body's voterId.
+func voterOf(bodyVoter *string, subject, authVoter string) (string, error) {
+	if subject == "" {
+		return validID("voterId", bodyVoter)
 	}
-	id, err := validID("titleId", in.TitleID)
-	if err != nil {
-		return Submission{}, err
+	if bodyVoter != nil && *bodyVoter != subject && trimSpace(*bodyVoter) != subject {
+		return "", fieldError(CodeVoterMismatch, "voterId", "voterId differs from the authenticated voter")
 	}
-	s.TitleID = id
+	return authVoter, nil
+}
 
+// decodeVotes checks the votes against catalog: 1 to MaxVotes of them,
+// each a known aspect and choice, no aspect twice.
+func decodeVotes(votes []json.RawMessage, catalog Catalog) ([]Choice, error) {
 	switch {
-	case in.Votes == nil:
-		return Submission{}, fieldError(CodeMissingField, "votes", "votes is required")
-	case len(in.Votes) == 0:
-		return Submission{}, fieldError(CodeInvalidField, "votes", "votes must have 1 to %d entries", MaxVotes)
-	case len(in.Votes) > MaxVotes:
-		return Submission{}, fieldError(CodeInvalidField, "votes", "votes must have 1 to %d entries, got %d", MaxVotes, len(in.Votes))
+	case votes == nil:
+		return nil, fieldError(CodeMissingField, "votes", "votes is required")
+	case len(votes) == 0:
+		return nil, fieldError(CodeInvalidField, "votes", "votes must have 1 to %d entries", MaxVotes)
+	case len(votes) > MaxVotes:
+		return nil, fieldError(CodeInvalidField, "votes", "votes must have 1 to %d entries, got %d", MaxVotes, len(votes))
 	}
-	seen := make(map[string]bool, len(in.Votes))
-	s.Votes = make([]Choice, 0, len(in.Votes))
-	for i, raw := range in.Votes {
+	seen := make(map[string]bool, len(votes))
+	out := make([]Choice, 0, len(votes))
+	for i, raw := range votes {
 		field := "votes[" + strconv.Itoa(i) + "]"
 		v, err := decodeVote(raw, field)
 		if err != nil {
-			return Submission{}, err
+			return nil, err
 		}
 		if v.Aspect == nil {
-			return Submission{}, fieldError(CodeMissingField, field+".aspect", "aspect is required")
+			return nil, fieldError(CodeMissingField, field+".aspect", "aspect is required")
 		}
 		if v.Choice == nil {
-			return Submission{}, fieldError(CodeMissingField, field+".choice", "choice is required")
+			return nil, fieldError(CodeMissingField, field+".choice", "choice is required")
 		}
 		aspect, choice, aspectOK, choiceOK := catalog.lookup(*v.Aspect, *v.Choice)
 		if !aspectOK {
-			return Submission{}, fieldError(CodeInvalidField, field+".aspect", "aspect must be one of: %s", catalog.aspectNames())
+			return nil, fieldError(CodeInvalidField, field+".aspect", "aspect must be one of: %s", catalog.aspectNames())
 		}
 		if !choiceOK {
-			return Submission{}, fieldError(CodeInvalidField, field+".choice", "choice for %s must be one of: %s", aspect.Name, strings.Join(aspect.Choices, ", "))
+			return nil, fieldError(CodeInvalidField, field+".choice", "choice for %s must be one of: %s", aspect.Name, strings.Join(aspect.Choices, ", "))
 		}
 		if seen[aspect.Name] {
-			return Submission{}, fieldError(CodeDuplicateAspect, field+".aspect", "aspect %s is voted on more than once", aspect.Name)
+			return nil, fieldError(CodeDuplicateAspect, field+".aspect", "aspect %s is voted on more than once", aspect.Name)
 		}
 		seen[aspect.Name] = true
-		s.Votes = append(s.Votes, Choice{Aspect: aspect.Name, Choice: choice})
+		out = append(out, Choice{Aspect: aspect.Name, Choice: choice})
 	}
+	return out, nil
+}
 
-	if in.OccurredAt != nil {
-		t, ok := parseRFC3339(trimSpace(*in.OccurredAt))
-		if !ok {
-			return Submission{}, fieldError(CodeInvalidField, "occurredAt", "occurredAt must be an RFC 3339 date-time such as 2024-03-01T10:00:00.5+02:00")
-		}
-		if t.Year() < 1 || t.Year() > 9999 {
-			return Submission{}, fieldError(CodeInvalidField, "occurredAt", "occurredAt must be between years 0001 and 9999 in UTC")
-		}
-		s.OccurredAt = t.Format(time.RFC3339Nano)
+// occurredAt is the client's time of the vote in UTC, or "" when it gave none.
+func occurredAt(raw *string) (string, error) {
+	if raw == nil {
+		return "", nil
 	}
-	return s, nil
+	t, ok := parseRFC3339(trimSpace(*raw))
+	if !ok {
+		return "", fieldError(CodeInvalidField, "occurredAt", "occurredAt must be an RFC 3339 date-time such as 2024-03-01T10:00:00.5+02:00")
+	}
+	if t.Year() < 1 || t.Year() > 9999 {
+		return "", fieldError(CodeInvalidField, "occurredAt", "occurredAt must be between years 0001 and 9999 in UTC")
+	}
+	return t.Format(time.RFC3339Nano), nil
 }
 
 type voteJSON struct {
