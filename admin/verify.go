@@ -31,16 +31,46 @@ type VerifyResult struct {
 // lifecycle.ErrRetired. It folds with projections.Folder, the definition
 // of the tallies, holding one entry per voter, title and aspect.
 func (a *Admin) Verify(ctx context.Context, version string, progress func(events int)) (VerifyResult, error) {
+	version, err := a.verifiable(ctx, version)
+	res := VerifyResult{Version: version}
+	if err != nil {
+		return res, err
+	}
+	want, err := a.foldEvents(ctx, &res, progress)
+	if err != nil {
+		return res, err
+	}
+	titles, err := a.titlesOf(ctx, version, want)
+	if err != nil {
+		return res, err
+	}
+	res.Titles = len(titles)
+	cells := a.d.Versions.Cells(version)
+	for _, t := range titles {
+		got, err := cells.Tally(ctx, t)
+		if err != nil {
+			return res, err
+		}
+		for _, d := range got.Diff(want[t]) {
+			res.Differences = append(res.Differences, Difference{TitleID: t, Difference: d})
+		}
+	}
+	return res, nil
+}
+
+// verifiable names the version to verify (the active one for ""), and
+// fails when it has no items left to compare.
+func (a *Admin) verifiable(ctx context.Context, version string) (string, error) {
 	reg, err := a.d.Registry.Load(ctx, true)
 	if err != nil {
-		return VerifyResult{}, err
+		return version, err
 	}
 	if version == "" {
 		version = reg.Active
 	}
 	v, err := reg.Get(version)
 	if err != nil {
-		return VerifyResult{}, err
+		return version, err
 	}
 	switch v.State {
 	case lifecycle.Retired:
@@ -48,19 +78,22 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 		if !v.Deleted.IsZero() {
 			when = " at " + v.Deleted.UTC().Format(time.RFC3339)
 		}
-		return VerifyResult{Version: version}, retired{fmt.Sprintf("version %s was retired%s and its items deleted; nothing to verify", version, when)}
+		return version, retired{fmt.Sprintf("version %s was retired%s and its items deleted; nothing to verify", version, when)}
 	case lifecycle.Retiring:
-		return VerifyResult{Version: version}, retired{fmt.Sprintf("version %s is being retired, its items deleted; nothing to verify", version)}
+		return version, retired{fmt.Sprintf("version %s is being retired, its items deleted; nothing to verify", version)}
 	}
-	res := VerifyResult{Version: version}
+	return version, nil
+}
 
+// foldEvents is the pure fold of the whole event table, read in parallel
+// segments; it counts the items read in res.Events.
+func (a *Admin) foldEvents(ctx context.Context, res *VerifyResult, progress func(events int)) (map[string]projections.Counts, error) {
 	var (
 		mu     sync.Mutex
 		folder projections.Folder
 	)
-	scanner := a.d.Events.Scanner(20000)
 	const segments = 8
-	err = projections.ScanEvents(ctx, scanner, segments, projections.Segments(segments), func(_ context.Context, _ int, p projections.EventPage, _ projections.Cursor) error {
+	err := projections.ScanEvents(ctx, a.d.Events.Scanner(20000), segments, projections.Segments(segments), func(_ context.Context, _ int, p projections.EventPage, _ projections.Cursor) error {
 		mu.Lock()
 		folder.Add(p.Events)
 		res.Events += int64(len(p.Events) + p.Invalid)
@@ -71,15 +104,17 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 		return nil
 	})
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	want := folder.Tallies()
-	folder = projections.Folder{}
+	return folder.Tallies(), nil
+}
 
-	// Titles with votes in the events or counts in the version.
+// titlesOf lists, sorted, the titles with votes in the events (want) or
+// counts in the version.
+func (a *Admin) titlesOf(ctx context.Context, version string, want map[string]projections.Counts) ([]string, error) {
 	stored, err := a.d.Items.Titles(ctx, version)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	titles := map[string]bool{}
 	for _, t := range stored {
@@ -88,23 +123,12 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 	for t := range want {
 		titles[t] = true
 	}
-	cells := a.d.Versions.Cells(version)
 	sorted := make([]string, 0, len(titles))
 	for t := range titles {
 		sorted = append(sorted, t)
 	}
 	slices.Sort(sorted)
-	res.Titles = len(sorted)
-	for _, t := range sorted {
-		got, err := cells.Tally(ctx, t)
-		if err != nil {
-			return res, err
-		}
-		for _, d := range got.Diff(want[t]) {
-			res.Differences = append(res.Differences, Difference{TitleID: t, Difference: d})
-		}
-	}
-	return res, nil
+	return sorted, nil
 }
 
 // retired says a version has no items to verify, and is

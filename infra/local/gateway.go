@@ -211,15 +211,45 @@ const (
 )
 
 func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
-	// An oversize body is refused on its Content-Length alone, or after
-	// the limit plus one byte; no more of it is buffered. Past the answer,
-	// net/http discards up to 256 KiB of what the client still sends (no
-	// memory kept, still under the read timeout) so that the client reads
-	// the 413 rather than a connection reset, and closes the connection
-	// after the answer when more is coming.
+	body, ok := readBody(w, req)
+	if !ok {
+		return
+	}
+	if r.FunctionURL {
+		serveFunctionURL(w, req, r.Function, body)
+		return
+	}
+	ev := apiEvent(req, r, body)
+	if r.Authorizer != nil {
+		jwt, reason := r.Authorizer.Authorize(req.Header.Get("Authorization"))
+		if jwt == nil {
+			unauthorized(w, reason)
+			return
+		}
+		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: jwt}
+	}
+	var resp events.APIGatewayV2HTTPResponse
+	if err := r.Function.Invoke(req.Context(), ev, &resp); err != nil {
+		// API Gateway's own answer when the integration fails.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"message":"Internal Server Error"}`)
+		return
+	}
+	writeResponse(w, resp.StatusCode, resp.Headers, resp.Body, resp.IsBase64Encoded)
+}
+
+// readBody reads the request's body, or answers the client itself and
+// returns false. An oversize body is refused on its Content-Length alone,
+// or after the limit plus one byte; no more of it is buffered. Past the
+// answer, net/http discards up to 256 KiB of what the client still sends
+// (no memory kept, still under the read timeout) so that the client reads
+// the 413 rather than a connection reset, and closes the connection after
+// the answer when more is coming.
+func readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
 	if req.ContentLength > domain.MaxBodyBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, domain.CodeBodyTooLarge, bodyTooLarge)
-		return
+		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, domain.MaxBodyBytes+1))
 	switch {
@@ -228,15 +258,17 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 		// short of its length.
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestTimeout, codeRequestTimeout, "the request body did not arrive in time")
-		return
+		return nil, false
 	case len(body) > domain.MaxBodyBytes:
 		writeError(w, http.StatusRequestEntityTooLarge, domain.CodeBodyTooLarge, bodyTooLarge)
-		return
+		return nil, false
 	}
-	if r.FunctionURL {
-		serveFunctionURL(w, req, r.Function, body)
-		return
-	}
+	return body, true
+}
+
+// apiEvent is the event an HTTP API gives the route's function for req,
+// as payload format 2.0 has it.
+func apiEvent(req *http.Request, r Route, body []byte) events.APIGatewayV2HTTPRequest {
 	ev := events.APIGatewayV2HTTPRequest{
 		Version:        "2.0",
 		RouteKey:       r.RouteKey,
@@ -259,16 +291,8 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 				UserAgent: req.UserAgent(),
 			},
 		},
+		Headers: eventHeaders(req),
 	}
-	if r.Authorizer != nil {
-		jwt, reason := r.Authorizer.Authorize(req.Header.Get("Authorization"))
-		if jwt == nil {
-			unauthorized(w, reason)
-			return
-		}
-		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: jwt}
-	}
-	ev.Headers = eventHeaders(req)
 	if len(r.Params) > 0 {
 		ev.PathParameters = map[string]string{}
 		for _, p := range r.Params {
@@ -276,15 +300,7 @@ func serveRoute(w http.ResponseWriter, req *http.Request, r Route) {
 		}
 	}
 	ev.Body, ev.IsBase64Encoded = eventBody(body)
-	var resp events.APIGatewayV2HTTPResponse
-	if err := r.Function.Invoke(req.Context(), ev, &resp); err != nil {
-		// API Gateway's own answer when the integration fails.
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = io.WriteString(w, `{"message":"Internal Server Error"}`)
-		return
-	}
-	writeResponse(w, resp.StatusCode, resp.Headers, resp.Body, resp.IsBase64Encoded)
+	return ev
 }
 
 // functionURLEvent is the event Lambda gives a function through its URL:
