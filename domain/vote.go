@@ -14,11 +14,21 @@ import (
 	"time"
 )
 
-// SchemaVersion is the version of the event and message shapes this code
+// SchemaVersion is the version of the queued submission messages this code
 // writes. Readers accept every version listed in readableSchemas.
 const SchemaVersion = 1
 
-var readableSchemas = map[int]bool{1: true}
+// EventSchema is the version of the event items this code writes. Version
+// 1 held one vote per item; version 2 holds a submission's votes, one item
+// per submission, so that a submission of five votes is one write of one
+// item. Readers accept every version in readableEventSchemas: events are
+// immutable, and a table keeps items of every version ever written.
+const EventSchema = 2
+
+var (
+	readableSchemas      = map[int]bool{1: true}
+	readableEventSchemas = map[int]bool{1: true, 2: true}
+)
 
 // ErrNewerVersion means an event or message has a schema version newer
 // than this code understands. It is not poison: during a deploy the
@@ -27,21 +37,29 @@ var readableSchemas = map[int]bool{1: true}
 // *NewerVersionError.
 var ErrNewerVersion = errors.New("schema version newer than this code understands")
 
-// NewerVersionError is ErrNewerVersion with the version met.
+// NewerVersionError is ErrNewerVersion with the version met and the
+// versions this code reads of that kind of data, as "v1, v2".
 type NewerVersionError struct {
-	Version int
+	Version  int
+	Readable string
 }
 
 func (e *NewerVersionError) Error() string {
-	return fmt.Sprintf("schema version %d is newer than this code understands (%s)", e.Version, ReadableSchemas())
+	return fmt.Sprintf("schema version %d is newer than this code understands (%s)", e.Version, e.Readable)
 }
 
 // Is makes errors.Is(err, ErrNewerVersion) hold.
 func (e *NewerVersionError) Is(target error) bool { return target == ErrNewerVersion }
 
-// ReadableSchemas lists the schema versions this code reads, as "v1, v2".
-func ReadableSchemas() string {
-	vs := slices.Sorted(maps.Keys(readableSchemas))
+// ReadableSchemas lists the message schema versions this code reads, as
+// "v1, v2".
+func ReadableSchemas() string { return versionList(readableSchemas) }
+
+// ReadableEventSchemas lists the event schema versions this code reads.
+func ReadableEventSchemas() string { return versionList(readableEventSchemas) }
+
+func versionList(set map[int]bool) string {
+	vs := slices.Sorted(maps.Keys(set))
 	out := make([]string, len(vs))
 	for i, v := range vs {
 		out[i] = fmt.Sprintf("v%d", v)
@@ -49,15 +67,20 @@ func ReadableSchemas() string {
 	return strings.Join(out, ", ")
 }
 
-// CheckSchema says whether this code reads schema version v: nil if it
-// does, a *NewerVersionError if v is newer than every version it reads,
-// and a plain error (poison) for an unknown older version.
-func CheckSchema(v int) error {
-	if readableSchemas[v] {
+// CheckSchema says whether this code reads message schema version v: nil
+// if it does, a *NewerVersionError if v is newer than every version it
+// reads, and a plain error (poison) for an unknown older version.
+func CheckSchema(v int) error { return checkVersion(readableSchemas, v) }
+
+// CheckEventSchema is CheckSchema for an event item's version.
+func CheckEventSchema(v int) error { return checkVersion(readableEventSchemas, v) }
+
+func checkVersion(set map[int]bool, v int) error {
+	if set[v] {
 		return nil
 	}
-	if v > slices.Max(slices.Collect(maps.Keys(readableSchemas))) {
-		return &NewerVersionError{Version: v}
+	if v > slices.Max(slices.Collect(maps.Keys(set))) {
+		return &NewerVersionError{Version: v, Readable: versionList(set)}
 	}
 	return fmt.Errorf("unreadable schema version %d", v)
 }
@@ -143,7 +166,7 @@ func (v VoteCast) SameVote(o VoteCast) bool {
 // Validate checks an event read back from storage or a queue: a readable
 // schema, every field present, and a vote ID that matches its content.
 func (v VoteCast) Validate() error {
-	if err := CheckSchema(v.Schema); err != nil {
+	if err := CheckEventSchema(v.Schema); err != nil {
 		return fmt.Errorf("vote %s: %w", v.VoteID, err)
 	}
 	switch {
@@ -234,12 +257,13 @@ func (a Accepted) VoteIDs() []string {
 	return ids
 }
 
-// Events gives the VoteCast events the submission appends.
+// Events gives the VoteCast events the submission appends, together, as
+// one event item of version EventSchema.
 func (a Accepted) Events() []VoteCast {
 	out := make([]VoteCast, len(a.Votes))
 	for i, v := range a.Votes {
 		out[i] = VoteCast{
-			Schema:       a.Schema,
+			Schema:       EventSchema,
 			VoteID:       v.VoteID,
 			SubmissionID: a.SubmissionID,
 			VoterID:      a.VoterID,
@@ -269,6 +293,9 @@ func DecodeAccepted(body []byte) (Accepted, error) {
 	var a Accepted
 	if err := json.Unmarshal(body, &a); err != nil {
 		return Accepted{}, fmt.Errorf("decode submission message: %w", err)
+	}
+	if err := CheckSchema(a.Schema); err != nil {
+		return Accepted{}, fmt.Errorf("submission %s: %w", a.SubmissionID, err)
 	}
 	if len(a.Votes) == 0 || len(a.Votes) > MaxVotes {
 		return Accepted{}, fmt.Errorf("submission %s: %d votes", a.SubmissionID, len(a.Votes))

@@ -172,7 +172,7 @@ func TestVoteCastValidate(t *testing.T) {
 	}
 	tests := map[string]func(*domain.VoteCast){
 		"schema 0":            func(e *domain.VoteCast) { e.Schema = 0 },
-		"schema 2":            func(e *domain.VoteCast) { e.Schema = 2 },
+		"schema 3":            func(e *domain.VoteCast) { e.Schema = domain.EventSchema + 1 },
 		"no voter":            func(e *domain.VoteCast) { e.VoterID = "" },
 		"no title":            func(e *domain.VoteCast) { e.TitleID = "" },
 		"no submission":       func(e *domain.VoteCast) { e.SubmissionID = "" },
@@ -223,8 +223,8 @@ func TestAcceptRoundTrip(t *testing.T) {
 	}
 
 	wantEvents := []domain.VoteCast{
-		{Schema: domain.SchemaVersion, VoteID: wantIDs[0], SubmissionID: submissionID, VoterID: "alice", TitleID: "tt1", Aspect: "story", Choice: "up", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
-		{Schema: domain.SchemaVersion, VoteID: wantIDs[1], SubmissionID: submissionID, VoterID: "alice", TitleID: "tt1", Aspect: "overall", Choice: "down", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
+		{Schema: domain.EventSchema, VoteID: wantIDs[0], SubmissionID: submissionID, VoterID: "alice", TitleID: "tt1", Aspect: "story", Choice: "up", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
+		{Schema: domain.EventSchema, VoteID: wantIDs[1], SubmissionID: submissionID, VoterID: "alice", TitleID: "tt1", Aspect: "overall", Choice: "down", RecordedAt: receivedAt.UnixNano(), OccurredAt: "2024-03-01T08:00:00Z"},
 	}
 	if got := a.Events(); !reflect.DeepEqual(got, wantEvents) {
 		t.Errorf("Events() = %+v\nwant %+v", got, wantEvents)
@@ -344,15 +344,21 @@ func TestDecodeAcceptedRefuses(t *testing.T) {
 // poison.
 func TestNewerSchemaIsNotPoison(t *testing.T) {
 	e := validVote(t)
-	e.Schema = domain.SchemaVersion + 1
+	e.Schema = domain.EventSchema + 1
 	err := e.Validate()
 	var newer *domain.NewerVersionError
-	if !errors.Is(err, domain.ErrNewerVersion) || !errors.As(err, &newer) || newer.Version != domain.SchemaVersion+1 {
+	if !errors.Is(err, domain.ErrNewerVersion) || !errors.As(err, &newer) || newer.Version != domain.EventSchema+1 {
 		t.Errorf("vote of schema %d: %v, want ErrNewerVersion", e.Schema, err)
 	}
 	e.Schema = 0
 	if err := e.Validate(); err == nil || errors.Is(err, domain.ErrNewerVersion) {
 		t.Errorf("vote of schema 0: %v, want poison", err)
+	}
+	// Events of version 1 (one vote per item) stay readable: the table
+	// keeps them for good.
+	e.Schema = 1
+	if err := e.Validate(); err != nil {
+		t.Errorf("vote of schema 1: %v, want readable", err)
 	}
 
 	for body, wantNewer := range map[string]bool{
@@ -379,7 +385,7 @@ func TestNewerSchemaIsNotPoison(t *testing.T) {
 func validVote(t *testing.T) domain.VoteCast {
 	t.Helper()
 	e := domain.VoteCast{
-		Schema: domain.SchemaVersion, SubmissionID: "sub-1", VoterID: "alice", TitleID: "tt1",
+		Schema: domain.EventSchema, SubmissionID: "sub-1", VoterID: "alice", TitleID: "tt1",
 		Aspect: "overall", Choice: "up", RecordedAt: 1700000000000000000,
 	}
 	e.VoteID = domain.VoteID(e.VoterID, e.TitleID, e.SubmissionID, e.Aspect)

@@ -239,12 +239,12 @@ func voterEvents(t *testing.T, f fixture, voter, title string) []domain.VoteCast
 	}
 	var evs []domain.VoteCast
 	for _, item := range out.Items {
-		e, err := dynamo.DecodeEvent(item)
+		votes, err := dynamo.DecodeEvent(item)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.VoterID == voter {
-			evs = append(evs, e)
+		if votes[0].VoterID == voter {
+			evs = append(evs, votes...)
 		}
 	}
 	return evs

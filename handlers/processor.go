@@ -17,7 +17,11 @@ import (
 
 // EventAppender appends vote events to the event table, idempotently.
 type EventAppender interface {
-	Append(ctx context.Context, e domain.VoteCast) (domain.Outcome, error)
+	// Append stores the votes of one submission, all or none, once: a
+	// submission stored before with the same votes is Duplicate, other
+	// votes under its key Conflict (kept out). It is safe to retry after
+	// any error.
+	Append(ctx context.Context, votes []domain.VoteCast) (domain.Outcome, error)
 }
 
 // DeadLetterer stores a message that cannot be processed, with the reason.
@@ -130,28 +134,27 @@ func (p *Processor) handleMessage(ctx context.Context, msg events.SQSMessage, s 
 	if err != nil {
 		return p.deadLetter(ctx, msg, "poison: "+err.Error(), s)
 	}
-	for _, e := range sub.Events() {
-		out, err := p.events.Append(ctx, e)
-		if err != nil {
-			receives, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
-			first := attrTime(msg, "ApproximateFirstReceiveTimestamp", attrTime(msg, "SentTimestamp", time.Now()))
-			if time.Now().Sub(first) > p.limits.Failing {
-				return p.deadLetter(ctx, msg, fmt.Sprintf("gave up after failing for over %s (%d receives): %v",
-					shortDuration(p.limits.Failing), receives, err), s)
-			}
-			p.log.WarnContext(ctx, "append vote", "message", msg.MessageId, "vote", e.VoteID, "receives", receives, "err", err)
-			return false
+	votes := sub.Events()
+	out, err := p.events.Append(ctx, votes)
+	if err != nil {
+		receives, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+		first := attrTime(msg, "ApproximateFirstReceiveTimestamp", attrTime(msg, "SentTimestamp", time.Now()))
+		if time.Now().Sub(first) > p.limits.Failing {
+			return p.deadLetter(ctx, msg, fmt.Sprintf("gave up after failing for over %s (%d receives): %v",
+				shortDuration(p.limits.Failing), receives, err), s)
 		}
-		switch out {
-		case domain.Appended:
-			s.Appended++
-		case domain.Duplicate:
-			s.Duplicates++
-		case domain.Conflict:
-			s.Conflicts++
-			p.log.ErrorContext(ctx, "vote conflict: another vote is stored under this ID (a hash collision or a bug); kept out",
-				"vote", e.VoteID, "submission", e.SubmissionID, "title", e.TitleID)
-		}
+		p.log.WarnContext(ctx, "append submission", "message", msg.MessageId, "submission", sub.SubmissionID, "receives", receives, "err", err)
+		return false
+	}
+	switch out {
+	case domain.Appended:
+		s.Appended += len(votes)
+	case domain.Duplicate:
+		s.Duplicates += len(votes)
+	case domain.Conflict:
+		s.Conflicts += len(votes)
+		p.log.ErrorContext(ctx, "submission conflict: other votes are stored under this key (a hash collision or a bug); kept out",
+			"submission", sub.SubmissionID, "votes", sub.VoteIDs(), "title", sub.TitleID)
 	}
 	return true
 }

@@ -17,15 +17,16 @@ import (
 	"votes/infra/dynamo"
 	"votes/infra/functions"
 	"votes/infra/queue"
+	"votes/internal/kumotest"
 )
 
 // sampleVotes are the votes of the submissions in testdata/sqs-event.json.
 var sampleVotes = []domain.VoteCast{
-	{Schema: 1, VoteID: "kmgmqpewmbwlplvjnektfmthl3tbraga", SubmissionID: "sub-alice-1", VoterID: "alice", TitleID: "tt0111161",
+	{Schema: domain.EventSchema, VoteID: "kmgmqpewmbwlplvjnektfmthl3tbraga", SubmissionID: "sub-alice-1", VoterID: "alice", TitleID: "tt0111161",
 		Aspect: "overall", Choice: "up", RecordedAt: 1700000000000000000, OccurredAt: "2023-11-14T22:13:20Z"},
-	{Schema: 1, VoteID: "7tm2tfiwjyu2giumszyxpnvnuyj645cd", SubmissionID: "sub-alice-1", VoterID: "alice", TitleID: "tt0111161",
+	{Schema: domain.EventSchema, VoteID: "7tm2tfiwjyu2giumszyxpnvnuyj645cd", SubmissionID: "sub-alice-1", VoterID: "alice", TitleID: "tt0111161",
 		Aspect: "story", Choice: "down", RecordedAt: 1700000000000000000, OccurredAt: "2023-11-14T22:13:20Z"},
-	{Schema: 1, VoteID: "h2ozkwr2mxeboiaixmty6qwmokt2bqg3", SubmissionID: "sub-bob-1", VoterID: "bob", TitleID: "tt0111161",
+	{Schema: domain.EventSchema, VoteID: "h2ozkwr2mxeboiaixmty6qwmokt2bqg3", SubmissionID: "sub-bob-1", VoterID: "bob", TitleID: "tt0111161",
 		Aspect: "overall", Choice: "down", RecordedAt: 1700000000500000000},
 }
 
@@ -36,28 +37,16 @@ func sqsEvent(t *testing.T) events.SQSEvent {
 	return ev
 }
 
-// storedEvent reads a vote back from the event table by its key.
+// storedEvent reads a vote back from the event table, by its vote ID,
+// from whichever item holds it (a submission's votes share one item).
 func storedEvent(t *testing.T, f fixture, e domain.VoteCast) (domain.VoteCast, bool) {
 	t.Helper()
-	out, err := f.clients.DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: aws.String(f.cfg.Tables.Events),
-		Key: map[string]dbtypes.AttributeValue{
-			dynamo.AttrCell:   &dbtypes.AttributeValueMemberS{Value: e.Cell().String()},
-			dynamo.AttrVoteID: &dbtypes.AttributeValueMemberS{Value: e.VoteID},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		t.Fatal(err)
+	for _, got := range kumotest.StoredEvents(t, f.cfg.Tables.Events) {
+		if got.VoteID == e.VoteID {
+			return got, true
+		}
 	}
-	if out.Item == nil {
-		return domain.VoteCast{}, false
-	}
-	got, err := dynamo.DecodeEvent(out.Item)
-	if err != nil {
-		t.Fatalf("stored vote %s: %v", e.VoteID, err)
-	}
-	return got, true
+	return domain.VoteCast{}, false
 }
 
 // cellItems counts the items stored in a cell's partition of the event table.
@@ -76,13 +65,10 @@ func cellItems(t *testing.T, f fixture, cell domain.Cell) int {
 	return len(out.Items)
 }
 
+// eventCount is the number of votes the event table holds.
 func eventCount(t *testing.T, f fixture) int {
 	t.Helper()
-	out, err := f.clients.DynamoDB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(f.cfg.Tables.Events)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(out.Items)
+	return len(kumotest.StoredEvents(t, f.cfg.Tables.Events))
 }
 
 func failedIDs(resp events.SQSEventResponse) []string {
@@ -115,9 +101,10 @@ func TestProcessorAppendsEvents(t *testing.T) {
 			t.Errorf("stored %+v\nwant   %+v", got, want)
 		}
 	}
-	// Alice's ballot lives in one cell: both her votes are in its partition.
-	if n := cellItems(t, f, domain.CellOf("tt0111161", "alice")); n != 2 {
-		t.Errorf("alice's cell holds %d events, want 2", n)
+	// Alice's two votes are one submission: one item, one write, in her
+	// ballot's cell.
+	if n := cellItems(t, f, domain.CellOf("tt0111161", "alice")); n != 1 {
+		t.Errorf("alice's cell holds %d items, want her submission's 1", n)
 	}
 	if msgs := drain(t, f, f.cfg.DeadLettersURL); len(msgs) != 0 {
 		t.Errorf("%d dead letters", len(msgs))
@@ -291,8 +278,8 @@ func TestProcessorAppendFailure(t *testing.T) {
 			}
 			reason := attr(dead[0], queue.AttrReason)
 			want := "gave up after failing for over 15m (" + tt.attributes["ApproximateReceiveCount"] + " receives)"
-			if !strings.Contains(reason, want) || !strings.Contains(reason, sampleVotes[0].VoteID) {
-				t.Errorf("reason %q does not say %q on vote %s", reason, want, sampleVotes[0].VoteID)
+			if !strings.Contains(reason, want) || !strings.Contains(reason, sampleVotes[0].SubmissionID) {
+				t.Errorf("reason %q does not say %q on submission %s", reason, want, sampleVotes[0].SubmissionID)
 			}
 		})
 	}

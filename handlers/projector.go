@@ -98,7 +98,7 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 		if rec.EventName != string(events.DynamoDBOperationTypeInsert) {
 			continue // events are only ever inserted
 		}
-		e, err := decodeImage(h.decode, rec.Change.NewImage)
+		decoded, err := decodeImage(h.decode, rec.Change.NewImage)
 		if err != nil {
 			reason := "undecodable event: " + err.Error()
 			var newer *domain.NewerVersionError
@@ -113,7 +113,7 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 					continue
 				}
 				reason = fmt.Sprintf("schema version %d is newer than this projector understands (%s), for over %s",
-					newer.Version, domain.ReadableSchemas(), shortDuration(NewerSchemaRetry))
+					newer.Version, domain.ReadableEventSchemas(), shortDuration(NewerSchemaRetry))
 			}
 			body, _ := json.Marshal(rec)
 			if dlErr := h.deadLetters.DeadLetter(ctx, string(body), reason); dlErr != nil {
@@ -122,8 +122,9 @@ func (h *Projector) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 			}
 			continue
 		}
-		votes = append(votes, e)
-		seqOf[e.Cell()] = append(seqOf[e.Cell()], rec.Change.SequenceNumber)
+		votes = append(votes, decoded...)
+		cell := decoded[0].Cell() // a record's votes share voter and title
+		seqOf[cell] = append(seqOf[cell], rec.Change.SequenceNumber)
 	}
 	rep, versions, err := h.projectAll(ctx, votes)
 	if err != nil {
@@ -166,16 +167,17 @@ func compareSeq(a, b string) int {
 // through its on-failure destination instead.
 const NewerSchemaRetry = time.Hour
 
-// EventDecoder builds a vote event from the attributes of an event-table
-// item, looked up by name as the string form of a string or number
-// attribute (absent: false). It validates the event, and gives an error
+// EventDecoder builds the vote events of an event-table item (one or
+// more, all of one voter and title), from its attributes looked up by name
+// as the string form of a string or number attribute (absent: false). It
+// validates them, and gives an error
 // wrapping domain.ErrNewerVersion for an event of a schema version newer
 // than this code reads. The event store's adapter owns the item layout and
 // provides it.
-type EventDecoder func(field func(name string) (string, bool)) (domain.VoteCast, error)
+type EventDecoder func(field func(name string) (string, bool)) ([]domain.VoteCast, error)
 
 // decodeImage decodes a stream record's new image with decode.
-func decodeImage(decode EventDecoder, img map[string]events.DynamoDBAttributeValue) (domain.VoteCast, error) {
+func decodeImage(decode EventDecoder, img map[string]events.DynamoDBAttributeValue) ([]domain.VoteCast, error) {
 	return decode(func(name string) (string, bool) {
 		av, ok := img[name]
 		if !ok {

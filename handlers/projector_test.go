@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"votes/domain"
 	"votes/handlers"
+	"votes/infra/dynamo"
 	"votes/infra/functions"
 	"votes/infra/queue"
 )
@@ -280,7 +283,7 @@ func TestProjectorRetriesNewerSchema(t *testing.T) {
 				t.Fatalf("sample changed: first record %s", rec.Change.SequenceNumber)
 			}
 			// A newer writer may change the shape in any other way too.
-			rec.Change.NewImage["v"] = events.NewNumberAttribute("2")
+			rec.Change.NewImage["v"] = events.NewNumberAttribute(strconv.Itoa(domain.EventSchema + 1))
 			rec.Change.NewImage["choice"] = events.NewBooleanAttribute(true)
 			rec.Change.ApproximateCreationDateTime = events.SecondsEpochTime{Time: time.Now().Add(-tt.created)}
 
@@ -303,7 +306,7 @@ func TestProjectorRetriesNewerSchema(t *testing.T) {
 				if got := streamFailures(resp); len(got) != 0 {
 					t.Errorf("batch item failures %v after the hour", got)
 				}
-				want := "schema version 2 is newer than this projector understands (v1), for over 1h"
+				want := fmt.Sprintf("schema version %d is newer than this projector understands (%s), for over 1h", domain.EventSchema+1, domain.ReadableEventSchemas())
 				if !slices.Contains(reasons, want) || len(reasons) != 2 {
 					t.Errorf("failure queue %q, want the newer record with %q and the broken one", reasons, want)
 				}
@@ -312,5 +315,43 @@ func TestProjectorRetriesNewerSchema(t *testing.T) {
 				t.Errorf("tallies %v, want the other records projected: %v", got, withoutAlice)
 			}
 		})
+	}
+}
+
+// TestProjectorReadsSubmissionItems: the processor stores a submission's
+// votes as one item (event schema 2); its stream record counts every vote,
+// and records of one-vote items (schema 1) in the same batch still count.
+func TestProjectorReadsSubmissionItems(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	p := functions.Projector(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
+	q := functions.Query(f.cfg, f.clients.DynamoDB, discard())
+	sub := domain.Submission{VoterID: "dora", TitleID: "tt0111161", Votes: []domain.Choice{
+		{Aspect: "overall", Choice: "up"}, {Aspect: "story", Choice: "down"}, {Aspect: "acting", Choice: "up"}}}
+	item, err := dynamo.SubmissionItem(sub.Accept("k-1", time.Unix(1700000000, 0)).Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := map[string]events.DynamoDBAttributeValue{}
+	for name, av := range item {
+		switch v := av.(type) {
+		case *dbtypes.AttributeValueMemberS:
+			img[name] = events.NewStringAttribute(v.Value)
+		case *dbtypes.AttributeValueMemberN:
+			img[name] = events.NewNumberAttribute(v.Value)
+		}
+	}
+	old := voteRecord(domain.VoteCast{SubmissionID: "sub-eve-1", VoterID: "eve", TitleID: "tt0111161",
+		Aspect: "overall", Choice: "down", RecordedAt: 1700000001000000000}, "200")
+	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{
+		EventName: string(events.DynamoDBOperationTypeInsert), EventSource: "aws:dynamodb",
+		Change: events.DynamoDBStreamRecord{NewImage: img, SequenceNumber: "100", StreamViewType: "NEW_IMAGE"},
+	}, old}}
+	if resp, err := p.Handle(context.Background(), ev); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%v, failures %v", err, streamFailures(resp))
+	}
+	want := map[string]map[string]int64{"overall": {"up": 1, "down": 1}, "story": {"up": 0, "down": 1}, "acting": {"up": 1, "down": 0}}
+	if got := tallies(t, q, "tt0111161"); !reflect.DeepEqual(got, want) {
+		t.Errorf("tallies %v, want %v", got, want)
 	}
 }

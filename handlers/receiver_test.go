@@ -77,8 +77,8 @@ func TestReceiverQueuesSubmission(t *testing.T) {
 	}
 	// The voter is trimmed and aspect and choice folded to lower case.
 	want := []domain.VoteCast{
-		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", id, "overall"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "overall", Choice: "up", RecordedAt: a.ReceivedAt},
-		{Schema: 1, VoteID: domain.VoteID("alice", "tt0111161", id, "story"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "story", Choice: "down", RecordedAt: a.ReceivedAt},
+		{Schema: domain.EventSchema, VoteID: domain.VoteID("alice", "tt0111161", id, "overall"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "overall", Choice: "up", RecordedAt: a.ReceivedAt},
+		{Schema: domain.EventSchema, VoteID: domain.VoteID("alice", "tt0111161", id, "story"), SubmissionID: id, VoterID: "alice", TitleID: "tt0111161", Aspect: "story", Choice: "down", RecordedAt: a.ReceivedAt},
 	}
 	if got := a.Events(); !reflect.DeepEqual(got, want) {
 		t.Errorf("queued events %+v\nwant %+v", got, want)

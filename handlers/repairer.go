@@ -180,11 +180,11 @@ func (h *Repairer) repairRecord(ctx context.Context, body string) (Repaired, err
 	if rec.EventName != string(events.DynamoDBOperationTypeInsert) {
 		return Repaired{What: what + " (not an insert: nothing to project)"}, nil
 	}
-	e, err := decodeImage(h.decode, rec.Change.NewImage)
+	votes, err := decodeImage(h.decode, rec.Change.NewImage)
 	if err != nil {
 		return Repaired{What: what}, fmt.Errorf("%s: still undecodable: %w: %w", what, ErrUnrepairable, err)
 	}
-	r, err := h.ProjectEvents(ctx, []domain.VoteCast{e})
+	r, err := h.ProjectEvents(ctx, votes)
 	r.What = what
 	return r, err
 }

@@ -31,11 +31,11 @@ func appendVotes(t *testing.T, f fixture, title string, choices ...string) []dom
 	var out []domain.VoteCast
 	for i, choice := range choices {
 		e := domain.VoteCast{
-			Schema: 1, SubmissionID: fmt.Sprintf("sub-%d", i), VoterID: fmt.Sprintf("voter-%d", i), TitleID: title,
+			Schema: domain.EventSchema, SubmissionID: fmt.Sprintf("sub-%d", i), VoterID: fmt.Sprintf("voter-%d", i), TitleID: title,
 			Aspect: "story", Choice: choice, RecordedAt: time.Now().UnixNano(),
 		}
 		e.VoteID = domain.VoteID(e.VoterID, e.TitleID, e.SubmissionID, e.Aspect)
-		if _, err := store.Append(context.Background(), e); err != nil {
+		if _, err := store.Append(context.Background(), []domain.VoteCast{e}); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, e)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"pgregory.net/rapid"
 
 	"votes/domain"
@@ -57,22 +59,68 @@ func TestEventStoreAppendsOnce(t *testing.T) {
 	f := newFixture(t, nil)
 	e := projectiontest.Vote("u1", "t1", "s1", "story", "up", 100)
 
-	if got, err := f.events.Append(ctx, e); err != nil || got != domain.Appended {
+	if got, err := f.events.Append(ctx, []domain.VoteCast{e}); err != nil || got != domain.Appended {
 		t.Fatalf("first append: %v, %v; want appended", got, err)
 	}
 	retried := e
 	retried.RecordedAt = 200 // the same submission accepted again later
-	if got, err := f.events.Append(ctx, retried); err != nil || got != domain.Duplicate {
+	if got, err := f.events.Append(ctx, []domain.VoteCast{retried}); err != nil || got != domain.Duplicate {
 		t.Fatalf("redelivered append: %v, %v; want duplicate", got, err)
 	}
 	other := e
 	other.Choice = "down" // another vote under the same ID
-	if got, err := f.events.Append(ctx, other); err != nil || got != domain.Conflict {
+	if got, err := f.events.Append(ctx, []domain.VoteCast{other}); err != nil || got != domain.Conflict {
 		t.Fatalf("conflicting append: %v, %v; want conflict", got, err)
 	}
 	stored := kumotest.StoredEvents(t, f.tables.Events)
 	if len(stored) != 1 || stored[0] != e {
 		t.Fatalf("event table holds %+v, want only the first vote %+v", stored, e)
+	}
+}
+
+// TestEventStoreAppendsASubmissionOnce: a submission's votes are one item
+// (one write however many aspects), appended once; the same key with other
+// votes is a conflict and kept out; items of the older one-vote layout
+// still read back.
+func TestEventStoreAppendsASubmissionOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	sub := domain.Submission{VoterID: "u1", TitleID: "t1", Votes: []domain.Choice{
+		{Aspect: "story", Choice: "up"}, {Aspect: "overall", Choice: "down"}, {Aspect: "acting", Choice: "up"}}}
+	votes := sub.Accept("k1", time.Unix(0, 100)).Events()
+	if got, err := f.events.Append(ctx, votes); err != nil || got != domain.Appended {
+		t.Fatalf("append: %v, %v; want appended", got, err)
+	}
+	slices.Reverse(votes) // the same votes in another order
+	if got, err := f.events.Append(ctx, votes); err != nil || got != domain.Duplicate {
+		t.Fatalf("redelivered append: %v, %v; want duplicate", got, err)
+	}
+	other := slices.Clone(votes)
+	other[0].Choice = "down" // other votes under the submission's key
+	if got, err := f.events.Append(ctx, other); err != nil || got != domain.Conflict {
+		t.Fatalf("conflicting append: %v, %v; want conflict", got, err)
+	}
+	old := projectiontest.Vote("u2", "t1", "s9", "story", "down", 50)
+	old.Schema = 1
+	if _, err := f.clients.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(f.tables.Events), Item: dynamo.EventItem(old)}); err != nil {
+		t.Fatal(err)
+	}
+	stored := kumotest.StoredEvents(t, f.tables.Events)
+	byID := map[string]domain.VoteCast{}
+	for _, e := range stored {
+		byID[e.VoteID] = e
+	}
+	for _, want := range append(slices.Clone(votes), old) {
+		if got := byID[want.VoteID]; got != want {
+			t.Errorf("stored %+v, want %+v", got, want)
+		}
+	}
+	if len(stored) != 4 {
+		t.Errorf("event table holds %d votes, want 4", len(stored))
+	}
+	out, err := f.clients.DynamoDB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(f.tables.Events)})
+	if err != nil || len(out.Items) != 2 {
+		t.Fatalf("event table holds %d items (%v), want the submission's one and the old vote's", len(out.Items), err)
 	}
 }
 
@@ -82,12 +130,12 @@ func TestEventStoreAppendRetriedAfterApplied(t *testing.T) {
 	// Every PutItem is applied and its response lost; the SDK retries.
 	flaky.Set(0, 1, func(target, _ string) bool { return faults.Action(target, "PutItem") })
 	e := projectiontest.Vote("u1", "t1", "s1", "story", "up", 100)
-	_, err := f.events.Append(context.Background(), e)
+	_, err := f.events.Append(context.Background(), []domain.VoteCast{e})
 	if err == nil {
 		t.Fatal("append succeeded although every response was lost")
 	}
 	flaky.Off()
-	got, err := f.events.Append(context.Background(), e)
+	got, err := f.events.Append(context.Background(), []domain.VoteCast{e})
 	if err != nil || got != domain.Duplicate {
 		t.Fatalf("append after the lost responses: %v, %v; want duplicate", got, err)
 	}

@@ -42,7 +42,7 @@ func ScanReceived(ctx context.Context, client *dynamodb.Client, table string, fr
 				invalid++
 				continue
 			}
-			events = append(events, e)
+			events = append(events, e...)
 		}
 		if err := fn(events, invalid); err != nil {
 			return err

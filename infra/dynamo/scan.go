@@ -82,7 +82,7 @@ func (s *EventScanner) Page(ctx context.Context, segment, total int, after proje
 			invalid++
 			continue
 		}
-		events = append(events, e)
+		events = append(events, e...)
 	}
 	return events, invalid, next, nil
 }

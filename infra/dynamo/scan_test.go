@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"votes/domain"
 	"votes/infra/dynamo"
 	"votes/internal/kumotest"
 	"votes/projections"
@@ -44,7 +45,7 @@ func TestEventScanIsStronglyConsistent(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
 	for i, voter := range []string{"u1", "u2", "u3"} {
-		if _, err := f.events.Append(ctx, projectiontest.Vote(voter, "t1", "s1", "story", "up", int64(100+i))); err != nil {
+		if _, err := f.events.Append(ctx, []domain.VoteCast{projectiontest.Vote(voter, "t1", "s1", "story", "up", int64(100+i))}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -25,6 +25,7 @@ const (
 	AttrChoice       = "choice"
 	AttrRecordedAt   = "recordedAt"
 	AttrOccurredAt   = "occurredAt"
+	AttrVotes        = "votes" // version 2: a submission's votes, "aspect=choice;aspect=choice"
 )
 
 // Key attribute of the ballot and tally tables.

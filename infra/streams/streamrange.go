@@ -89,7 +89,7 @@ func (r *Range) Read(ctx context.Context, b handlers.StreamBatch) (handlers.Rang
 				if e, err := decode(rec.Dynamodb.NewImage); err != nil {
 					read.Undecodable = append(read.Undecodable, seq.String()+": "+err.Error())
 				} else {
-					read.Events = append(read.Events, e)
+					read.Events = append(read.Events, e...)
 				}
 			}
 			if seq.Cmp(end) == 0 {
@@ -145,7 +145,7 @@ func (r *Range) classify(b handlers.StreamBatch, op string, err error) error {
 	return fmt.Errorf("dynamodb streams: %s of shard %s: %w", op, b.ShardID, err)
 }
 
-func decode(img map[string]types.AttributeValue) (domain.VoteCast, error) {
+func decode(img map[string]types.AttributeValue) ([]domain.VoteCast, error) {
 	return dynamo.DecodeEventFields(func(name string) (string, bool) {
 		switch v := img[name].(type) {
 		case *types.AttributeValueMemberS:

@@ -36,9 +36,9 @@ func TestRangeReadsShardRange(t *testing.T) {
 	store := dynamo.NewEventStore(cl.DynamoDB, tables.Events)
 	var evs []domain.VoteCast
 	for i := range 6 {
-		e := domain.VoteCast{Schema: 1, SubmissionID: fmt.Sprint("s", i), VoterID: fmt.Sprint("v", i), TitleID: "tt1", Aspect: "story", Choice: "up", RecordedAt: int64(1 + i)}
+		e := domain.VoteCast{Schema: domain.EventSchema, SubmissionID: fmt.Sprint("s", i), VoterID: fmt.Sprint("v", i), TitleID: "tt1", Aspect: "story", Choice: "up", RecordedAt: int64(1 + i)}
 		e.VoteID = domain.VoteID(e.VoterID, e.TitleID, e.SubmissionID, e.Aspect)
-		if _, err := store.Append(ctx, e); err != nil {
+		if _, err := store.Append(ctx, []domain.VoteCast{e}); err != nil {
 			t.Fatal(err)
 		}
 		evs = append(evs, e)

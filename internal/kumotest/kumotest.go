@@ -87,7 +87,7 @@ func StoredEvents(t testing.TB, table string) []domain.VoteCast {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, e)
+			out = append(out, e...)
 		}
 	}
 	return out
