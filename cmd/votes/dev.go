@@ -27,7 +27,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	issuer := fs.String("jwt-issuer", defaultIssuer, "with --auth jwt: the issuer tokens must have")
 	audience := fs.String("jwt-audience", defaultAudience, "with --auth jwt: the audience tokens must have")
 	ingest := fs.String("ingest", local.IngestAPI, `how POST /votes reaches the receiver: "api" (the HTTP API's route, its JWT authorizer in front) or "url" (the receiver's function URL, which verifies tokens itself)`)
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if err := noMoreArgs(pos, 0); err != nil {
 		return err
 	}
 	if *faultRate < 0 || *faultRate >= 1 {

@@ -35,7 +35,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jwtKey := fs.String("jwt-key", "", "sign a token for each voter (sub = voter ID) with this file: an HMAC secret (HS256) or a PEM RSA private key (RS256)")
 	issuer := fs.String("jwt-issuer", defaultIssuer, "with --jwt-key: the tokens' issuer")
 	audience := fs.String("jwt-audience", defaultAudience, "with --jwt-key: the tokens' audience")
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if err := noMoreArgs(pos, 0); err != nil {
 		return err
 	}
 	if cfg.Count == 0 && cfg.Duration == 0 {

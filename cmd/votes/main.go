@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -61,6 +62,15 @@ var commands = map[string]command{
 	"dlq":      runDLQ,
 }
 
+// synopsis is each command's positional arguments, for its usage line.
+var synopsis = map[string]string{
+	"tallies": "TITLE",
+	"promote": "VERSION",
+	"retire":  "VERSION",
+	"verify":  "[VERSION]",
+	"dlq":     "[redrive]",
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -68,7 +78,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -78,18 +93,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := cmd(ctx, args[1:], stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		var he helpRequest
+		if errors.As(err, &he) {
+			he.print(stdout)
 			return 0
 		}
 		if errors.Is(err, errDiffers) {
 			return 1
 		}
+		fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 			return 2
 		}
-		fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 		return 1
 	}
 	return 0
@@ -98,10 +114,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // usageError is a mistake in the command line.
 type usageError struct{ error }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// newFlags is a command's flag set. The flag package prints nothing:
+// parse returns a flag error for run to print once, and -h as a
+// helpRequest. stderr is kept for the commands' signature.
+func newFlags(name string, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("votes "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
+}
+
+// usageLine is a command's synopsis, as "usage: votes tallies [flags] TITLE".
+func usageLine(fs *flag.FlagSet) string {
+	line := "usage: " + fs.Name() + " [flags]"
+	if a := synopsis[strings.TrimPrefix(fs.Name(), "votes ")]; a != "" {
+		line += " " + a
+	}
+	return line
+}
+
+// helpRequest is -h: print the command's usage and flags, and exit 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h helpRequest) Error() string { return flag.ErrHelp.Error() }
+func (h helpRequest) Unwrap() error { return flag.ErrHelp }
+
+func (h helpRequest) print(w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nflags:\n", usageLine(h.fs))
+	h.fs.SetOutput(w)
+	h.fs.PrintDefaults()
+	h.fs.SetOutput(io.Discard)
 }
 
 // parse parses flags given before or after the positional arguments.
@@ -110,9 +152,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpRequest{fs}
 			}
-			return nil, usageError{err}
+			return nil, usageError{fmt.Errorf("%w\n%s (%s -h for the flags)", err, usageLine(fs), fs.Name())}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -121,4 +163,16 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// noMoreArgs refuses positional arguments past the first n.
+func noMoreArgs(pos []string, n int) error {
+	if len(pos) <= n {
+		return nil
+	}
+	extra := pos[n:]
+	if len(extra) == 1 {
+		return usageError{fmt.Errorf("unexpected argument %q", extra[0])}
+	}
+	return usageError{fmt.Errorf("unexpected arguments %q", extra)}
 }

@@ -35,8 +35,11 @@ func runTallies(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
+	if len(pos) == 0 {
 		return usageError{errors.New("want one TITLE")}
+	}
+	if err := noMoreArgs(pos, 1); err != nil {
+		return err
 	}
 	title, err := domain.ValidTitleID(pos[0])
 	if err != nil {
