@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -53,4 +54,11 @@ func TestUsage(t *testing.T) {
 		t.Errorf("two extra arguments: exit %d, %q", code, errOut)
 	}
 
+	// version, and --version, name the build.
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := votes(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "votes ") || !strings.Contains(out, ", revision ") || !strings.HasSuffix(out, ", "+runtime.Version()+"\n") {
+			t.Errorf("votes %v: exit %d\n%s", args, code, out)
+		}
+	}
 }

@@ -22,6 +22,7 @@ Usage:
   votes tallies TITLE [--api URL]     print a title's tallies
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
   votes token --jwt-key FILE --sub VOTER  print a signed token naming a voter, for curl
+  votes version                        print the module version and the VCS revision it was built from
 
 Projection versions (against the running votes dev, --endpoint URL, or
 --stage STAGE [--region REGION] with the default AWS credentials):
@@ -60,6 +61,7 @@ var commands = map[string]command{
 	"token":    runToken,
 	"repair":   runRepair,
 	"dlq":      runDLQ,
+	"version":  runVersion,
 }
 
 // synopsis is each command's positional arguments, for its usage line.
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "-version", "--version":
+		args[0] = "version"
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
