@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -9,6 +10,9 @@ import (
 // TestUsage: what a user reads when a command line is wrong or asks for
 // help, and the exit status scripts rely on.
 func TestUsage(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // no votes dev running
+	t.Setenv("VOTES_API", "")
+
 	if code, out, errOut := votes(t); code != 2 || out != "" || !strings.Contains(errOut, "Usage:\n  votes dev") {
 		t.Errorf("bare votes: exit %d, want 2 with the usage on stderr\nstdout %q\nstderr %q", code, out, errOut)
 	}
@@ -45,6 +49,7 @@ func TestUsage(t *testing.T) {
 		{"dev", "tt2"},
 		{"seed", "tt2"},
 		{"promote", "2", "tt2"},
+		{"stacks", "tt2"},
 	} {
 		if code, out, errOut := votes(t, args...); code != 2 || !strings.Contains(errOut, `unexpected argument "tt2"`) {
 			t.Errorf("votes %v: exit %d, want 2 naming the extra argument\n%s%s", args, code, out, errOut)
@@ -60,5 +65,36 @@ func TestUsage(t *testing.T) {
 		if code != 0 || !strings.HasPrefix(out, "votes ") || !strings.Contains(out, ", revision ") || !strings.HasSuffix(out, ", "+runtime.Version()+"\n") {
 			t.Errorf("votes %v: exit %d\n%s", args, code, out)
 		}
+	}
+}
+
+// TestNoStack: with no votes dev running, commands say so, and what to do,
+// instead of a dial error.
+func TestNoStack(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("VOTES_API", "")
+	for _, args := range [][]string{{"tallies", "tt1"}, {"load", "--count", "5"}} {
+		code, out, errOut := votes(t, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "no votes dev is running here: start one with: votes dev; or give --api URL") {
+			t.Errorf("votes %v with no stack: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	if code, _, errOut := votes(t, "versions"); code != 2 || !strings.Contains(errOut, "no votes dev is running here: start one with: votes dev; or give --endpoint URL") {
+		t.Errorf("versions with no stack: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ := votes(t, "stacks"); code != 0 || out != "no votes dev is running here; start one with: votes dev\n" {
+		t.Errorf("stacks with none: exit %d\n%s", code, out)
+	}
+
+	// An --api where nothing listens.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	code, _, errOut := votes(t, "tallies", "tt1", "--api", dead)
+	if code != 1 || !strings.Contains(errOut, "nothing answers at "+dead+" (connection refused)") || strings.Contains(errOut, "dial tcp") {
+		t.Errorf("tallies of a dead --api: exit %d\n%s", code, errOut)
 	}
 }

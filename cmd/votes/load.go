@@ -17,7 +17,8 @@ import (
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("load", stderr)
 	cfg := loadgen.Config{}
-	fs.StringVar(&cfg.URL, "api", defaultAPI(), "base URL of the HTTP API (env VOTES_API; default: the running votes dev)")
+	apiFlag := fs.String("api", "", apiUsage)
+	stack := fs.String("stack", "", stackUsage)
 	fs.Float64Var(&cfg.Rate, "rate", 0, "submissions per second (0: as fast as the API answers)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send (with --count 0)")
 	fs.IntVar(&cfg.Count, "count", 0, "how many submissions to send (default 10000 when no --duration)")
@@ -35,9 +36,14 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jwtKey := fs.String("jwt-key", "", "sign a token for each voter (sub = voter ID) with this file: an HMAC secret (HS256) or a PEM RSA private key (RS256)")
 	issuer := fs.String("jwt-issuer", defaultIssuer, "with --jwt-key: the tokens' issuer")
 	audience := fs.String("jwt-audience", defaultAudience, "with --jwt-key: the tokens' audience")
-	if pos, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
-	} else if err := noMoreArgs(pos, 0); err != nil {
+	}
+	if err := noMoreArgs(pos, 0); err != nil {
+		return err
+	}
+	if cfg.URL, err = apiOf(*apiFlag, *stack); err != nil {
 		return err
 	}
 	if cfg.Count == 0 && cfg.Duration == 0 {
@@ -101,11 +107,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // loadCatalog is the catalog a load sends: spec when given, else the
-// running votes dev's when api is that stack's, else the default.
+// catalog of the running votes dev whose API api is, else the default.
 func loadCatalog(spec, api string) (domain.Catalog, error) {
 	if spec == "" {
-		if dev, ok := runningDev(); ok && dev.API == api {
-			spec = dev.Catalog
+		for _, dev := range runningStacks() {
+			if dev.API == api {
+				spec = dev.Catalog
+			}
 		}
 	}
 	return domain.ParseCatalog(spec)

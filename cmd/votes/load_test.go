@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"votes/domain"
 	"votes/infra/local"
@@ -43,9 +44,11 @@ func TestLoadTakesTheDeploymentsCatalog(t *testing.T) {
 	}
 
 	// A running votes dev declares its catalog; a load of its API takes it.
-	if err := writeDevState(devState{Endpoint: s.Endpoint, API: s.URL, Stage: "loadcatalog", PID: os.Getpid(), Catalog: catalog.String()}); err != nil {
+	unregister, err := registerStack(devState{Name: "loadcatalog", Endpoint: s.Endpoint, API: s.URL, Stage: "loadcatalog", PID: os.Getpid(), Started: time.Now(), Catalog: catalog.String()})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer unregister()
 	if code, out, errOut := votes(t, append([]string{"load"}, small...)...); code != 0 || !strings.Contains(out, "accepted 40, rejected 0") {
 		t.Errorf("load of the running votes dev: exit %d\n%s%s", code, out, errOut)
 	}

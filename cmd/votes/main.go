@@ -17,15 +17,18 @@ import (
 const usage = `votes runs and inspects the vote pipeline.
 
 Usage:
-  votes dev [--addr 127.0.0.1:8080]   run the whole pipeline in this process
+  votes dev [--addr 127.0.0.1:8080] [--name NAME]  run the whole pipeline in this process,
+                                       registered as NAME (default: its port, as 8080)
+  votes stacks                         list the votes dev stacks running here
   votes dev --auth jwt --jwt-key FILE  the same, POST /votes behind a JWT authorizer (or --jwks FILE)
-  votes tallies TITLE [--api URL]     print a title's tallies
+  votes tallies TITLE [--stack NAME | --api URL]  print a title's tallies
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
   votes token --jwt-key FILE --sub VOTER  print a signed token naming a voter, for curl
   votes version                        print the module version and the VCS revision it was built from
 
-Projection versions (against the running votes dev, --endpoint URL, or
---stage STAGE [--region REGION] with the default AWS credentials):
+Projection versions (against the running votes dev, the one named by --stack NAME
+when several run, --endpoint URL, or --stage STAGE [--region REGION] with the
+default AWS credentials):
   votes rebuild [--segments 8] [--resume]  fold the event table into a new version, live traffic going on
   votes versions                           list versions, their state and counts
   votes promote VERSION                    switch queries to a ready (or superseded) version;
@@ -61,6 +64,7 @@ var commands = map[string]command{
 	"token":    runToken,
 	"repair":   runRepair,
 	"dlq":      runDLQ,
+	"stacks":   runStacks,
 	"version":  runVersion,
 }
 
