@@ -97,4 +97,9 @@ func TestNoStack(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "nothing answers at "+dead+" (connection refused)") || strings.Contains(errOut, "dial tcp") {
 		t.Errorf("tallies of a dead --api: exit %d\n%s", code, errOut)
 	}
+	// A load that reached nothing fails.
+	code, out, errOut := votes(t, "load", "--api", dead, "--count", "1", "--concurrency", "1")
+	if code != 1 || !strings.Contains(out, "accepted 0, rejected 0, connection failures 10;") || !strings.Contains(errOut, "no submission was accepted by "+dead) {
+		t.Errorf("load of a dead --api: exit %d\n%s%s", code, out, errOut)
+	}
 }
