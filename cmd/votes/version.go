@@ -46,7 +46,7 @@ func versionLine() string {
 	}
 	line := "votes " + version
 	if revision == "" {
-		line += ", revision unknown (none stamped: built outside a git checkout, or with -buildvcs=false)"
+		line += ", revision unknown (none stamped: built with -buildvcs=false, outside a git checkout, or in a git worktree, whose .git is a file the go command does not follow)"
 	} else {
 		line += fmt.Sprintf(", revision %s of %s%s", revision, when, modified)
 	}
