@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"votes/domain"
@@ -16,7 +17,8 @@ import (
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
-	addr := fs.String("addr", "127.0.0.1:8080", "address the HTTP API listens on")
+	addr := fs.String("addr", "127.0.0.1:8080", "address the HTTP API listens on (127.0.0.1:0: any free port)")
+	name := fs.String("name", "", "the name other commands pick this stack by with --stack (default: its port, as 8080)")
 	catalogSpec := fs.String("catalog", os.Getenv("VOTES_CATALOG"), `aspects and choices, as "overall=up|down;story=up|down" (default: the standard five, up or down)`)
 	verbose := fs.Bool("v", false, "log every batch the functions process")
 	overlap := fs.Bool("overlap", false, "deliver every SQS and stream batch to two concurrent invocations, as AWS may")
@@ -27,7 +29,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	issuer := fs.String("jwt-issuer", defaultIssuer, "with --auth jwt: the issuer tokens must have")
 	audience := fs.String("jwt-audience", defaultAudience, "with --auth jwt: the audience tokens must have")
 	ingest := fs.String("ingest", local.IngestAPI, `how POST /votes reaches the receiver: "api" (the HTTP API's route, its JWT authorizer in front) or "url" (the receiver's function URL, which verifies tokens itself)`)
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if err := noMoreArgs(pos, 0); err != nil {
+		return err
+	}
+	if err := checkDevAddr(*addr, *name); err != nil {
 		return err
 	}
 	if *faultRate < 0 || *faultRate >= 1 {
@@ -58,16 +65,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Faults.SetRate(*faultRate)
 	}
 	stack, err := local.Start(ctx, cfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return portTaken(*addr)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "aws endpoint %s (DynamoDB, DynamoDB Streams, SQS; any access key, region us-east-1)\n", stack.Endpoint)
 	fmt.Fprintf(stdout, "tables %s, %s, %s; queues %s, %s, %s, %s\n", stack.Tables.Events, stack.Tables.Ballots, stack.Tables.Tallies,
 		stack.Queues.Submissions, stack.Queues.DeadLetters, stack.Queues.ProjectorFailed, stack.Queues.RepairFailed)
-	if err := writeDevState(devState{Endpoint: stack.Endpoint, API: stack.URL, Stage: "local", PID: os.Getpid(), Catalog: catalog.String()}); err != nil {
-		log.Warn("other votes commands will not find this stack", "err", err)
+	unregister, err := registerDev(devState{Name: *name, Endpoint: stack.Endpoint, API: stack.URL, Stage: "local", PID: os.Getpid(), Started: time.Now(), Catalog: catalog.String()}, log)
+	if err != nil {
+		stack.Close(context.Background())
+		return err
 	}
-	defer os.Remove(devStatePath())
+	defer unregister()
 	if *overlap {
 		fmt.Fprintln(stdout, "overlap on: every SQS and stream batch goes to two concurrent invocations")
 	}
@@ -84,6 +96,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case authorizer != nil:
 		fmt.Fprintf(stdout, "auth jwt: POST /votes needs a token from issuer %s for audience %s; its sub is the voter\n", *issuer, *audience)
 	}
+	fmt.Fprintf(stdout, "stack %s: other votes commands reach it with --stack %[1]s (or on their own while it is the only one)\n", stackName(*name, stack.URL))
 	fmt.Fprintf(stdout, "listening on %s\n", stack.URL)
 
 	<-ctx.Done()

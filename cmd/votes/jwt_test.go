@@ -72,8 +72,9 @@ func TestLoadSignsTokens(t *testing.T) {
 				t.Errorf("load with tokens: exit %d\n%s%s", code, out, errOut)
 			}
 			code, out, errOut = votes(t, "load", "--api", s.URL, "--count", "10", "--concurrency", "2")
-			if code != 0 || !strings.Contains(out, "accepted 0, rejected 10") {
-				t.Errorf("load without tokens: exit %d\n%s%s", code, out, errOut)
+			// Every submission refused is a failed load: exit 1.
+			if code != 1 || !strings.Contains(out, "accepted 0, rejected 10") || !strings.Contains(errOut, "no submission was accepted") {
+				t.Errorf("load without tokens: exit %d, want 1\n%s%s", code, out, errOut)
 			}
 		})
 	}

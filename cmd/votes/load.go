@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"text/tabwriter"
 	"time"
 
 	"votes/domain"
@@ -17,7 +18,8 @@ import (
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("load", stderr)
 	cfg := loadgen.Config{}
-	fs.StringVar(&cfg.URL, "api", defaultAPI(), "base URL of the HTTP API (env VOTES_API; default: the running votes dev)")
+	apiFlag := fs.String("api", "", apiUsage)
+	stack := fs.String("stack", "", stackUsage)
 	fs.Float64Var(&cfg.Rate, "rate", 0, "submissions per second (0: as fast as the API answers)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send (with --count 0)")
 	fs.IntVar(&cfg.Count, "count", 0, "how many submissions to send (default 10000 when no --duration)")
@@ -35,7 +37,14 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jwtKey := fs.String("jwt-key", "", "sign a token for each voter (sub = voter ID) with this file: an HMAC secret (HS256) or a PEM RSA private key (RS256)")
 	issuer := fs.String("jwt-issuer", defaultIssuer, "with --jwt-key: the tokens' issuer")
 	audience := fs.String("jwt-audience", defaultAudience, "with --jwt-key: the tokens' audience")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noMoreArgs(pos, 0); err != nil {
+		return err
+	}
+	if cfg.URL, err = apiOf(*apiFlag, *stack); err != nil {
 		return err
 	}
 	if cfg.Count == 0 && cfg.Duration == 0 {
@@ -73,44 +82,87 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "accepted %d, rejected %d, connection failures %d; %.0f submissions/s\n", res.Accepted, res.Rejected, res.Failed, res.Rate)
 	fmt.Fprintf(stdout, "accept latency p50 %s  p90 %s  p99 %s  max %s\n",
 		ms(res.Percentile(0.50)), ms(res.Percentile(0.90)), ms(res.Percentile(0.99)), ms(res.Percentile(1)))
+	if res.Accepted == 0 {
+		return fmt.Errorf("no submission was accepted by %s (%d rejected, %d connection failures)", cfg.URL, res.Rejected, res.Failed)
+	}
 	fmt.Fprintln(stdout, "tallies this run must produce:")
-	titles := append([]string(nil), res.Titles...)
-	sort.Strings(titles)
-	for _, t := range titles {
-		if len(res.Expected[t]) > 0 {
-			fmt.Fprintf(stdout, "  %s %s\n", t, compact(res.Expected[t]))
+	writeExpected(stdout, res)
+	if *check {
+		bad, err := loadgen.Check(ctx, http.DefaultClient, cfg.URL, res, *checkTimeout)
+		if err != nil {
+			return err
 		}
+		if len(bad) > 0 {
+			fmt.Fprintln(stdout, "MISMATCH: these tallies differ from what the run must produce:")
+			writeMismatches(stdout, bad)
+			return fmt.Errorf("%d of %d titles differ: votes lost or counted twice", len(bad), len(res.Titles))
+		}
+		fmt.Fprintf(stdout, "check: all %d titles tally exactly what was accepted (%d votes, none lost, none counted twice)\n", len(res.Titles), res.Votes)
 	}
-	if !*check {
-		return nil
+	if res.Failed > 0 {
+		return fmt.Errorf("%d connection failures to %s (each retried with the same key; the counts above are what got through)", res.Failed, cfg.URL)
 	}
-	bad, err := loadgen.Check(ctx, http.DefaultClient, cfg.URL, res, *checkTimeout)
-	if err != nil {
-		return err
-	}
-	for _, m := range bad {
-		fmt.Fprintf(stdout, "MISMATCH %s: tallies %s, want %s\n", m.TitleID, compact(m.Got), compact(m.Want))
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%d of %d titles differ: votes lost or counted twice", len(bad), len(res.Titles))
-	}
-	fmt.Fprintf(stdout, "check: all %d titles tally exactly what was accepted (%d votes, none lost, none counted twice)\n", len(res.Titles), res.Votes)
 	return nil
 }
 
+// writeExpected prints the tallies a run must produce, one line per
+// title, aspect and choice.
+func writeExpected(w io.Writer, res loadgen.Result) {
+	titles := append([]string(nil), res.Titles...)
+	sort.Strings(titles)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TITLE\tASPECT\tCHOICE\tVOTES")
+	for _, t := range titles {
+		c := res.Expected[t].Compact()
+		for _, aspect := range sortedKeys(c) {
+			for _, choice := range sortedKeys(c[aspect]) {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\n", t, aspect, choice, c[aspect][choice])
+			}
+		}
+	}
+	tw.Flush()
+}
+
+// writeMismatches prints each count that differs from what the run must
+// produce.
+func writeMismatches(w io.Writer, bad []loadgen.Mismatch) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TITLE\tASPECT\tCHOICE\tTALLIED\tWANT")
+	for _, m := range bad {
+		got, want := m.Got.Compact(), m.Want.Compact()
+		cells := map[string]map[string]bool{}
+		for _, c := range []projections.Counts{got, want} {
+			for aspect, choices := range c {
+				for choice := range choices {
+					if cells[aspect] == nil {
+						cells[aspect] = map[string]bool{}
+					}
+					cells[aspect][choice] = true
+				}
+			}
+		}
+		for _, aspect := range sortedKeys(cells) {
+			for _, choice := range sortedKeys(cells[aspect]) {
+				if g, w := got[aspect][choice], want[aspect][choice]; g != w {
+					fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\n", m.TitleID, aspect, choice, g, w)
+				}
+			}
+		}
+	}
+	tw.Flush()
+}
+
 // loadCatalog is the catalog a load sends: spec when given, else the
-// running votes dev's when api is that stack's, else the default.
+// catalog of the running votes dev whose API api is, else the default.
 func loadCatalog(spec, api string) (domain.Catalog, error) {
 	if spec == "" {
-		if dev, ok := runningDev(); ok && dev.API == api {
-			spec = dev.Catalog
+		for _, dev := range runningStacks() {
+			if dev.API == api {
+				spec = dev.Catalog
+			}
 		}
 	}
 	return domain.ParseCatalog(spec)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
-
-func compact(c projections.Counts) string {
-	return fmt.Sprint(map[string]map[string]int64(c.Compact()))
-}

@@ -10,20 +10,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 const usage = `votes runs and inspects the vote pipeline.
 
 Usage:
-  votes dev [--addr 127.0.0.1:8080]   run the whole pipeline in this process
+  votes dev [--addr 127.0.0.1:8080] [--name NAME]  run the whole pipeline in this process,
+                                       registered as NAME (default: its port, as 8080)
+  votes stacks                         list the votes dev stacks running here
   votes dev --auth jwt --jwt-key FILE  the same, POST /votes behind a JWT authorizer (or --jwks FILE)
-  votes tallies TITLE [--api URL]     print a title's tallies
+  votes tallies TITLE [--stack NAME | --api URL]  print a title's tallies
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
   votes token --jwt-key FILE --sub VOTER  print a signed token naming a voter, for curl
+  votes version                        print the module version and the VCS revision it was built from
 
-Projection versions (against the running votes dev, --endpoint URL, or
---stage STAGE [--region REGION] with the default AWS credentials):
+Projection versions (against the running votes dev, the one named by --stack NAME
+when several run, --endpoint URL, or --stage STAGE [--region REGION] with the
+default AWS credentials):
   votes rebuild [--segments 8] [--resume]  fold the event table into a new version, live traffic going on
   votes versions                           list versions, their state and counts
   votes promote VERSION                    switch queries to a ready (or superseded) version;
@@ -59,6 +64,17 @@ var commands = map[string]command{
 	"token":    runToken,
 	"repair":   runRepair,
 	"dlq":      runDLQ,
+	"stacks":   runStacks,
+	"version":  runVersion,
+}
+
+// synopsis is each command's positional arguments, for its usage line.
+var synopsis = map[string]string{
+	"tallies": "TITLE",
+	"promote": "VERSION",
+	"retire":  "VERSION",
+	"verify":  "[VERSION]",
+	"dlq":     "[redrive]",
 }
 
 func main() {
@@ -68,9 +84,16 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "-version", "--version":
+		args[0] = "version"
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -78,18 +101,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := cmd(ctx, args[1:], stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		var he helpRequest
+		if errors.As(err, &he) {
+			he.print(stdout)
 			return 0
 		}
 		if errors.Is(err, errDiffers) {
 			return 1
 		}
+		fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 			return 2
 		}
-		fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 		return 1
 	}
 	return 0
@@ -98,10 +122,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // usageError is a mistake in the command line.
 type usageError struct{ error }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// newFlags is a command's flag set. The flag package prints nothing:
+// parse returns a flag error for run to print once, and -h as a
+// helpRequest. stderr is kept for the commands' signature.
+func newFlags(name string, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("votes "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
+}
+
+// usageLine is a command's synopsis, as "usage: votes tallies [flags] TITLE".
+func usageLine(fs *flag.FlagSet) string {
+	line := "usage: " + fs.Name() + " [flags]"
+	if a := synopsis[strings.TrimPrefix(fs.Name(), "votes ")]; a != "" {
+		line += " " + a
+	}
+	return line
+}
+
+// helpRequest is -h: print the command's usage and flags, and exit 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h helpRequest) Error() string { return flag.ErrHelp.Error() }
+func (h helpRequest) Unwrap() error { return flag.ErrHelp }
+
+func (h helpRequest) print(w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nflags:\n", usageLine(h.fs))
+	h.fs.SetOutput(w)
+	h.fs.PrintDefaults()
+	h.fs.SetOutput(io.Discard)
 }
 
 // parse parses flags given before or after the positional arguments.
@@ -110,9 +160,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpRequest{fs}
 			}
-			return nil, usageError{err}
+			return nil, usageError{fmt.Errorf("%w\n%s (%s -h for the flags)", err, usageLine(fs), fs.Name())}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -121,4 +171,16 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// noMoreArgs refuses positional arguments past the first n.
+func noMoreArgs(pos []string, n int) error {
+	if len(pos) <= n {
+		return nil
+	}
+	extra := pos[n:]
+	if len(extra) == 1 {
+		return usageError{fmt.Errorf("unexpected argument %q", extra[0])}
+	}
+	return usageError{fmt.Errorf("unexpected arguments %q", extra)}
 }

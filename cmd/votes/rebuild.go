@@ -26,7 +26,9 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	concurrency := fs.Int("concurrency", 8, "cells projected at once per segment")
 	resume := fs.Bool("resume", false, "carry on with the interrupted rebuild from its checkpoints")
 	compare := fs.Bool("compare-scan", false, "first time a raw parallel scan of the event table, and print the rebuild's rate against it")
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if err := noMoreArgs(pos, 0); err != nil {
 		return err
 	}
 	if *segments < 1 || *segments > 1000 || *page < 1 || *concurrency < 1 {

@@ -57,8 +57,8 @@ func runRepair(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	maxMsgs := fs.Int("max", 1000, "at most this many messages from each queue")
 	if pos, err := parse(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	} else if err := noMoreArgs(pos, 0); err != nil {
+		return err
 	}
 	if (*fromFlag == "") != (*toFlag == "") {
 		return usageError{errors.New("give both --from and --to, or neither")}

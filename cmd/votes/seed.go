@@ -17,7 +17,9 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	titles := fs.Int("titles", 50, "titles, drawn with a Zipf skew so that a few get most votes")
 	voters := fs.Int("voters", 0, "voters (default: half the events, so some change their vote)")
 	seed := fs.Uint64("seed", 1, "random seed")
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if err := noMoreArgs(pos, 0); err != nil {
 		return err
 	}
 	if *n < 1 || *titles < 1 {

@@ -11,46 +11,76 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"votes/domain"
 )
 
-func defaultAPI() string {
-	if v := os.Getenv("VOTES_API"); v != "" {
-		return v
+const apiUsage = "base URL of the HTTP API (default: $VOTES_API, else the running votes dev)"
+
+const stackUsage = "the running votes dev of this name, instead of --api (default: the only one running; see votes stacks)"
+
+// apiOf is the HTTP API a command reads: --api, else the stack named by
+// --stack, else VOTES_API, else the only votes dev running here.
+func apiOf(api, stack string) (string, error) {
+	switch {
+	case api != "" && stack != "":
+		return "", usageError{errors.New("give --api or --stack, not both")}
+	case api != "":
+		return api, nil
+	case stack == "" && os.Getenv("VOTES_API") != "":
+		return os.Getenv("VOTES_API"), nil
 	}
-	if dev, ok := runningDev(); ok && dev.API != "" {
-		return dev.API
+	dev, err := pickStack(stack)
+	if errors.Is(err, errNoStack) {
+		return "", usageError{fmt.Errorf("%w: start one with: votes dev; or give --api URL (or VOTES_API) of a deployment", err)}
 	}
-	return "http://127.0.0.1:8080"
+	return dev.API, err
+}
+
+// unreachable words an API that does not answer for someone who may not
+// have started the stack.
+func unreachable(api string, err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("nothing answers at %s (connection refused): is the votes dev there still running? start one with: votes dev; or give --api URL of a running deployment", api)
+	}
+	return err
 }
 
 func runTallies(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tallies", stderr)
-	api := fs.String("api", defaultAPI(), "base URL of the HTTP API (env VOTES_API; default: the running votes dev)")
+	apiFlag := fs.String("api", "", apiUsage)
+	stack := fs.String("stack", "", stackUsage)
 	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
+	if len(pos) == 0 {
 		return usageError{errors.New("want one TITLE")}
+	}
+	if err := noMoreArgs(pos, 1); err != nil {
+		return err
 	}
 	title, err := domain.ValidTitleID(pos[0])
 	if err != nil {
 		return usageError{err}
 	}
+	api, err := apiOf(*apiFlag, *stack)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*api, "/")+"/titles/"+url.PathEscape(title)+"/tallies", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(api, "/")+"/titles/"+url.PathEscape(title)+"/tallies", nil)
 	if err != nil {
 		return usageError{err}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("read tallies: %w", err)
+		return fmt.Errorf("read tallies: %w", unreachable(api, err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

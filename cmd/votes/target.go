@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
-	"syscall"
 
 	"votes/admin"
 	"votes/infra/awscfg"
@@ -16,48 +12,9 @@ import (
 	"votes/infra/queue"
 )
 
-// devState is what a running votes dev leaves for other commands to find it.
-type devState struct {
-	Endpoint string `json:"endpoint"`
-	API      string `json:"api"`
-	Stage    string `json:"stage"`
-	PID      int    `json:"pid"`
-	Catalog  string `json:"catalog,omitempty"` // as VOTES_CATALOG reads it, for votes load
-}
-
-func devStatePath() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	return filepath.Join(dir, "votes", "dev.json")
-}
-
-func writeDevState(s devState) error {
-	p := devStatePath()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(s)
-	return os.WriteFile(p, b, 0o644)
-}
-
-// runningDev finds a votes dev that is still running.
-func runningDev() (devState, bool) {
-	b, err := os.ReadFile(devStatePath())
-	if err != nil {
-		return devState{}, false
-	}
-	var s devState
-	if json.Unmarshal(b, &s) != nil || s.PID <= 0 || syscall.Kill(s.PID, 0) != nil {
-		return devState{}, false
-	}
-	return s, true
-}
-
 // target says which deployment a command works on.
 type target struct {
-	endpoint, stage, region *string
+	endpoint, stage, region, stack *string
 }
 
 func targetFlags(fs *flag.FlagSet) target {
@@ -65,6 +22,7 @@ func targetFlags(fs *flag.FlagSet) target {
 		endpoint: fs.String("endpoint", "", "AWS endpoint of a local stack (default: the running votes dev)"),
 		stage:    fs.String("stage", "", "a deployed stage, reached with the default AWS credential chain (with --endpoint: the local stack's stage, default local)"),
 		region:   fs.String("region", "", "the stage's region (default: the AWS configuration's)"),
+		stack:    fs.String("stack", "", "the running votes dev of this name (default: the only one running; see votes stacks)"),
 	}
 }
 
@@ -95,10 +53,15 @@ func (t target) adminOf(ctx context.Context) (*admin.Admin, dynamo.Tables, error
 func (t target) clients(ctx context.Context) (awscfg.Clients, string, error) {
 	endpoint, stage := *t.endpoint, *t.stage
 	switch {
+	case *t.stack != "" && (endpoint != "" || stage != ""):
+		return awscfg.Clients{}, "", usageError{errors.New("give --stack, or --endpoint or --stage, not both")}
 	case endpoint == "" && stage == "":
-		dev, ok := runningDev()
-		if !ok {
-			return awscfg.Clients{}, "", usageError{errors.New("no votes dev is running here: start one, or give --endpoint or --stage")}
+		dev, err := pickStack(*t.stack)
+		if errors.Is(err, errNoStack) {
+			err = usageError{fmt.Errorf("%w: start one with: votes dev; or give --endpoint URL (a local stack) or --stage STAGE (a deployment)", err)}
+		}
+		if err != nil {
+			return awscfg.Clients{}, "", err
 		}
 		endpoint, stage = dev.Endpoint, dev.Stage
 	case endpoint != "" && stage == "":

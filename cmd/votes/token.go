@@ -20,7 +20,9 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	issuer := fs.String("jwt-issuer", defaultIssuer, "the token's issuer")
 	audience := fs.String("jwt-audience", defaultAudience, "the token's audience")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if err := noMoreArgs(pos, 0); err != nil {
 		return err
 	}
 	if *keyFile == "" || *sub == "" {

@@ -14,7 +14,9 @@ import (
 func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("versions", stderr)
 	tgt := targetFlags(fs)
-	if _, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if err := noMoreArgs(pos, 0); err != nil {
 		return err
 	}
 	a, err := tgt.admin(ctx)
@@ -68,8 +70,11 @@ func versionCommand(ctx context.Context, name string, args []string, stderr io.W
 	if err != nil {
 		return nil, "", err
 	}
-	if len(pos) != 1 {
+	if len(pos) == 0 {
 		return nil, "", usageError{errors.New("want one VERSION")}
+	}
+	if err := noMoreArgs(pos, 1); err != nil {
+		return nil, "", err
 	}
 	a, err := tgt.admin(ctx)
 	return a, pos[0], err
@@ -140,8 +145,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 {
-		return usageError{errors.New("want at most one VERSION")}
+	if err := noMoreArgs(pos, 1); err != nil {
+		return err
 	}
 	version := ""
 	if len(pos) == 1 {
