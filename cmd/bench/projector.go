@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,7 +20,9 @@ import (
 	"votes/domain"
 	"votes/infra/dynamo"
 	"votes/infra/local"
+	"votes/internal/loadgen"
 	"votes/internal/metering"
+	"votes/projections"
 )
 
 // projectorRun is the projector folding a backlog on one stream shard.
@@ -32,7 +38,9 @@ type projectorRun struct {
 
 // printProjectorRates measures the projector's own sustained rate with the
 // default parallelization factor and with 1, and prints each beside its
-// floor and the pipeline's ingest rate measured earlier in the run.
+// floor and the pipeline's ingest rate measured earlier in the run; then
+// the tally lag at half the projector's rate, a load it keeps up with
+// whatever the machine's speed that day.
 func printProjectorRates(ctx context.Context, out io.Writer, o options, ingestPerS float64) error {
 	if o.projectorEvents <= 0 {
 		return nil
@@ -54,6 +62,12 @@ func printProjectorRates(ctx context.Context, out io.Writer, o options, ingestPe
 	if ingestPerS > 0 {
 		fmt.Fprintf(out, "projector_ingest_ratio: %.2f\n", n.perS/ingestPerS)
 	}
+	lag, err := lagAt(ctx, n.perS/2, o.latencyFor)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "cell_lag_p99_ms_half_projector: %.1f\n", lag)
+	fmt.Fprintf(out, "  (from 202 to the tally cells, at %.0f votes/s for %v)\n", n.perS/2, o.latencyFor)
 	return nil
 }
 
@@ -64,6 +78,89 @@ func printProjectorRun(out io.Writer, r projectorRun) {
 	for _, action := range r.counts.Actions() {
 		fmt.Fprintf(out, "    %s: %.3f\n", action, float64(r.counts.Requests[action])/float64(r.events))
 	}
+}
+
+// lagAt is the 99th percentile of how long a vote takes to reach the tally
+// cells, on a fresh stack with the default settings under a load of rate
+// votes/s for d. A probe every 200 ms votes on a title of its own, through
+// the API, and reads its cells every 50 ms until they count it. It reads
+// the cells, not GET tallies: the query function's 2 s cache would add up
+// to 2 s, and its sum budget (10 a second) refuses probes of new titles
+// beyond it, whose retries then load the machine more the longer the lag.
+func lagAt(ctx context.Context, rate float64, d time.Duration) (float64, error) {
+	stack, err := local.Start(ctx, local.Config{Addr: "127.0.0.1:0", Stage: "bench-projector-lag", Settings: local.DefaultSettings(), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, err
+	}
+	defer (&backlog{stack: stack}).close()
+	reg, err := dynamo.NewRegistries(stack.Admin.DynamoDB, stack.Tables.Tallies).Load(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	cells := dynamo.NewCellStore(stack.Admin.DynamoDB, stack.Tables.Tallies, reg.Active)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
+	var (
+		mu     sync.Mutex
+		lags   []time.Duration
+		probes sync.WaitGroup
+	)
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	probes.Go(func() {
+		for i := 0; probeCtx.Err() == nil; i++ {
+			probes.Go(func() {
+				if lag, ok := cellProbe(probeCtx, client, stack.URL, cells, fmt.Sprintf("cell-probe-%d", i)); ok {
+					mu.Lock()
+					lags = append(lags, lag)
+					mu.Unlock()
+				}
+			})
+			select {
+			case <-probeCtx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	})
+	_, err = loadgen.Run(ctx, loadgen.Config{
+		URL: stack.URL, Client: client, Rate: rate, Duration: d, Concurrency: 64, Voters: 1000000, Titles: 50, Skew: "zipf", Aspects: 1, Run: "plag", Seed: 5,
+	})
+	time.Sleep(3 * time.Second) // let the last probes land
+	stopProbes()
+	probes.Wait()
+	if err != nil {
+		return 0, err
+	}
+	if len(lags) == 0 {
+		return 0, errors.New("no probe reached the tally cells")
+	}
+	slices.Sort(lags)
+	return ms(lags[min(len(lags)-1, int(0.99*float64(len(lags))))]), nil
+}
+
+// cellProbe votes once on title and says how long, from the 202, the vote
+// took to be counted in title's cells; false if it was not accepted or
+// not counted within 30 s.
+func cellProbe(ctx context.Context, client *http.Client, base string, cells *dynamo.CellStore, title string) (time.Duration, bool) {
+	body := strings.NewReader(`{"voterId":"prober","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/votes", body)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return 0, false
+	}
+	accepted := time.Now()
+	for time.Since(accepted) < 30*time.Second {
+		got, err := cells.Tally(context.WithoutCancel(ctx), title)
+		if err == nil && got.Equal(projections.Counts{"overall": {"up": 1}}) {
+			return time.Since(accepted), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, false
 }
 
 // projectorRate starts a stack of its own with the stream mapping at

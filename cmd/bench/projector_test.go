@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"votes/infra/local"
 	"votes/internal/kumotest"
@@ -35,5 +36,18 @@ func TestProjectorRate(t *testing.T) {
 		if p > 1 && r.peak < 2 {
 			t.Errorf("parallelization %d never ran two invocations at once", p)
 		}
+	}
+}
+
+// TestCellLag: under a light load, probes' votes reach the tally cells, and
+// the lag figure is taken from them.
+func TestCellLag(t *testing.T) {
+	lag, err := lagAt(context.Background(), 50, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cell lag p99 at 50 votes/s: %.1f ms", lag)
+	if lag <= 0 || lag > 30000 {
+		t.Errorf("cell lag p99 %.1f ms: want a vote counted in its cells within 30 s", lag)
 	}
 }
