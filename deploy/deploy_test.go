@@ -343,9 +343,15 @@ func TestServerlessWiring(t *testing.T) {
 		s := settings.Projector
 		if streamESM["BatchSize"] != float64(s.BatchSize) || streamESM["MaximumBatchingWindowInSeconds"] != s.Window.Seconds() ||
 			streamESM["MaximumRetryAttempts"] != float64(s.MaxRetryAttempts) || streamESM["BisectBatchOnFunctionError"] != s.Bisect ||
-			streamESM["StartingPosition"] != "TRIM_HORIZON" || streamESM["ParallelizationFactor"] != float64(1) ||
+			streamESM["StartingPosition"] != "TRIM_HORIZON" || streamESM["ParallelizationFactor"] != float64(s.Parallelization) ||
 			!slices.Equal(streamESM["FunctionResponseTypes"].([]any), []any{"ReportBatchItemFailures"}) {
 			t.Errorf("stream mapping %v, the local stack plays %+v", streamESM, s)
+		}
+		// Several batches of a shard at once (every cell step fences), and
+		// the projector's reserved concurrency holds at least one shard's.
+		if s.Parallelization < 2 || s.Parallelization > 10 || s.Parallelization > settings.ReservedConcurrency["projector"] {
+			t.Errorf("stream parallelization factor %d: want 2 to 10, and within the projector's reserved concurrency %d",
+				s.Parallelization, settings.ReservedConcurrency["projector"])
 		}
 		dest := streamESM["DestinationConfig"].(cfn)["OnFailure"].(cfn)["Destination"]
 		if getAtt(dest) != "ProjectorFailureQueue.Arn" {

@@ -261,9 +261,9 @@ func checkCORS(t *testing.T, tpl cfn, origins []string) {
 
 // TestDevStage: a dev stage is disposable, its event table too; it takes
 // the body's voterId unless asked for JWT; no CORS unless asked; the
-// throttling parameters reach the stage.
+// throttling and stream parallelization parameters reach the stage.
 func TestDevStage(t *testing.T) {
-	tpl := template(t, "dev", "throttleRate=50", "throttleBurst=100")
+	tpl := template(t, "dev", "throttleRate=50", "throttleBurst=100", "projectorParallelization=2")
 	res := resources(tpl)
 	ev := res["EventsTable"]
 	if ev["DeletionPolicy"] != "Delete" || props(ev)["DeletionProtectionEnabled"] != false {
@@ -273,6 +273,15 @@ func TestDevStage(t *testing.T) {
 	checkCORS(t, tpl, nil)
 	checkThrottling(t, res, 50, 100)
 	checkAccessLogs(t, res)
+	var factors []any
+	for _, r := range res {
+		if r["Type"] == "AWS::Lambda::EventSourceMapping" && getAtt(props(r)["EventSourceArn"]) == "EventsTable.StreamArn" {
+			factors = append(factors, props(r)["ParallelizationFactor"])
+		}
+	}
+	if !slices.Equal(factors, []any{float64(2)}) {
+		t.Errorf("stream mappings' parallelization factors %v, want one, the parameter's 2", factors)
+	}
 }
 
 // TestAuthNoneIsAChoice: outside dev, a stage takes the body's voterId on

@@ -44,6 +44,9 @@ type options struct {
 	rebuildSegs   int
 	rebuildPage   int
 	titles        int
+	// projectorEvents is the backlog the projector's own rate is measured
+	// on; 0 skips it.
+	projectorEvents int
 }
 
 func main() {
@@ -55,6 +58,7 @@ func main() {
 	flag.IntVar(&o.rebuildSegs, "rebuild-segments", 8, "parallel scan segments")
 	flag.IntVar(&o.rebuildPage, "rebuild-page", 20000, "scan page size")
 	flag.IntVar(&o.titles, "titles", 50, "titles in the throughput and cost runs (Zipf skew)")
+	flag.IntVar(&o.projectorEvents, "projector-events", 20000, "events in the backlog the projector's own rate is measured on (0: skip)")
 	reads := flag.Bool("reads", false, "measure only what a tally GET costs in read units, and exit")
 	readGets := flag.Int("read-gets", 1000, "GETs in each pattern of the -reads run")
 	readTitles := flag.Int("read-titles", 20, "titles voted on in the -reads run")
@@ -113,7 +117,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err := b.hotTitle(ctx); err != nil {
 		return err
 	}
-	return b.rebuild(ctx)
+	if err := b.rebuild(ctx); err != nil {
+		return err
+	}
+	return printProjectorRates(ctx, out, o, tp.votesPerS)
 }
 
 // bench is a run's local stack, with the meter on its SDK clients and the

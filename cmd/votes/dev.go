@@ -22,6 +22,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	catalogSpec := fs.String("catalog", os.Getenv("VOTES_CATALOG"), `aspects and choices, as "overall=up|down;story=up|down" (default: the standard five, up or down)`)
 	verbose := fs.Bool("v", false, "log every batch the functions process")
 	overlap := fs.Bool("overlap", false, "deliver every SQS and stream batch to two concurrent invocations, as AWS may")
+	parallel := fs.Int("parallel", local.DefaultSettings().Projector.Parallelization, "projector invocations per stream shard at once (1 to 10), the stream mapping's parallelization factor")
 	faultRate := fs.Float64("faults", 0, "fraction (0 to 1) of the functions' SDK calls that fail, half before sending and half after the emulator applied them")
 	auth := fs.String("auth", "none", `"none" (the body's voterId is taken on trust) or "jwt" (POST /votes needs a token, as API Gateway's JWT authorizer)`)
 	jwtKey := fs.String("jwt-key", "", "with --auth jwt: file of an HMAC secret (HS256, at least 32 bytes) or a PEM RSA public or private key (RS256)")
@@ -39,6 +40,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *faultRate < 0 || *faultRate >= 1 {
 		return usageError{fmt.Errorf("--faults %v: want a fraction from 0 to below 1", *faultRate)}
+	}
+	if *parallel < 1 || *parallel > 10 {
+		return usageError{fmt.Errorf("--parallel %d: want 1 to 10, as Lambda's parallelization factor", *parallel)}
 	}
 	catalog, err := domain.ParseCatalog(*catalogSpec)
 	if err != nil {
@@ -58,6 +62,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer, Ingest: *ingest}
+	cfg.Settings.Projector.Parallelization = *parallel
 	var seed uint64
 	if *faultRate > 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -80,6 +85,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer unregister()
+	fmt.Fprintf(stdout, "stream parallelization %d: up to %d projector invocations per shard at once, records dealt by partition key\n", *parallel, *parallel)
 	if *overlap {
 		fmt.Fprintln(stdout, "overlap on: every SQS and stream batch goes to two concurrent invocations")
 	}

@@ -13,15 +13,15 @@ import (
 	"testing"
 )
 
-// TestDevRunsWithOverlapAndFaults: `votes dev --overlap --faults 0.05`
-// says both are on, takes votes, and on Ctrl-C finishes them, says how many
+// TestDevRunsWithOverlapAndFaults: `votes dev --overlap --faults 0.05
+// --parallel 3` says all three are on, takes votes, and on Ctrl-C finishes them, says how many
 // calls failed and stops. It runs in a child process: kumo's state is
 // process-global, and `votes dev` always uses the stage "local".
 func TestDevRunsWithOverlapAndFaults(t *testing.T) {
 	if os.Getenv("VOTES_TEST_DEV_CHILD") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05"}, os.Stdout, os.Stderr))
+		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05", "--parallel", "3"}, os.Stdout, os.Stderr))
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDevRunsWithOverlapAndFaults$")
 	cmd.Env = append(os.Environ(), "VOTES_TEST_DEV_CHILD=1", "XDG_CACHE_HOME="+t.TempDir())
@@ -50,6 +50,9 @@ func TestDevRunsWithOverlapAndFaults(t *testing.T) {
 	if out := strings.Join(printed, "\n"); !strings.Contains(out, "overlap on: every SQS and stream batch goes to two concurrent invocations") ||
 		!strings.Contains(out, "faults on: 5% of the functions' SDK calls fail, half before sending, half after the emulator applied them") {
 		t.Errorf("votes dev does not say overlap and faults are on:\n%s", out)
+	}
+	if out := strings.Join(printed, "\n"); !strings.Contains(out, "stream parallelization 3: up to 3 projector invocations per shard at once") {
+		t.Errorf("votes dev does not say the stream parallelization it plays:\n%s", out)
 	}
 	body := `{"voterId":"u-1","titleId":"tt1","votes":[{"aspect":"story","choice":"up"}]}`
 	accepted := false
@@ -163,5 +166,13 @@ func TestDevIngestURL(t *testing.T) {
 	rest, _ := io.ReadAll(stdout)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("votes dev: %v\n%s%s", err, rest, errOut.String())
+	}
+}
+
+func TestDevRefusesAParallelizationOutOfRange(t *testing.T) {
+	for _, n := range []string{"0", "11", "-2"} {
+		if code, _, errOut := votes(t, "dev", "--parallel", n); code != 2 || !strings.Contains(errOut, "--parallel") {
+			t.Errorf("--parallel %s: exit %d, %q", n, code, errOut)
+		}
 	}
 }

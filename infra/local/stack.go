@@ -81,7 +81,7 @@ func DefaultSettings() Settings {
 	fc := functions.DefaultConfig()
 	return Settings{
 		Processor:           SQSMapping{BatchSize: 100, Window: time.Second, MaxConcurrency: 10, Pollers: 4},
-		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond},
+		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Parallelization: 4},
 		VisibilityTimeout:   180 * time.Second,
 		MaxReceiveCount:     100,
 		Retry:               fc.Retry,

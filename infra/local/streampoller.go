@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"log/slog"
 	"math/big"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +27,11 @@ type StreamMapping struct {
 	PollInterval     time.Duration // between empty GetRecords calls
 	RetryBackoff     time.Duration
 	FailureQueueURL  string // OnFailure destination
+	// Parallelization is the ParallelizationFactor: how many batches of
+	// one shard are in flight at once, 1 to 10 (0 counts as 1). Records
+	// are spread over them by a hash of their partition key, so the
+	// records of one key stay in order, in one batch.
+	Parallelization int
 }
 
 // streamPoller plays Lambda's DynamoDB Streams event-source mapping for one
@@ -33,7 +40,11 @@ type StreamMapping struct {
 // ReportBatchItemFailures (it retries from the earliest failed record), splits
 // a failing batch in two when Bisect is set, and after MaxRetryAttempts sends
 // the batch's description to the on-failure queue and moves on, as Lambda does.
-// With overlap, every batch goes to two concurrent invocations.
+// With a parallelization factor N above 1, each round of a shard's records
+// is split into up to N batches by a hash of the partition key, invoked at
+// once, each retried, bisected and given up on by itself; the shard moves
+// on only when every batch of the round is done. With overlap, every batch
+// goes to two concurrent invocations.
 type streamPoller struct {
 	streams   *dynamodbstreams.Client
 	sqs       *sqs.Client
@@ -44,8 +55,13 @@ type streamPoller struct {
 	overlap   bool
 	log       *slog.Logger
 
+	partitionKey atomic.Value // string: the table's partition key attribute, from DescribeStream
+	held         atomic.Bool  // the mapping is disabled: records wait in the stream
+
 	emptyPolls atomic.Int64 // GetRecords calls that found nothing left to do
 	delivered  atomic.Int64 // records handed to the function and finished with
+	inFlight   atomic.Int64 // invocations running now
+	peak       atomic.Int64 // the most invocations ever running at once
 }
 
 func (p *streamPoller) run(ctx context.Context) {
@@ -58,6 +74,11 @@ func (p *streamPoller) run(ctx context.Context) {
 			}
 			sleep(ctx, time.Second)
 			continue
+		}
+		for _, k := range desc.StreamDescription.KeySchema {
+			if k.KeyType == types.KeyTypeHash {
+				p.partitionKey.Store(aws.ToString(k.AttributeName))
+			}
 		}
 		for _, sh := range desc.StreamDescription.Shards {
 			id := aws.ToString(sh.ShardId)
@@ -101,6 +122,10 @@ func (p *streamPoller) readShard(ctx context.Context, shardID string) {
 		lastSeq  *big.Int // last record finished with; records up to it are skipped after a new iterator
 	)
 	for ctx.Err() == nil {
+		if p.held.Load() {
+			sleep(ctx, p.mapping.PollInterval)
+			continue
+		}
 		if it == nil {
 			var err error
 			if it, err = p.iterator(ctx, shardID); err != nil {
@@ -130,9 +155,12 @@ func (p *streamPoller) readShard(ctx context.Context, shardID string) {
 			}
 			buf = append(buf, r)
 		}
-		for len(buf) >= p.mapping.BatchSize || (len(buf) > 0 && !time.Now().Before(deadline)) {
-			n := min(len(buf), p.mapping.BatchSize)
-			p.deliver(ctx, shardID, buf[:n], p.mapping.MaxRetryAttempts)
+		for {
+			n, full := p.round(buf)
+			if n == 0 || (!full && time.Now().Before(deadline)) {
+				break
+			}
+			p.deliverRound(ctx, shardID, buf[:n])
 			if ctx.Err() != nil {
 				return
 			}
@@ -153,6 +181,69 @@ func (p *streamPoller) readShard(ctx context.Context, shardID string) {
 			sleep(ctx, min(p.mapping.PollInterval, max(time.Until(deadline), time.Millisecond)))
 		}
 	}
+}
+
+// round says how many of buf's records make the next round of batches:
+// records are dealt to batches by partition key, in order, and the round ends
+// before the first record whose batch is full, or with parallelization ×
+// batch size records. full says whether the round can take no more records,
+// so that it need not wait for the batching window.
+func (p *streamPoller) round(buf []types.Record) (n int, full bool) {
+	par := p.parallelization()
+	if par == 1 {
+		return min(len(buf), p.mapping.BatchSize), len(buf) >= p.mapping.BatchSize
+	}
+	sizes := make([]int, par)
+	for i, r := range buf {
+		b := p.batchOf(r, par)
+		if sizes[b] == p.mapping.BatchSize {
+			return i, true
+		}
+		sizes[b]++
+	}
+	return len(buf), false
+}
+
+func (p *streamPoller) parallelization() int {
+	return min(max(p.mapping.Parallelization, 1), 10)
+}
+
+// batchOf is the batch, of par, that a record's partition key goes to.
+func (p *streamPoller) batchOf(r types.Record, par int) int {
+	key, _ := p.partitionKey.Load().(string)
+	h := fnv.New32a()
+	switch v := r.Dynamodb.Keys[key].(type) {
+	case *types.AttributeValueMemberS:
+		h.Write([]byte(v.Value))
+	case *types.AttributeValueMemberN:
+		h.Write([]byte(v.Value))
+	case *types.AttributeValueMemberB:
+		h.Write(v.Value)
+	}
+	return int(h.Sum32() % uint32(par))
+}
+
+// deliverRound splits a round's records into batches by partition key and
+// delivers them at once, each in the order the shard holds them. It
+// returns when every batch is done or given up on, or ctx ends.
+func (p *streamPoller) deliverRound(ctx context.Context, shardID string, records []types.Record) {
+	par := p.parallelization()
+	if par == 1 {
+		p.deliver(ctx, shardID, records, p.mapping.MaxRetryAttempts)
+		return
+	}
+	batches := make([][]types.Record, par)
+	for _, r := range records {
+		b := p.batchOf(r, par)
+		batches[b] = append(batches[b], r)
+	}
+	var wg sync.WaitGroup
+	for _, batch := range batches {
+		if len(batch) > 0 {
+			wg.Go(func() { p.deliver(ctx, shardID, batch, p.mapping.MaxRetryAttempts) })
+		}
+	}
+	wg.Wait()
 }
 
 // deliver hands records to the function until each one is done or given up
@@ -206,6 +297,14 @@ func (p *streamPoller) deliver(ctx context.Context, shardID string, records []ty
 // what the projection's idempotence makes harmless.
 func (p *streamPoller) invoke(ctx context.Context, records []types.Record) (events.DynamoDBEventResponse, error) {
 	ev := p.event(records)
+	calls := int64(1)
+	if p.overlap {
+		calls = 2
+	}
+	now := p.inFlight.Add(calls)
+	defer p.inFlight.Add(-calls)
+	for peak := p.peak.Load(); now > peak && !p.peak.CompareAndSwap(peak, now); peak = p.peak.Load() {
+	}
 	var resp events.DynamoDBEventResponse
 	if !p.overlap {
 		err := p.fn.Invoke(ctx, ev, &resp)
@@ -331,4 +430,28 @@ func convertValue(v types.AttributeValue) events.DynamoDBAttributeValue {
 		return events.NewMapAttribute(m)
 	}
 	return events.NewNullAttribute() // the SDK's union has no other member
+}
+
+// HoldStream disables the event stream's mapping, as UpdateEventSourceMapping
+// with Enabled false does in AWS: the projector gets no more records, and
+// they wait in the stream. A round already handed out is finished first.
+// While it is held, WaitIdle does not return.
+func (s *Stack) HoldStream() { s.streams.held.Store(true) }
+
+// ReleaseStream enables the mapping again; it goes on from where it stopped.
+func (s *Stack) ReleaseStream() { s.streams.held.Store(false) }
+
+// StreamProgress is what the event stream's mapping has done since the stack
+// started.
+type StreamProgress struct {
+	// Records were handed to the projector and finished with: projected, or
+	// described on the failure queue.
+	Records int64
+	// PeakInvocations is the most projector invocations that ran at once.
+	PeakInvocations int64
+}
+
+// StreamProgress reports what the event stream's mapping has done.
+func (s *Stack) StreamProgress() StreamProgress {
+	return StreamProgress{Records: s.streams.delivered.Load(), PeakInvocations: s.streams.peak.Load()}
 }
