@@ -6,10 +6,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -47,7 +49,20 @@ type options struct {
 	// projectorEvents is the backlog the projector's own rate is measured
 	// on; 0 skips it.
 	projectorEvents int
+	// The catalog run: catalogSubs submissions on catalogTitles titles,
+	// each voting on 1 to 5 aspects.
+	catalogTitles int
+	catalogSubs   int
+	// runs are the steps to run, by name (see steps).
+	runs map[string]bool
+	// projectorWindow and projectorBatch, when set, replace the projector
+	// stream mapping's batch window and size.
+	projectorWindow time.Duration
+	projectorBatch  int
 }
+
+// steps are the bench's steps in the order they run; -runs picks some.
+var steps = []string{"default", "five", "hot", "catalog", "rebuild", "projector"}
 
 func main() {
 	var o options
@@ -59,11 +74,24 @@ func main() {
 	flag.IntVar(&o.rebuildPage, "rebuild-page", 20000, "scan page size")
 	flag.IntVar(&o.titles, "titles", 50, "titles in the throughput and cost runs (Zipf skew)")
 	flag.IntVar(&o.projectorEvents, "projector-events", 20000, "events in the backlog the projector's own rate is measured on (0: skip)")
+	flag.IntVar(&o.catalogTitles, "catalog-titles", 10000, "titles in the catalog run (Zipf skew)")
+	flag.IntVar(&o.catalogSubs, "catalog-submissions", 6000, "submissions of 1 to 5 aspects in the catalog run")
+	runs := flag.String("runs", strings.Join(steps, ","), "steps to run, of "+strings.Join(steps, ","))
+	flag.DurationVar(&o.projectorWindow, "projector-window", 0, "projector stream batch window (0: the deployed one)")
+	flag.IntVar(&o.projectorBatch, "projector-batch", 0, "projector stream batch size (0: the deployed one)")
 	reads := flag.Bool("reads", false, "measure only what a tally GET costs in read units, and exit")
 	readGets := flag.Int("read-gets", 1000, "GETs in each pattern of the -reads run")
 	readTitles := flag.Int("read-titles", 20, "titles voted on in the -reads run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	o.runs = map[string]bool{}
+	for _, r := range strings.Split(*runs, ",") {
+		if !slices.Contains(steps, r) {
+			fmt.Fprintf(os.Stderr, "bench: -runs: no step %q; steps are %s\n", r, strings.Join(steps, ","))
+			os.Exit(2)
+		}
+		o.runs[r] = true
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -101,44 +129,79 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer b.close()
 	fmt.Fprintf(out, "machine: %d cores, %s/%s, %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(out, "projector_stream_batch: %d records or %s\n", b.settings.Projector.BatchSize, b.settings.Projector.Window)
+	for _, step := range []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"default", b.defaultRuns}, {"five", b.fiveAspects}, {"hot", b.hotTitle}, {"catalog", b.catalog}, {"rebuild", b.rebuild},
+		{"projector", func(ctx context.Context) error { return printProjectorRates(ctx, b.out, b.o, b.ingestPerS) }},
+	} {
+		if !o.runs[step.name] {
+			continue
+		}
+		began := time.Now()
+		if err := step.run(ctx); err != nil {
+			return err
+		}
+		// On stderr: how long each step takes, to size the runs.
+		fmt.Fprintf(os.Stderr, "bench: step %s took %s\n", step.name, time.Since(began).Round(time.Second))
+	}
+	return nil
+}
+
+// defaultRuns prints the throughput, latency and cost of single-aspect
+// submissions on o.titles titles, and the same run's bill with a Lambda
+// function URL in place of the HTTP API.
+func (b *bench) defaultRuns(ctx context.Context) error {
 	tp, err := b.throughput(ctx)
 	if err != nil {
 		return err
 	}
 	// Latency at half the rate the pipeline took.
-	if err := b.printLatency(ctx, tp.votesPerS/2); err != nil {
+	if err := b.printLatency(ctx, "", b.zipfLoad(0, 1, "lat"), tp.submissionsPerS/2); err != nil {
 		return err
 	}
-	b.printRequests(tp)
-	printBill(out, "usd_per_million_votes", tp)
-	if err := b.fiveAspects(ctx); err != nil {
-		return err
-	}
-	if err := b.hotTitle(ctx); err != nil {
-		return err
-	}
-	if err := b.rebuild(ctx); err != nil {
-		return err
-	}
-	return printProjectorRates(ctx, out, o, tp.votesPerS)
+	b.printRequests("", tp)
+	printBill(b.out, "usd_per_million_votes", tp, b.stack.Tables)
+	b.ingestPerS = tp.votesPerS
+	return b.printLean(tp)
 }
 
 // bench is a run's local stack, with the meter on its SDK clients and the
 // HTTP client its loads go through.
 type bench struct {
-	o      options
-	out    io.Writer
-	stack  *local.Stack
-	meter  *metering.Meter
-	client *http.Client
+	o        options
+	out      io.Writer
+	settings local.Settings
+	stack    *local.Stack
+	meter    *metering.Meter
+	client   *http.Client
+	// ingestPerS is the pipeline's rate in the default run (votes a
+	// second), which the projector's own rate is compared with.
+	ingestPerS float64
 }
 
 // startBench starts the local stack with a meter on every SDK client.
 func startBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	tables := dynamo.TablesFor("bench")
 	meter := metering.New(map[string]string{tables.Events: dynamo.AttrCell, tables.Ballots: dynamo.AttrPK, tables.Tallies: dynamo.AttrPK})
+	settings := local.DefaultSettings()
+	if o.projectorWindow > 0 {
+		settings.Projector.Window = o.projectorWindow
+	}
+	if o.projectorBatch > 0 {
+		settings.Projector.BatchSize = o.projectorBatch
+	}
+	// The local query function is one container, and the latency probes'
+	// GETs (20 new titles a second, each read until it shows its vote)
+	// would wait on its budget of sums, not on the pipeline. The deployed
+	// function may run as many containers as its reserved concurrency, each
+	// with a budget of its own: the bench's one container gets them all.
+	settings.Reads.SumsPerSecond *= float64(settings.ReservedConcurrency["query"])
+	settings.Reads.SumBurst *= settings.ReservedConcurrency["query"]
 	stack, err := local.Start(ctx, local.Config{
-		Addr: "127.0.0.1:0", Stage: "bench", Settings: local.DefaultSettings(),
+		Addr: "127.0.0.1:0", Stage: "bench", Settings: settings,
 		APIOptions: []func(*middleware.Stack) error{meter.APIOption},
 		Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -146,7 +209,7 @@ func startBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 		return nil, err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	return &bench{o: o, out: out, stack: stack, meter: meter, client: client}, nil
+	return &bench{o: o, out: out, settings: settings, stack: stack, meter: meter, client: client}, nil
 }
 
 func (b *bench) close() {
@@ -167,7 +230,7 @@ func (b *bench) zipfLoad(count, aspects int, run string) loadgen.Config {
 // throughput measures single-aspect submissions against the floor of raw
 // PutItems on the same emulator, and returns the run for its costs.
 func (b *bench) throughput(ctx context.Context) (measured, error) {
-	tp, err := measure(ctx, b.stack, b.meter, b.client, b.zipfLoad(b.o.votes, 1, "tp"))
+	tp, err := measure(ctx, b.stack, b.meter, b.client, b.zipfLoad(b.o.votes, 1, "tp"), b.checker(b.o.titles))
 	if err != nil {
 		return measured{}, err
 	}
@@ -181,21 +244,24 @@ func (b *bench) throughput(ctx context.Context) (measured, error) {
 	return tp, nil
 }
 
-// printLatency prints the accept and tally-lag latencies of a load at rate.
-func (b *bench) printLatency(ctx context.Context, rate float64) error {
-	acceptP99, lagP99, err := latency(ctx, b.stack, b.client, rate, b.o.latencyFor)
+// printLatency prints the accept and tally-lag latencies of load at rate
+// submissions per second; suffix names the run.
+func (b *bench) printLatency(ctx context.Context, suffix string, load loadgen.Config, rate float64) error {
+	lat, err := latency(ctx, b.stack, b.client, load, rate, b.o.latencyFor)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.out, "accept_latency_p99_ms: %.1f\n", acceptP99)
-	fmt.Fprintf(b.out, "tally_lag_p99_ms: %.1f\n", lagP99)
+	fmt.Fprintf(b.out, "accept_latency_p99_ms%s: %.1f\n", suffix, lat.acceptP99)
+	fmt.Fprintf(b.out, "tally_lag_p99_ms%s: %.1f\n", suffix, lat.lagP99)
+	fmt.Fprintf(b.out, "  (at %.0f submissions/s; %d probes, %d of their GETs refused over the read budget)\n", rate, lat.probes, lat.refused)
 	return nil
 }
 
-// printRequests prints what a run asked of AWS, per thousand votes.
-func (b *bench) printRequests(m measured) {
+// printRequests prints what a run asked of AWS, per thousand votes;
+// suffix names the run.
+func (b *bench) printRequests(suffix string, m measured) {
 	perK := func(n int64) float64 { return float64(n) / float64(m.votes) * 1000 }
-	fmt.Fprintf(b.out, "aws_requests_per_1k_votes: %.1f\n", perK(m.counts.Total()))
+	fmt.Fprintf(b.out, "aws_requests_per_1k_votes%s: %.1f\n", suffix, perK(m.counts.Total()))
 	for _, action := range m.counts.Actions() {
 		fmt.Fprintf(b.out, "  %s: %.1f\n", action, perK(m.counts.Requests[action]))
 	}
@@ -207,11 +273,11 @@ func (b *bench) printRequests(m measured) {
 
 // fiveAspects prints the cost of submissions voting on five aspects.
 func (b *bench) fiveAspects(ctx context.Context) error {
-	five, err := measure(ctx, b.stack, b.meter, b.client, b.zipfLoad(max(b.o.votes/5, 1), 5, "five"))
+	five, err := measure(ctx, b.stack, b.meter, b.client, b.zipfLoad(max(b.o.votes/5, 1), 5, "five"), b.checker(b.o.titles))
 	if err != nil {
 		return err
 	}
-	printBill(b.out, "usd_per_million_votes_5asp", five)
+	printBill(b.out, "usd_per_million_votes_5asp", five, b.stack.Tables)
 	return nil
 }
 
@@ -220,7 +286,7 @@ func (b *bench) fiveAspects(ctx context.Context) error {
 func (b *bench) hotTitle(ctx context.Context) error {
 	hot, err := measure(ctx, b.stack, b.meter, b.client, loadgen.Config{
 		Count: b.o.votes, Concurrency: b.o.concurrency, Voters: b.o.votes * 10, Titles: 1, Skew: "uniform", Aspects: 1, Run: "hot",
-	})
+	}, b.checkAPI)
 	if err != nil {
 		return err
 	}
@@ -257,17 +323,40 @@ func (b *bench) rebuild(ctx context.Context) error {
 }
 
 type measured struct {
-	votes        int64
-	votesPerS    float64
-	counts       metering.Counts
-	httpRequests int64
-	lambdas      map[string]metering.Lambda
-	bill         metering.Bill
+	votes           int64
+	submissions     int64 // accepted, resent ones not counted
+	votesPerS       float64
+	submissionsPerS float64
+	counts          metering.Counts
+	httpRequests    int64
+	lambdas         map[string]metering.Lambda
+	bill            metering.Bill
+}
+
+// checker compares every title of a run with what the run must produce,
+// and returns the titles that differ.
+type checker func(ctx context.Context, res loadgen.Result) ([]loadgen.Mismatch, error)
+
+// checker is how a run on titles titles is checked: through the API, as a
+// client would read it, up to 1,000 titles (5 s of the query container's
+// sum budget); beyond, from the cells.
+func (b *bench) checker(titles int) checker {
+	if titles <= 1000 {
+		return b.checkAPI
+	}
+	return b.checkCells
+}
+
+// checkAPI reads every title's tallies through the HTTP API, as a client
+// would.
+func (b *bench) checkAPI(ctx context.Context, res loadgen.Result) ([]loadgen.Mismatch, error) {
+	return loadgen.Check(ctx, b.client, b.stack.URL, res, time.Minute)
 }
 
 // measure sends a load and waits until every vote is tallied, counting
-// every AWS call, HTTP request and Lambda invocation on the way.
-func measure(ctx context.Context, stack *local.Stack, meter *metering.Meter, client *http.Client, cfg loadgen.Config) (measured, error) {
+// every AWS call, HTTP request and Lambda invocation on the way; then
+// check must find every title as the run left it.
+func measure(ctx context.Context, stack *local.Stack, meter *metering.Meter, client *http.Client, cfg loadgen.Config, check checker) (measured, error) {
 	if err := stack.WaitIdle(ctx); err != nil {
 		return measured{}, err
 	}
@@ -283,17 +372,20 @@ func measure(ctx context.Context, stack *local.Stack, meter *metering.Meter, cli
 		return measured{}, err
 	}
 	elapsed := time.Since(start)
-	bad, err := loadgen.Check(ctx, client, stack.URL, res, time.Minute)
+	// Counted before the check: its reads are not the pipeline's work.
+	counts, usage := meter.Snapshot(), stack.Usage()
+	bad, err := check(ctx, res)
 	if err != nil {
 		return measured{}, err
 	}
 	if len(bad) > 0 {
 		return measured{}, fmt.Errorf("run %s: %d titles tally differently from what was accepted, e.g. %s", cfg.Run, len(bad), bad[0].TitleID)
 	}
-	m := measured{votes: res.Votes, votesPerS: float64(res.Votes) / elapsed.Seconds(), counts: meter.Snapshot(), httpRequests: stack.Requests.Load(), lambdas: map[string]metering.Lambda{}}
-	// The check's own GETs are not the pipeline's work.
-	m.httpRequests = res.Sent + res.Retries
-	for name, u := range stack.Usage() {
+	m := measured{
+		votes: res.Votes, submissions: res.Accepted, votesPerS: float64(res.Votes) / elapsed.Seconds(), submissionsPerS: float64(res.Accepted) / elapsed.Seconds(),
+		counts: counts, httpRequests: res.Sent + res.Retries, lambdas: map[string]metering.Lambda{},
+	}
+	for name, u := range usage {
 		if name == "query" {
 			continue
 		}
@@ -304,11 +396,31 @@ func measure(ctx context.Context, stack *local.Stack, meter *metering.Meter, cli
 	return m, nil
 }
 
-func printBill(out io.Writer, name string, m measured) {
+// printBill prints a run's bill per million votes by service, and its
+// write units per vote by table.
+func printBill(out io.Writer, name string, m measured, tables dynamo.Tables) {
 	b := m.bill.Scale(float64(m.votes), 1e6)
 	fmt.Fprintf(out, "%s: %.2f\n", name, b.Total())
 	fmt.Fprintf(out, "  api_gateway: %.3f\n  lambda: %.3f\n  sqs: %.3f\n  dynamodb: %.3f (%.2f WCU, %.2f RCU per vote)\n",
 		b.APIGateway, b.Lambda, b.SQS, b.DynamoDB, m.counts.WCU/float64(m.votes), m.counts.RCU/float64(m.votes))
+	fmt.Fprintf(out, "  wcu_per_vote_by_table: %s\n", wcuByTable(m, tables))
+}
+
+// wcuByTable is "events 1.00 ballots 1.00 tallies 1.23": a run's write
+// units per vote in each table, and in any other table written.
+func wcuByTable(m measured, tables dynamo.Tables) string {
+	var parts []string
+	named := map[string]bool{}
+	for _, t := range []struct{ label, table string }{{"events", tables.Events}, {"ballots", tables.Ballots}, {"tallies", tables.Tallies}} {
+		named[t.table] = true
+		parts = append(parts, fmt.Sprintf("%s %.2f", t.label, m.counts.TableWCU[t.table]/float64(m.votes)))
+	}
+	for _, table := range slices.Sorted(maps.Keys(m.counts.TableWCU)) {
+		if !named[table] {
+			parts = append(parts, fmt.Sprintf("%s %.2f", table, m.counts.TableWCU[table]/float64(m.votes)))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // rawPutItem is the floor: conditional PutItem of event-sized items into a
@@ -351,30 +463,37 @@ func rawPutItem(ctx context.Context, stack *local.Stack, concurrency, n int) (fl
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// latency runs a load at rate votes/s and, alongside it, a probe every
-// 50 ms: one vote on a title of its own, timed from 202 until GET tallies
-// shows it.
-func latency(ctx context.Context, stack *local.Stack, client *http.Client, rate float64, d time.Duration) (acceptP99, lagP99 float64, err error) {
+// latencies are a latency run's figures.
+type latencies struct {
+	acceptP99, lagP99 float64 // milliseconds
+	probes, refused   int64   // probes timed; their GETs answered 503
+}
+
+// latency runs load at rate submissions/s for d and, alongside it, a probe
+// every 50 ms: one vote on a title of its own, timed from 202 until GET
+// tallies shows it.
+func latency(ctx context.Context, stack *local.Stack, client *http.Client, load loadgen.Config, rate float64, d time.Duration) (latencies, error) {
 	if err := stack.WaitIdle(ctx); err != nil {
-		return 0, 0, err
+		return latencies{}, err
 	}
+	var refused atomic.Int64
 	stopProbes := startProbes(ctx, 50*time.Millisecond, func(ctx context.Context, i int) (time.Duration, bool) {
-		return probe(ctx, client, stack.URL, fmt.Sprintf("probe-%d", i))
+		return probe(ctx, client, stack.URL, fmt.Sprintf("probe-%s-%d", load.Run, i), &refused)
 	})
-	res, err := loadgen.Run(ctx, loadgen.Config{
-		URL: stack.URL, Client: client, Rate: rate, Duration: d, Concurrency: 64, Voters: 1000000, Titles: 50, Skew: "zipf", Aspects: 1, Run: "lat", Seed: 3,
-	})
+	load.URL, load.Client, load.Rate, load.Duration, load.Count, load.Voters, load.Seed = stack.URL, client, rate, d, 0, 1000000, 3
+	load.ChangeShare, load.RetryShare = 0, 0
+	res, err := loadgen.Run(ctx, load)
 	_ = backoff.Sleep(ctx, 3*time.Second) // let the last probes land
 	lags := stopProbes()
 	if err != nil {
-		return 0, 0, err
+		return latencies{}, err
 	}
 	slices.Sort(lags)
 	if len(lags) == 0 {
-		return 0, 0, fmt.Errorf("no probe became visible")
+		return latencies{}, fmt.Errorf("no probe became visible")
 	}
 	p99 := lags[min(len(lags)-1, int(0.99*float64(len(lags))))]
-	return ms(res.Percentile(0.99)), ms(p99), nil
+	return latencies{acceptP99: ms(res.Percentile(0.99)), lagP99: ms(p99), probes: int64(len(lags)), refused: refused.Load()}, nil
 }
 
 // startProbes starts probe number i every interval until the returned stop
@@ -420,7 +539,9 @@ func startProbes(ctx context.Context, interval time.Duration, probe func(ctx con
 	}
 }
 
-func probe(ctx context.Context, client *http.Client, base, title string) (time.Duration, bool) {
+// probe votes once on title and waits until its tallies show the vote;
+// refused counts the GETs answered 503 on the way.
+func probe(ctx context.Context, client *http.Client, base, title string, refused *atomic.Int64) (time.Duration, bool) {
 	body := strings.NewReader(`{"voterId":"prober","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/votes", body)
 	req.Header.Set("Content-Type", "application/json")
@@ -437,6 +558,9 @@ func probe(ctx context.Context, client *http.Client, base, title string) (time.D
 		got, err := loadgen.Tallies(context.WithoutCancel(ctx), client, base, title)
 		if err == nil && got.Equal(projections.Counts{"overall": {"up": 1}}) {
 			return time.Since(accepted), true
+		}
+		if errors.Is(err, loadgen.ErrUnavailable) {
+			refused.Add(1)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -35,8 +35,12 @@ type Config struct {
 	Concurrency int           // submissions in flight
 	Voters      int
 	Titles      int
-	Skew        string  // "uniform", or "zipf": a few titles get most votes
-	Aspects     int     // aspects per submission, 1 to 5 and at most the catalog's
+	Skew        string // "uniform", or "zipf": a few titles get most votes
+	Aspects     int    // aspects per submission, 1 to 5 and at most the catalog's
+	// AspectsMax, when above Aspects, makes the aspects per submission
+	// vary: each new submission draws its count uniformly from Aspects to
+	// AspectsMax, as viewers vote on one aspect or on several.
+	AspectsMax  int
 	ChangeShare float64 // share of submissions that change an earlier vote
 	RetryShare  float64 // share of submissions sent again with the same Idempotency-Key
 	Seed        uint64
@@ -90,7 +94,7 @@ func (c *Config) Validate() error {
 		return errors.New("give a count or a duration")
 	case c.Concurrency < 1 || c.Voters < 1 || c.Titles < 1:
 		return errors.New("concurrency, voters and titles must be at least 1")
-	case c.Aspects < 1 || c.Aspects > min(domain.MaxVotes, len(c.aspects())):
+	case c.Aspects < 1 || max(c.Aspects, c.AspectsMax) > min(domain.MaxVotes, len(c.aspects())):
 		return fmt.Errorf("aspects per submission must be 1 to %d", min(domain.MaxVotes, len(c.aspects())))
 	case c.Skew != "uniform" && c.Skew != "zipf":
 		return errors.New(`skew must be "uniform" or "zipf"`)
@@ -280,7 +284,7 @@ func (w *worker) submit(ctx context.Context) {
 			t = int(w.zipf.Uint64())
 		}
 		k = ballotKey{voter: fmt.Sprintf("load-%d", voter), title: cfg.title(t)}
-		for _, i := range w.rng.Perm(len(w.aspects))[:cfg.Aspects] {
+		for _, i := range w.rng.Perm(len(w.aspects))[:w.aspectCount()] {
 			a := w.aspects[i]
 			votes = append(votes, map[string]string{"aspect": a.Name, "choice": a.Choices[w.rng.IntN(len(a.Choices))]})
 		}
@@ -306,6 +310,16 @@ func (w *worker) submit(ctx context.Context) {
 		w.counts.retries.Add(1)
 		w.post(ctx, body, key, false)
 	}
+}
+
+// aspectCount is how many aspects a new submission votes on. A fixed
+// count draws nothing, so that a run without a range sends what it sent
+// before ranges existed, for the same seed.
+func (w *worker) aspectCount() int {
+	if w.cfg.AspectsMax <= w.cfg.Aspects {
+		return w.cfg.Aspects
+	}
+	return w.cfg.Aspects + w.rng.IntN(w.cfg.AspectsMax-w.cfg.Aspects+1)
 }
 
 // nextChoice is the choice after choice in aspect's list, round to the

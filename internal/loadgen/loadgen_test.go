@@ -2,7 +2,11 @@ package loadgen_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,5 +107,52 @@ func TestLoadUsesTheDeploymentsCatalog(t *testing.T) {
 	cfg.Catalog, cfg.Aspects = catalog, 3
 	if err := cfg.Validate(); err == nil {
 		t.Error("3 aspects per submission from a catalog of 2 passed validation")
+	}
+}
+
+// TestAspectsRange: with AspectsMax above Aspects, new submissions vote on
+// every count of aspects in the range and on none outside it, the run
+// counts each vote, and a range beyond the catalog is refused.
+func TestAspectsRange(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int]int{} // aspects per submission -> submissions
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var s struct {
+			Votes []json.RawMessage `json:"votes"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		seen[len(s.Votes)]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer api.Close()
+
+	cfg := loadgen.Config{URL: api.URL, Count: 500, Concurrency: 4, Voters: 1000, Titles: 10, Skew: "zipf", Aspects: 1, AspectsMax: 5, Seed: 1, Run: "r"}
+	res, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	votes := int64(0)
+	for n, subs := range seen {
+		if n < 1 || n > 5 {
+			t.Errorf("%d submissions voted on %d aspects, outside 1 to 5", subs, n)
+		}
+		votes += int64(n * subs)
+	}
+	for n := 1; n <= 5; n++ {
+		if seen[n] < 50 {
+			t.Errorf("only %d of 500 submissions voted on %d aspects: %v", seen[n], n, seen)
+		}
+	}
+	if res.Accepted != 500 || res.Votes != votes {
+		t.Errorf("run counted %d submissions and %d votes; the API took 500 and %d", res.Accepted, res.Votes, votes)
+	}
+	cfg.AspectsMax = 6
+	if err := cfg.Validate(); err == nil {
+		t.Error("up to 6 aspects per submission from a catalog of 5 passed validation")
 	}
 }

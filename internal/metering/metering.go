@@ -24,11 +24,12 @@ type Meter struct {
 	hashKeys map[string]string // table -> partition key attribute
 
 	mu       sync.Mutex
-	requests map[string]int64 // "Service Action" -> calls
-	wcu      float64          // DynamoDB write request units
-	rcu      float64          // DynamoDB read request units
-	sqsUnits int64            // SQS requests, one per started 64 KiB of payload
-	keys     map[string]float64
+	requests map[string]int64   // "Service Action" -> calls
+	wcu      float64            // DynamoDB write request units
+	rcu      float64            // DynamoDB read request units
+	sqsUnits int64              // SQS requests, one per started 64 KiB of payload
+	keys     map[string]float64 // "table key" -> write units
+	tables   map[string]float64 // table -> write units
 }
 
 // New counts calls; hashKeys names each table's partition key attribute,
@@ -43,7 +44,7 @@ func New(hashKeys map[string]string) *Meter {
 func (m *Meter) Reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.requests, m.keys = map[string]int64{}, map[string]float64{}
+	m.requests, m.keys, m.tables = map[string]int64{}, map[string]float64{}, map[string]float64{}
 	m.wcu, m.rcu, m.sqsUnits = 0, 0, 0
 }
 
@@ -203,6 +204,7 @@ func sqsUnits(input, output any) int64 {
 func (m *Meter) write(table string, item map[string]types.AttributeValue, size, factor int) {
 	wcu := float64(factor * units(size, 1024))
 	m.wcu += wcu
+	m.tables[table] += wcu
 	if key, ok := m.hashKeys[table]; ok {
 		if v, ok := item[key].(*types.AttributeValueMemberS); ok {
 			m.keys[table+" "+v.Value] += wcu
@@ -270,6 +272,7 @@ func valueSize(v types.AttributeValue) int {
 type Counts struct {
 	Requests   map[string]int64
 	WCU, RCU   float64
+	TableWCU   map[string]float64 // write units by table; they add up to WCU
 	SQSUnits   int64
 	HottestKey string  // table and partition key with the most write units
 	HottestWCU float64 // its write units
@@ -279,7 +282,7 @@ type Counts struct {
 func (m *Meter) Snapshot() Counts {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := Counts{Requests: maps.Clone(m.requests), WCU: m.wcu, RCU: m.rcu, SQSUnits: m.sqsUnits}
+	c := Counts{Requests: maps.Clone(m.requests), WCU: m.wcu, RCU: m.rcu, SQSUnits: m.sqsUnits, TableWCU: maps.Clone(m.tables)}
 	for k, w := range m.keys {
 		if w > c.HottestWCU || (w == c.HottestWCU && k < c.HottestKey) {
 			c.HottestKey, c.HottestWCU = k, w
@@ -291,6 +294,17 @@ func (m *Meter) Snapshot() Counts {
 // Actions lists "Service Action" keys in order.
 func (c Counts) Actions() []string {
 	return slices.Sorted(maps.Keys(c.Requests))
+}
+
+// Services sums the requests by service (the part of "Service Action"
+// before the last space: "DynamoDB", "DynamoDB Streams", "SQS").
+func (c Counts) Services() map[string]int64 {
+	out := map[string]int64{}
+	for action, n := range c.Requests {
+		i := strings.LastIndexByte(action, ' ')
+		out[action[:max(i, 0)]] += n
+	}
+	return out
 }
 
 // Total is every request counted.

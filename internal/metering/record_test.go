@@ -73,3 +73,37 @@ func TestRecordBillsEachKindOfCall(t *testing.T) {
 		})
 	}
 }
+
+// TestWritesByTable: write units are counted by the table each write
+// names, transactions and batch writes item by item, they add up to the
+// total, and requests add up by service.
+func TestWritesByTable(t *testing.T) {
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	key := map[string]types.AttributeValue{"pk": s("a")}
+	m := New(map[string]string{"events": "pk"})
+	m.record("DynamoDB", "PutItem", &dynamodb.PutItemInput{TableName: aws.String("events"), Item: key}, nil)
+	m.record("DynamoDB", "TransactWriteItems", &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{TableName: aws.String("tallies"), Key: key}},
+		{Put: &types.Put{TableName: aws.String("ballots"), Item: key}},
+	}}, nil)
+	m.record("DynamoDB", "BatchWriteItem", &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{
+		"ballots": {{PutRequest: &types.PutRequest{Item: key}}},
+		"tallies": {{DeleteRequest: &types.DeleteRequest{Key: key}}},
+	}}, nil)
+	m.record("DynamoDB Streams", "GetRecords", &struct{}{}, nil)
+	m.record("SQS", "SendMessage", &sqs.SendMessageInput{MessageBody: aws.String("m")}, nil)
+	got := m.Snapshot()
+	want := map[string]float64{"events": 1, "tallies": 3, "ballots": 3}
+	if len(got.TableWCU) != len(want) || got.WCU != 7 {
+		t.Fatalf("write units by table %v (total %v), want %v (total 7)", got.TableWCU, got.WCU, want)
+	}
+	for table, w := range want {
+		if got.TableWCU[table] != w {
+			t.Errorf("table %s: %v write units, want %v", table, got.TableWCU[table], w)
+		}
+	}
+	services := got.Services()
+	if services["DynamoDB"] != 3 || services["DynamoDB Streams"] != 1 || services["SQS"] != 1 || len(services) != 3 {
+		t.Errorf("requests by service %v, want DynamoDB 3, DynamoDB Streams 1, SQS 1", services)
+	}
+}
