@@ -22,13 +22,13 @@ func TestProjectorRate(t *testing.T) {
 	}
 	for _, p := range []int{par, 1} {
 		cfg := local.Config{Stage: fmt.Sprintf("%s-%d", kumotest.Stage(t), p), Endpoint: opts.Endpoint, Retryer: opts.Retryer}
-		r, err := projectorRate(context.Background(), cfg, p, 3000, 20)
+		r, err := projectorRate(context.Background(), cfg, p, 800, 20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("parallelization %d: %.0f events/s folded, %.0f PutItem/s seeding, %d invocations, at most %d at once", p, r.perS, r.putPerS, r.invokes, r.peak)
-		if r.events != 3000 || r.perS <= 0 {
-			t.Errorf("parallelization %d: %d events at %.0f/s, want 3000", p, r.events, r.perS)
+		if r.events != 800 || r.perS <= 0 {
+			t.Errorf("parallelization %d: %d events at %.0f/s, want 800", p, r.events, r.perS)
 		}
 		if p == 1 && r.peak != 1 {
 			t.Errorf("parallelization 1 ran %d invocations at once on one shard, want 1", r.peak)
