@@ -66,9 +66,9 @@ func TestLoadSignsTokens(t *testing.T) {
 	for _, tc := range []struct{ name, key, ingest string }{{"hs256", secret, local.IngestAPI}, {"rs256", rsaKey, local.IngestAPI}, {"url", rsaKey, local.IngestURL}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := jwtStack(t, "jwtload-"+tc.name, tc.key, tc.ingest)
-			code, out, errOut := votes(t, "load", "--api", s.URL, "--jwt-key", tc.key, "--count", "150", "--voters", "20", "--titles", "3",
+			code, out, errOut := votes(t, "load", "--api", s.URL, "--jwt-key", tc.key, "--count", "60", "--voters", "20", "--titles", "3",
 				"--concurrency", "4", "--aspects-per-submission", "2", "--changes", "0.3", "--retries", "0.1", "--check", "--check-timeout", "60s")
-			if code != 0 || !strings.Contains(out, "accepted 150, rejected 0") || !strings.Contains(out, "check: all 3 titles tally exactly what was accepted") {
+			if code != 0 || !strings.Contains(out, "accepted 60, rejected 0") || !strings.Contains(out, "check: all 3 titles tally exactly what was accepted") {
 				t.Errorf("load with tokens: exit %d\n%s%s", code, out, errOut)
 			}
 			code, out, errOut = votes(t, "load", "--api", s.URL, "--count", "10", "--concurrency", "2")
