@@ -178,7 +178,13 @@ func (p *streamPoller) readShard(ctx context.Context, shardID string) {
 			if it == nil {
 				return // the shard is closed and read to its end
 			}
-			sleep(ctx, min(p.mapping.PollInterval, max(time.Until(deadline), time.Millisecond)))
+			// Idle, poll again after PollInterval; with records waiting
+			// for their window, no later than the window's end.
+			wait := p.mapping.PollInterval
+			if len(buf) > 0 {
+				wait = min(wait, max(time.Until(deadline), time.Millisecond))
+			}
+			sleep(ctx, wait)
 		}
 	}
 }
