@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"regexp"
 	"strings"
@@ -23,35 +21,13 @@ func TestDevRunsWithOverlapAndFaults(t *testing.T) {
 		defer stop()
 		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05", "--parallel", "3"}, os.Stdout, os.Stderr))
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDevRunsWithOverlapAndFaults$")
-	cmd.Env = append(os.Environ(), "VOTES_TEST_DEV_CHILD=1", "XDG_CACHE_HOME="+t.TempDir())
-	var errOut strings.Builder
-	cmd.Stderr = &errOut
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stdout)
-	var printed []string
-	url := ""
-	for url == "" && lines.Scan() {
-		printed = append(printed, lines.Text())
-		if u, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
-			url = u
-		}
-	}
-	if url == "" {
-		t.Fatalf("votes dev never listened:\n%s\n%s", strings.Join(printed, "\n"), errOut.String())
-	}
-	if out := strings.Join(printed, "\n"); !strings.Contains(out, "overlap on: every SQS and stream batch goes to two concurrent invocations") ||
+	dev := startDevAs(t, "TestDevRunsWithOverlapAndFaults", "VOTES_TEST_DEV_CHILD=1", "XDG_CACHE_HOME="+t.TempDir())
+	url := dev.url
+	if out := dev.banner; !strings.Contains(out, "overlap on: every SQS and stream batch goes to two concurrent invocations") ||
 		!strings.Contains(out, "faults on: 5% of the functions' SDK calls fail, half before sending, half after the emulator applied them") {
 		t.Errorf("votes dev does not say overlap and faults are on:\n%s", out)
 	}
-	if out := strings.Join(printed, "\n"); !strings.Contains(out, "stream parallelization 3: up to 3 projector invocations per shard at once") {
+	if out := dev.banner; !strings.Contains(out, "stream parallelization 3: up to 3 projector invocations per shard at once") {
 		t.Errorf("votes dev does not say the stream parallelization it plays:\n%s", out)
 	}
 	body := `{"voterId":"u-1","titleId":"tt1","votes":[{"aspect":"story","choice":"up"}]}`
@@ -75,13 +51,7 @@ func TestDevRunsWithOverlapAndFaults(t *testing.T) {
 	if !accepted {
 		t.Fatal("votes dev did not accept a vote")
 	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	rest, _ := io.ReadAll(stdout)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("votes dev: %v\n%s%s", err, rest, errOut.String())
-	}
+	rest := dev.stop(t)
 	if !regexp.MustCompile(`faults injected: \d+ of \d+ SDK calls failed before sending, \d+ after the emulator applied them\n(.|\n)*stopped`).Match(rest) {
 		t.Errorf("votes dev did not report the faults and stop:\n%s", rest)
 	}
@@ -108,31 +78,9 @@ func TestDevIngestURL(t *testing.T) {
 		defer stop()
 		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--ingest", "url", "--auth", "jwt", "--jwt-key", os.Getenv("VOTES_TEST_JWT_KEY")}, os.Stdout, os.Stderr))
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDevIngestURL$")
-	cmd.Env = append(os.Environ(), "VOTES_TEST_DEV_CHILD=url", "VOTES_TEST_JWT_KEY="+secret, "XDG_CACHE_HOME="+t.TempDir())
-	var errOut strings.Builder
-	cmd.Stderr = &errOut
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stdout)
-	var printed []string
-	url := ""
-	for url == "" && lines.Scan() {
-		printed = append(printed, lines.Text())
-		if u, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
-			url = u
-		}
-	}
-	if url == "" {
-		t.Fatalf("votes dev never listened:\n%s\n%s", strings.Join(printed, "\n"), errOut.String())
-	}
-	if out := strings.Join(printed, "\n"); !strings.Contains(out, "ingest url: POST /votes reaches the receiver as through its function URL") ||
+	dev := startDevAs(t, "TestDevIngestURL", "VOTES_TEST_DEV_CHILD=url", "VOTES_TEST_JWT_KEY="+secret, "XDG_CACHE_HOME="+t.TempDir())
+	url := dev.url
+	if out := dev.banner; !strings.Contains(out, "ingest url: POST /votes reaches the receiver as through its function URL") ||
 		!strings.Contains(out, "auth jwt: the receiver verifies POST /votes' token itself") {
 		t.Errorf("votes dev does not say how votes come in:\n%s", out)
 	}
@@ -160,13 +108,7 @@ func TestDevIngestURL(t *testing.T) {
 	if status, body := post(strings.TrimSpace(tok)); status != http.StatusAccepted {
 		t.Errorf("votes token's token: %d %s, want 202", status, body)
 	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	rest, _ := io.ReadAll(stdout)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("votes dev: %v\n%s%s", err, rest, errOut.String())
-	}
+	dev.stop(t)
 }
 
 func TestDevRefusesAParallelizationOutOfRange(t *testing.T) {

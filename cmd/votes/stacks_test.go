@@ -30,8 +30,16 @@ type devChild struct {
 // and waits until it listens.
 func startDev(t *testing.T, cache string, args ...string) *devChild {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestStacksSideBySide$")
-	cmd.Env = append(os.Environ(), "VOTES_TEST_DEV_CHILD=stacks", "VOTES_TEST_DEV_ARGS="+strings.Join(args, " "), "XDG_CACHE_HOME="+cache)
+	return startDevAs(t, "TestStacksSideBySide", "VOTES_TEST_DEV_CHILD=stacks", "VOTES_TEST_DEV_ARGS="+strings.Join(args, " "), "XDG_CACHE_HOME="+cache)
+}
+
+// startDevAs runs this test binary again as the child branch of test, with
+// env added to its environment (the branch runs `votes dev`), and waits
+// until the stack listens.
+func startDevAs(t *testing.T, test string, env ...string) *devChild {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env...)
 	var errOut strings.Builder
 	cmd.Stderr = &errOut
 	stdout, err := cmd.StdoutPipe()
@@ -50,12 +58,13 @@ func startDev(t *testing.T, cache string, args ...string) *devChild {
 			return &devChild{cmd: cmd, url: u, banner: strings.Join(printed, "\n"), rest: stdout}
 		}
 	}
-	t.Fatalf("votes dev %v never listened:\n%s\n%s", args, strings.Join(printed, "\n"), errOut.String())
+	t.Fatalf("votes dev (%s) never listened:\n%s\n%s", strings.Join(env, " "), strings.Join(printed, "\n"), errOut.String())
 	return nil
 }
 
-// stop is Ctrl-C, and waits for the stack to stop.
-func (d *devChild) stop(t *testing.T) {
+// stop is Ctrl-C, and waits for the stack to stop; it returns what the
+// stack printed after it listened.
+func (d *devChild) stop(t *testing.T) []byte {
 	t.Helper()
 	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -64,6 +73,7 @@ func (d *devChild) stop(t *testing.T) {
 	if err := d.cmd.Wait(); err != nil || !strings.Contains(string(rest), "stopped") {
 		t.Fatalf("votes dev did not stop cleanly: %v\n%s", err, rest)
 	}
+	return rest
 }
 
 // TestStacksSideBySide: two `votes dev` on one machine register under their
