@@ -381,6 +381,13 @@ func measure(ctx context.Context, stack *local.Stack, meter *metering.Meter, cli
 	if len(bad) > 0 {
 		return measured{}, fmt.Errorf("run %s: %d titles tally differently from what was accepted, e.g. %s", cfg.Run, len(bad), bad[0].TitleID)
 	}
+	return measuredOf(res, elapsed, counts, usage), nil
+}
+
+// measuredOf is a run's figures: the load's result, how long it took until
+// the pipeline was idle, the metered calls and the functions' usage (the
+// query function's left out: the check's reads are not the run's work).
+func measuredOf(res loadgen.Result, elapsed time.Duration, counts metering.Counts, usage map[string]local.Usage) measured {
 	m := measured{
 		votes: res.Votes, submissions: res.Accepted, votesPerS: float64(res.Votes) / elapsed.Seconds(), submissionsPerS: float64(res.Accepted) / elapsed.Seconds(),
 		counts: counts, httpRequests: res.Sent + res.Retries, lambdas: map[string]metering.Lambda{},
@@ -393,7 +400,7 @@ func measure(ctx context.Context, stack *local.Stack, meter *metering.Meter, cli
 		m.lambdas[name] = metering.Lambda{Invocations: u.Invocations, GBSeconds: u.Duration.Seconds() * mb / 1024}
 	}
 	m.bill = metering.ListPrices.Price(m.counts, m.httpRequests, m.lambdas)
-	return m, nil
+	return m
 }
 
 // printBill prints a run's bill per million votes by service, and its

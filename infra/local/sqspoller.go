@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -38,10 +39,15 @@ type sqsPoller struct {
 	fn       *Function
 	overlap  bool
 	log      *slog.Logger
+	held     *atomic.Bool // the mapping is disabled: no receives
 }
 
 func (p *sqsPoller) run(ctx context.Context) {
 	for ctx.Err() == nil {
+		if p.held != nil && p.held.Load() {
+			sleep(ctx, 50*time.Millisecond)
+			continue
+		}
 		batch := p.gather(ctx)
 		if len(batch) == 0 {
 			continue

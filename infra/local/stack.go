@@ -199,6 +199,8 @@ type Stack struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	streams *streamPoller
+	// submissionsHeld disables the submissions queue's mapping.
+	submissionsHeld atomic.Bool
 }
 
 // Start creates the tables and queues and runs the gateway and pollers until
@@ -378,6 +380,7 @@ func (s *Stack) startMappings(ctx context.Context, cfg Config, fc functions.Conf
 		p := &sqsPoller{
 			client: processorSQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
 			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "submissions"),
+			held: &s.submissionsHeld,
 		}
 		s.goRun(func() { p.run(runCtx) })
 	}

@@ -447,6 +447,15 @@ func (s *Stack) HoldStream() { s.streams.held.Store(true) }
 // ReleaseStream enables the mapping again; it goes on from where it stopped.
 func (s *Stack) ReleaseStream() { s.streams.held.Store(false) }
 
+// HoldSubmissions disables the submissions queue's mapping, as
+// UpdateEventSourceMapping with Enabled false does: the processor gets no
+// more messages, and they wait in the queue. A batch already received is
+// finished first. While it is held, WaitIdle does not return.
+func (s *Stack) HoldSubmissions() { s.submissionsHeld.Store(true) }
+
+// ReleaseSubmissions enables the submissions queue's mapping again.
+func (s *Stack) ReleaseSubmissions() { s.submissionsHeld.Store(false) }
+
 // StreamProgress is what the event stream's mapping has done since the stack
 // started.
 type StreamProgress struct {
