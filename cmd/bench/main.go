@@ -546,18 +546,24 @@ func startProbes(ctx context.Context, interval time.Duration, probe func(ctx con
 	}
 }
 
-// probe votes once on title and waits until its tallies show the vote;
-// refused counts the GETs answered 503 on the way.
-func probe(ctx context.Context, client *http.Client, base, title string, refused *atomic.Int64) (time.Duration, bool) {
+// postProbe posts the probe's vote (prober, overall up) on title and
+// reports whether it was accepted.
+func postProbe(ctx context.Context, client *http.Client, base, title string) bool {
 	body := strings.NewReader(`{"voterId":"prober","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/votes", body)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, false
+		return false
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	return resp.StatusCode == http.StatusAccepted
+}
+
+// probe votes once on title and waits until its tallies show the vote;
+// refused counts the GETs answered 503 on the way.
+func probe(ctx context.Context, client *http.Client, base, title string, refused *atomic.Int64) (time.Duration, bool) {
+	if !postProbe(ctx, client, base, title) {
 		return 0, false
 	}
 	accepted := time.Now()

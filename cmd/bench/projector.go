@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -141,15 +140,7 @@ func lagAt(ctx context.Context, rate float64, d time.Duration) (float64, error) 
 // took to be counted in title's cells; false if it was not accepted or
 // not counted within 30 s.
 func cellProbe(ctx context.Context, client *http.Client, base string, cells *dynamo.CellStore, title string) (time.Duration, bool) {
-	body := strings.NewReader(`{"voterId":"prober","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/votes", body)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, false
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	if !postProbe(ctx, client, base, title) {
 		return 0, false
 	}
 	accepted := time.Now()
