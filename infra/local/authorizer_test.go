@@ -157,22 +157,7 @@ func TestJWTStack(t *testing.T) {
 	}
 
 	// The voter stored is the token's sub, never the body's.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	out, err := s.Admin.DynamoDB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(s.Tables.Events)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var voters []string
-	for _, item := range out.Items {
-		if v, ok := item[dynamo.AttrVoterID].(*types.AttributeValueMemberS); ok {
-			voters = append(voters, v.Value)
-		}
-	}
-	if slices.Sort(voters); !slices.Equal(voters, []string{"u-7", "u-7"}) {
+	if voters := storedVoters(t, s); !slices.Equal(voters, []string{"u-7", "u-7"}) {
 		t.Errorf("stored voters %v, want the two accepted votes of u-7", voters)
 	}
 
