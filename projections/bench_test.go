@@ -27,19 +27,17 @@ func BenchmarkFold(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(events)), "ns/event")
 }
 
-// BenchmarkBallotApply folds one event into a ballot and takes its step
-// delta, the projector's work per event besides I/O.
+// BenchmarkBallotApply folds one event into a ballot and takes its redo
+// entry and count delta, the projector's work per event besides I/O.
 func BenchmarkBallotApply(b *testing.B) {
 	events := benchEvents(1000)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		ballot := NewBallot("u1", "t1")
 		e := events[i%len(events)]
 		e.VoterID, e.TitleID = "u1", "t1"
-		ballot.Apply(e)
-		ballot.Prev = map[string]string{e.Aspect: ""}
-		_ = ballot.stepDelta()
+		ballots := map[string]Ballot{"u1": NewBallot("u1", "t1")}
+		_, _, _ = fold([]string{"u1"}, map[string][]domain.VoteCast{"u1": {e}}, ballots)
 		i++
 	}
 }

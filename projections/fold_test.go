@@ -14,10 +14,9 @@ import (
 
 // TestIncrementalFoldMatchesFold checks the projector's arithmetic, with
 // no faults: events delivered batch by batch (shuffled, repeated) through
-// Projector.Project into the in-memory stores, once ballot by ballot (the
-// live path: load, fold, save) and once with bulk creation (the rebuild's
-// path: create from the events, fold those that exist), end with every
-// title's tally and every ballot where the pure fold does.
+// Projector.Project into the in-memory stores, one cell at a time and four
+// at once, end with every title's tally and every ballot where the pure
+// fold does.
 func TestIncrementalFoldMatchesFold(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		events := projectiontest.Events(t, space)
@@ -36,18 +35,18 @@ func TestIncrementalFoldMatchesFold(t *testing.T) {
 				}
 			}
 		}
-		for _, bulk := range []bool{false, true} {
+		for _, concurrency := range []int{1, 4} {
 			ballots, cells := memstore.NewBallots(), memstore.NewCells()
-			p := projections.NewProjectorWith(ballots, cells, projections.Options{Concurrency: 2, Owner: "stream", Bulk: bulk})
+			p := projections.NewProjector(ballots, cells, concurrency)
 			for _, batch := range batches {
 				if rep := p.Project(context.Background(), batch); len(rep.Failed) > 0 {
-					t.Fatalf("bulk %v: cells failed without faults: %v", bulk, rep.Failed)
+					t.Fatalf("concurrency %d: cells failed without faults: %v", concurrency, rep.Failed)
 				}
 			}
 			for _, title := range space.Titles {
 				got, _ := cells.Tally(context.Background(), title)
 				if !got.Equal(want[title]) {
-					t.Fatalf("bulk %v: %s: projected %v, fold %v", bulk, title, got.Compact(), want[title])
+					t.Fatalf("concurrency %d: %s: projected %v, fold %v", concurrency, title, got.Compact(), want[title])
 				}
 				stored, err := ballots.Load(context.Background(), title, space.Voters)
 				if err != nil {
@@ -57,7 +56,7 @@ func TestIncrementalFoldMatchesFold(t *testing.T) {
 					for _, aspect := range space.Aspects {
 						k := [3]string{voter, title, aspect}
 						if got := stored[voter].Aspects[aspect].Choice; got != winners[k] {
-							t.Fatalf("bulk %v: %s's ballot on %s holds %q for %s, the fold %q", bulk, voter, title, got, aspect, winners[k])
+							t.Fatalf("concurrency %d: %s's ballot on %s holds %q for %s, the fold %q", concurrency, voter, title, got, aspect, winners[k])
 						}
 					}
 				}

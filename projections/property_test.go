@@ -16,15 +16,17 @@ import (
 	"votes/projections"
 	"votes/projections/memstore"
 	"votes/projections/projectiontest"
+	"votes/projections/storetest"
 )
 
 var errInjected = errors.New("injected fault")
 
 // faulty puts a drawn fault schedule in front of the in-memory stores: a
 // call fails before it reaches the store, or after the store applied it
-// with the answer lost, or is held back while other writers run.
+// with the answer lost, or is applied and sent again as the SDK retries, or
+// is held back while other writers run.
 type faulty struct {
-	ballots      projections.Ballots
+	ballots      *memstore.Ballots
 	cells        *memstore.Cells
 	script       []projectiontest.Fault
 	i            atomic.Int64
@@ -50,9 +52,8 @@ func (f *faulty) call(op func() error) error {
 		f.failedAfter.Add(1)
 		return errInjected
 	case projectiontest.Delay:
-		for range 3 {
-			runtime.Gosched()
-		}
+		// Long enough for other writers to run whole steps meanwhile.
+		time.Sleep(200 * time.Microsecond)
 	case projectiontest.Retried:
 		_ = op()
 		for range 10 {
@@ -75,29 +76,29 @@ func (f faultyBallots) Save(ctx context.Context, b projections.Ballot) error {
 	return f.call(func() error { return f.ballots.Save(ctx, b) })
 }
 
-func (f faultyBallots) Create(ctx context.Context, bs []projections.Ballot) (existing []int, err error) {
-	err = f.call(func() (err error) { existing, err = f.ballots.Create(ctx, bs); return err })
-	return existing, err
-}
-
 type faultyCells struct{ *faulty }
 
-func (f faultyCells) Begin(ctx context.Context, cell domain.Cell, step projections.Step) (in *projections.Step, err error) {
-	err = f.call(func() (err error) { in, err = f.cells.Begin(ctx, cell, step); return err })
-	return in, err
+func (f faultyCells) Read(ctx context.Context, cell domain.Cell) (st projections.CellState, err error) {
+	err = f.call(func() (err error) { st, err = f.cells.Read(ctx, cell); return err })
+	return st, err
 }
 
-func (f faultyCells) Commit(ctx context.Context, cell domain.Cell, stepID string, delta projections.Counts) error {
-	return f.call(func() error { return f.cells.Commit(ctx, cell, stepID, delta) })
+func (f faultyCells) Commit(ctx context.Context, cell domain.Cell, expect int64, redo projections.Redo, delta projections.Counts) error {
+	return f.call(func() error { return f.cells.Commit(ctx, cell, expect, redo, delta) })
 }
 
 func newFaulty(t *rapid.T, calls int) *faulty {
 	return &faulty{ballots: memstore.NewBallots(), cells: memstore.NewCells(), script: projectiontest.DrawScript(t, calls)}
 }
 
+func (f *faulty) projector(concurrency int) *projections.Projector {
+	return projections.NewProjector(faultyBallots{f}, faultyCells{f}, concurrency)
+}
+
 // space is where these tests draw votes: few voters, so that ballots
-// collide and cells are shared.
-var space = projectiontest.Space{Voters: []string{"u1", "u2", "u3", "u4", "u5"}, Titles: []string{"t1", "t2"}, Aspects: []string{"story", "acting", "overall"}, MaxEvents: 30, Submissions: 6, Times: 5}
+// collide, four of them in one cell of t1 so that steps on a cell change
+// several ballots and writers meet there.
+var space = projectiontest.Space{Voters: append(storetest.SameCellVoters("t1", 4), "v"), Titles: []string{"t1", "t2"}, Aspects: []string{"story", "acting", "overall"}, MaxEvents: 30, Submissions: 6, Times: 5}
 
 func failedEvents(batch []domain.VoteCast, rep projections.Report) []domain.VoteCast {
 	var failed []domain.VoteCast
@@ -109,7 +110,10 @@ func failedEvents(batch []domain.VoteCast, rep projections.Report) []domain.Vote
 	return failed
 }
 
-func checkTallies(t *rapid.T, f *faulty, events []domain.VoteCast, what string) {
+// check holds the stores to the fold of events: every title's tally, and
+// every stored ballot (each voter and title with events has one, holding
+// exactly the votes that win, and there is no other).
+func check(t *rapid.T, f *faulty, events []domain.VoteCast, what string) {
 	want := projections.Fold(events)
 	for _, title := range space.Titles {
 		got, _ := f.cells.Tally(context.Background(), title)
@@ -118,21 +122,29 @@ func checkTallies(t *rapid.T, f *faulty, events []domain.VoteCast, what string) 
 				what, f.failedBefore.Load(), f.failedAfter.Load(), title, got, want[title], got.Diff(want[title]))
 		}
 	}
+	folded := storetest.FoldBallots(events)
+	stored := f.ballots.All()
+	for _, b := range stored {
+		w, ok := folded[[2]string{b.TitleID, b.VoterID}]
+		if !ok || !w.Same(projections.Ballot{VoterID: b.VoterID, TitleID: b.TitleID, Aspects: b.Aspects}) {
+			t.Fatalf("%s: ballot of %s on %s is %v at version %d, the fold's %v", what, b.VoterID, b.TitleID, b.Aspects, b.Version, w.Aspects)
+		}
+	}
+	if len(stored) != len(folded) {
+		t.Fatalf("%s: %d ballots stored, the fold has %d", what, len(stored), len(folded))
+	}
 }
 
 // TestProjectorExactlyOnceUnderFaults: however events are delivered
 // (shuffled, repeated, split into batches) and however store calls fail
 // (before they were applied, or after with the answer lost), once every
-// event has been projected the tallies equal the pure fold. The same
-// property runs on the emulator in infra/dynamo; here it runs in memory,
-// thousands of cases in seconds.
+// event has been projected the tallies and the ballots equal the pure fold.
+// The same property runs on the emulator in infra/dynamo; here it runs in
+// memory, thousands of cases in seconds.
 func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		f := newFaulty(rt, 200)
-		p := projections.NewProjectorWith(faultyBallots{f}, faultyCells{f}, projections.Options{
-			Concurrency: rapid.IntRange(1, 4).Draw(rt, "concurrency"), Owner: "stream", TakeOverOwn: true,
-			Lease: time.Minute, MaxWait: time.Second, Clock: projectiontest.NewClock(),
-		})
+		p := f.projector(rapid.IntRange(1, 4).Draw(rt, "concurrency"))
 		events := projectiontest.Events(rt, space)
 		pending := projectiontest.Delivery(rt, events)
 		for attempts := 0; len(pending) > 0; attempts++ {
@@ -147,34 +159,35 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 			}
 		}
 		f.stop()
-		checkTallies(rt, f, events, "one writer")
+		check(rt, f, events, "one writer")
 	})
 }
 
 // TestConcurrentWritersExactlyOnceUnderFaults: several live stream
-// invocations on the same cells at once, each taking over the others'
-// steps at once, and a rebuild whose steps outlive their leases on a fake
-// clock, all folding the same events in their own orders under a drawn
-// fault schedule. The tallies equal the fold.
+// invocations on the same cells at once, and a rebuild-style writer going
+// through the events in table order a page at a time with more cells in
+// flight, all folding the same events in their own orders under a drawn
+// fault schedule. The tallies and the ballots equal the fold.
 func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		f := newFaulty(rt, 300)
-		clock := projectiontest.NewClock()
-		lease := time.Duration(rapid.IntRange(1, 40).Draw(rt, "leaseMs")) * time.Millisecond
-		var writers []*projections.Projector
-		for range rapid.IntRange(2, 4).Draw(rt, "streamWriters") {
-			writers = append(writers, projections.NewProjectorWith(faultyBallots{f}, faultyCells{f}, projections.Options{
-				Concurrency: 2, Owner: "stream", TakeOverOwn: true, Lease: lease, MaxWait: 20 * time.Millisecond, Clock: clock,
-			}))
-		}
-		writers = append(writers, projections.NewProjectorWith(faultyBallots{f}, faultyCells{f}, projections.Options{
-			Concurrency: 2, Owner: "rebuild", Lease: lease, MaxWait: 20 * time.Millisecond, Clock: clock, Bulk: rapid.Bool().Draw(rt, "bulk"),
-		}))
 		events := projectiontest.Events(rt, space)
-		deliveries := make([][][]domain.VoteCast, len(writers))
-		for i := range writers {
-			deliveries[i] = projectiontest.Delivery(rt, events)
+		var (
+			writers    []*projections.Projector
+			deliveries [][][]domain.VoteCast
+		)
+		for range rapid.IntRange(2, 4).Draw(rt, "streamWriters") {
+			writers = append(writers, f.projector(2))
+			deliveries = append(deliveries, projectiontest.Delivery(rt, events))
 		}
+		page := rapid.IntRange(1, len(events)).Draw(rt, "rebuildPage")
+		var pages [][]domain.VoteCast
+		for rest := events; len(rest) > 0; rest = rest[min(page, len(rest)):] {
+			pages = append(pages, rest[:min(page, len(rest))])
+		}
+		writers = append(writers, f.projector(4))
+		deliveries = append(deliveries, pages)
+
 		errs := make(chan error, len(writers))
 		for i, w := range writers {
 			go func() {
@@ -199,6 +212,69 @@ func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 			}
 		}
 		f.stop()
-		checkTallies(rt, f, events, fmt.Sprintf("%d writers, lease %v", len(writers), lease))
+		check(rt, f, events, fmt.Sprintf("%d writers", len(writers)))
+	})
+}
+
+// counting counts the projector's calls on the stores.
+type counting struct {
+	projections.Ballots
+	projections.Cells
+	reads, commits, loads, saves atomic.Int64
+}
+
+func (c *counting) Read(ctx context.Context, cell domain.Cell) (projections.CellState, error) {
+	c.reads.Add(1)
+	return c.Cells.Read(ctx, cell)
+}
+
+func (c *counting) Commit(ctx context.Context, cell domain.Cell, expect int64, redo projections.Redo, delta projections.Counts) error {
+	c.commits.Add(1)
+	return c.Cells.Commit(ctx, cell, expect, redo, delta)
+}
+
+func (c *counting) Load(ctx context.Context, titleID string, voterIDs []string) (map[string]projections.Ballot, error) {
+	c.loads.Add(1)
+	return c.Ballots.Load(ctx, titleID, voterIDs)
+}
+
+func (c *counting) Save(ctx context.Context, b projections.Ballot) error {
+	c.saves.Add(1)
+	return c.Ballots.Save(ctx, b)
+}
+
+// TestOneCellWritePerStep: a batch costs each cell it touches one write,
+// however many of the cell's voters it changes, and a batch that changes
+// nothing costs none; each changed ballot is saved once.
+func TestOneCellWritePerStep(t *testing.T) {
+	ctx := context.Background()
+	c := &counting{Ballots: memstore.NewBallots(), Cells: memstore.NewCells()}
+	p := projections.NewProjector(c, c, 4)
+	var batch []domain.VoteCast
+	cells := map[domain.Cell]bool{}
+	for i := range 200 {
+		e := projectiontest.Vote(fmt.Sprintf("u%d", i), fmt.Sprintf("t%d", i%3), "s", "story", "up", int64(i+1))
+		batch = append(batch, e, projectiontest.Vote(e.VoterID, e.TitleID, "s", "acting", "down", int64(i+1)))
+		cells[e.Cell()] = true
+	}
+	for round, want := range []struct{ commits, saves int64 }{{int64(len(cells)), 200}, {0, 0}} {
+		c.reads.Store(0)
+		c.commits.Store(0)
+		c.saves.Store(0)
+		c.loads.Store(0)
+		rep := p.Project(ctx, batch)
+		if len(rep.Failed) > 0 {
+			t.Fatal(rep.Failed)
+		}
+		if c.commits.Load() != want.commits || c.saves.Load() != want.saves || c.reads.Load() != int64(len(cells)) || c.loads.Load() != int64(len(cells)) {
+			t.Errorf("round %d over %d cells: %d cell reads, %d ballot loads, %d cell writes, %d ballot saves; want %d reads and loads, %d writes, %d saves",
+				round, len(cells), c.reads.Load(), c.loads.Load(), c.commits.Load(), c.saves.Load(), len(cells), want.commits, want.saves)
+		}
+	}
+}
+
+func TestOverlappingWriters(t *testing.T) {
+	storetest.TestOverlappingWriters(t, func(*testing.T) (projections.Ballots, storetest.TallyCells) {
+		return memstore.NewBallots(), memstore.NewCells()
 	})
 }

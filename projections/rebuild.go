@@ -51,8 +51,8 @@ type Rebuild struct {
 	Segments    int
 	// Progress, when set, is told of every page projected.
 	Progress func(events int)
-	// Retries bounds the attempts at a page's failing cells (busy or
-	// failing calls), after the first, before the rebuild stops with an
+	// Retries bounds the attempts at a page's failing cells (failing
+	// calls, throttling), after the first, before the rebuild stops with an
 	// error; at least 1.
 	Retries int
 }

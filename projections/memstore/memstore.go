@@ -1,6 +1,6 @@
 // Package memstore keeps ballots and tally cells in memory, with the same
 // conditional semantics as the DynamoDB stores: it passes the same contract
-// suites (projectiontest.TestBallots, projectiontest.TestCells). It lets the
+// suites (storetest.TestBallots, storetest.TestCells). It lets the
 // projector's property tests run thousands of cases in seconds; the
 // DynamoDB stores keep their own tests on the emulator.
 package memstore
@@ -42,19 +42,13 @@ func (s *Ballots) Load(_ context.Context, titleID string, voterIDs []string) (ma
 }
 
 // Save writes b if the stored ballot is at b.Version-1 (none when b.Version
-// is 1) and does not fence off b.Step; a ballot stored as it is succeeds.
+// is 1); a ballot stored as it is succeeds.
 func (s *Ballots) Save(_ context.Context, b projections.Ballot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := [2]string{b.TitleID, b.VoterID}
 	stored, ok := s.ballots[k]
-	var fits bool
-	if b.Version <= 1 {
-		fits = !ok
-	} else {
-		fits = ok && stored.Version == b.Version-1 && !slices.Contains(stored.Fences, b.Step)
-	}
-	if fits {
+	if (!ok && b.Version == 1) || (ok && stored.Version == b.Version-1) {
 		s.ballots[k] = clone(b)
 		return nil
 	}
@@ -64,41 +58,33 @@ func (s *Ballots) Save(_ context.Context, b projections.Ballot) error {
 	return projections.ErrStale
 }
 
-// Create stores each ballot that does not exist yet and returns the
-// indexes of those that did.
-func (s *Ballots) Create(_ context.Context, bs []projections.Ballot) ([]int, error) {
+// All is every stored ballot, for tests to compare with a fold.
+func (s *Ballots) All() []projections.Ballot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var existing []int
-	for i, b := range bs {
-		k := [2]string{b.TitleID, b.VoterID}
-		if _, ok := s.ballots[k]; ok {
-			existing = append(existing, i)
-			continue
-		}
-		s.ballots[k] = clone(b)
+	out := make([]projections.Ballot, 0, len(s.ballots))
+	for _, b := range s.ballots {
+		out = append(out, clone(b))
 	}
-	return existing, nil
+	return out
 }
 
 func clone(b projections.Ballot) projections.Ballot {
 	b.Aspects = maps.Clone(b.Aspects)
-	b.Prev = maps.Clone(b.Prev)
-	b.Fences = slices.Clone(b.Fences)
 	return b
 }
 
-// Cells keeps tally cells: counts, the step in flight and the last step
-// finished. Safe for concurrent use.
+// Cells keeps tally cells: counts, version and redo log. Safe for
+// concurrent use.
 type Cells struct {
 	mu    sync.Mutex
 	cells map[domain.Cell]*cell
 }
 
 type cell struct {
-	counts   projections.Counts
-	inflight *projections.Step
-	last     string
+	counts  projections.Counts
+	version int64
+	redo    projections.Redo
 }
 
 var _ projections.Cells = (*Cells)(nil)
@@ -108,48 +94,46 @@ func NewCells() *Cells {
 	return &Cells{cells: map[domain.Cell]*cell{}}
 }
 
-func (s *Cells) get(c domain.Cell) *cell {
+// Read returns a copy of the cell's version and redo log.
+func (s *Cells) Read(_ context.Context, c domain.Cell) (projections.CellState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, ok := s.cells[c]
+	if !ok {
+		return projections.CellState{}, nil
+	}
+	return projections.CellState{Version: x.version, Redo: cloneRedo(x.redo)}, nil
+}
+
+// Commit adds delta, replaces the redo log and moves the version on, if the
+// cell is at expect; a cell that holds redo already (a retried call) is a
+// success, any other is ErrCellMoved.
+func (s *Cells) Commit(_ context.Context, c domain.Cell, expect int64, redo projections.Redo, delta projections.Counts) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	x, ok := s.cells[c]
 	if !ok {
 		x = &cell{counts: projections.Counts{}}
-		s.cells[c] = x
 	}
-	return x
-}
-
-// Begin records step as in flight unless another step is, or the cell has
-// finished a step whose ID is not below step.ID.
-func (s *Cells) Begin(_ context.Context, c domain.Cell, step projections.Step) (*projections.Step, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	x := s.get(c)
-	if x.inflight != nil {
-		if x.inflight.ID == step.ID {
-			return nil, nil
+	if x.version != expect {
+		if redo.Step != "" && x.redo.Step == redo.Step {
+			return nil
 		}
-		in := *x.inflight
-		in.Voters = slices.Clone(in.Voters)
-		return &in, nil
-	}
-	if x.last >= step.ID {
-		return nil, &projections.StepOrderError{Cell: c, Last: x.last}
-	}
-	step.Voters = slices.Clone(step.Voters)
-	x.inflight = &step
-	return nil, nil
-}
-
-// Commit adds delta and finishes stepID if it is in flight.
-func (s *Cells) Commit(_ context.Context, c domain.Cell, stepID string, delta projections.Counts) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	x := s.get(c)
-	if x.inflight == nil || x.inflight.ID != stepID {
-		return nil
+		return projections.ErrCellMoved
 	}
 	x.counts.Merge(delta)
-	x.inflight, x.last = nil, stepID
+	x.version++
+	x.redo = cloneRedo(redo)
+	s.cells[c] = x
 	return nil
+}
+
+func cloneRedo(r projections.Redo) projections.Redo {
+	r.Entries = slices.Clone(r.Entries)
+	for i := range r.Entries {
+		r.Entries[i].Votes = maps.Clone(r.Entries[i].Votes)
+	}
+	return r
 }
 
 // Tally sums a title's cells.

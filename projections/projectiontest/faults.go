@@ -35,8 +35,8 @@ func DrawScript(t *rapid.T, n int) []Fault {
 	return out
 }
 
-// Clock is a fake clock for projectors: Sleep moves it on at once, so leases
-// run out as fast as the writers wait.
+// Clock is a fake clock: Sleep moves it on at once, so that what waits for
+// time passing (a cache's age) sees it pass without the test waiting.
 type Clock struct {
 	mu  sync.Mutex
 	now time.Time

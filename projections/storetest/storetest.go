@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 
@@ -22,10 +21,10 @@ type TallyCells interface {
 	Tally(ctx context.Context, titleID string) (projections.Counts, error)
 }
 
-func ballot(voter, title, step string, version int64, choice string) projections.Ballot {
+func ballot(voter, title, sub string, version int64, choice string) projections.Ballot {
 	b := projections.NewBallot(voter, title)
-	b.Apply(projectiontest.Vote(voter, title, fmt.Sprintf("s%d", version), "story", choice, version))
-	b.Version, b.Step, b.Prev = version, step, map[string]string{"story": ""}
+	b.Apply(projectiontest.Vote(voter, title, sub, "story", choice, version))
+	b.Version = version
 	return b
 }
 
@@ -54,7 +53,7 @@ func TestBallots(t *testing.T, newStore func(t *testing.T) projections.Ballots) 
 			t.Fatalf("a save skipping a version: %v, want ErrStale", err)
 		}
 		next := ballot("u1", "t1", "d", 2, "down")
-		next.Prev = map[string]string{"story": "up"}
+		next.Aspects["acting"] = projections.Current{Choice: "up", RecordedAt: 1764237600123456789, VoteID: "acting-vote"}
 		if err := s.Save(ctx, next); err != nil {
 			t.Fatal(err)
 		}
@@ -65,74 +64,39 @@ func TestBallots(t *testing.T, newStore func(t *testing.T) projections.Ballots) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 1 || got["u1"].Version != 2 || got["u1"].Step != "d" || got["u1"].Aspects["story"].Choice != "down" || got["u1"].Prev["story"] != "up" {
-			t.Fatalf("loaded %+v, want u1 at version 2, story down, changed from up by step d", got)
+		if len(got) != 1 || !got["u1"].Same(next) {
+			t.Fatalf("loaded %+v, want only u1 exactly as saved at version 2: %+v", got, next)
 		}
 	})
-	t.Run("a fence refuses its step's saves, and only its", func(t *testing.T) {
+	t.Run("a late save of an older version is refused", func(t *testing.T) {
 		s := newStore(t)
-		sealed := ballot("u1", "t1", "", 1, "up")
-		sealed.Fences = []string{"x"}
-		if err := s.Save(ctx, sealed); err != nil {
-			t.Fatal(err)
+		v1 := ballot("u1", "t1", "a", 1, "up")
+		v2 := ballot("u1", "t1", "b", 2, "down")
+		for _, b := range []projections.Ballot{v1, v2} {
+			if err := s.Save(ctx, b); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := s.Save(ctx, ballot("u1", "t1", "x", 2, "down")); !errors.Is(err, projections.ErrStale) {
-			t.Fatalf("save by a fenced step: %v, want ErrStale", err)
-		}
-		other := ballot("u1", "t1", "y", 2, "down")
-		other.Fences = []string{"x"}
-		if err := s.Save(ctx, other); err != nil {
-			t.Fatalf("save by another step: %v", err)
+		// The first save, sent again late (an SDK retry, a paused writer):
+		// it must not take the ballot back, nor pass for a retried call.
+		if err := s.Save(ctx, v1); !errors.Is(err, projections.ErrStale) {
+			t.Fatalf("version 1 saved again over version 2: %v, want ErrStale", err)
 		}
 		got, err := s.Load(ctx, "t1", []string{"u1"})
-		if err != nil || !slices.Equal(got["u1"].Fences, []string{"x"}) {
-			t.Fatalf("fences after the save: %+v, %v; want the fence kept", got["u1"].Fences, err)
+		if err != nil || !got["u1"].Same(v2) {
+			t.Fatalf("after the late save: %+v, %v; want version 2 kept", got["u1"], err)
 		}
 	})
-	t.Run("two seals of one ballot for different steps: the second is stale", func(t *testing.T) {
+	t.Run("ballots of other titles and voters are apart", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.Save(ctx, ballot("u1", "t1", "z", 1, "up")); err != nil {
-			t.Fatal(err)
+		for _, b := range []projections.Ballot{ballot("u1", "t1", "a", 1, "up"), ballot("u1", "t2", "b", 1, "down"), ballot("u2", "t1", "c", 1, "down")} {
+			if err := s.Save(ctx, b); err != nil {
+				t.Fatal(err)
+			}
 		}
-		sealW := ballot("u1", "t1", "z", 2, "up")
-		sealW.Fences = []string{"w"}
-		sealX := sealW
-		sealX.Fences = []string{"x"}
-		if err := s.Save(ctx, sealW); err != nil {
-			t.Fatal(err)
-		}
-		// Same version, same step, other fence: not a retry of the stored
-		// write. Taking it for one would leave step x unfenced.
-		if err := s.Save(ctx, sealX); !errors.Is(err, projections.ErrStale) {
-			t.Fatalf("a seal for x over a seal for w at the same version: %v, want ErrStale", err)
-		}
-		if err := s.Save(ctx, sealW); err != nil {
-			t.Fatalf("the stored seal saved again (a retried call): %v", err)
-		}
-	})
-	t.Run("create stores the new and names the existing", func(t *testing.T) {
-		s := newStore(t)
-		if err := s.Save(ctx, ballot("u3", "t1", "old", 1, "down")); err != nil {
-			t.Fatal(err)
-		}
-		var bs []projections.Ballot
-		for i := range 130 { // more than one DynamoDB transaction holds
-			bs = append(bs, ballot(fmt.Sprintf("u%d", i), "t1", "new", 1, "up"))
-		}
-		existing, err := s.Create(ctx, bs)
-		if err != nil || !slices.Equal(existing, []int{3}) {
-			t.Fatalf("create: existing %v, %v; want [3]", existing, err)
-		}
-		voters := make([]string, len(bs))
-		for i, b := range bs {
-			voters[i] = b.VoterID
-		}
-		got, err := s.Load(ctx, "t1", voters)
-		if err != nil || len(got) != len(bs) {
-			t.Fatalf("loaded %d of %d ballots: %v", len(got), len(bs), err)
-		}
-		if got["u3"].Step != "old" || got["u7"].Step != "new" {
-			t.Fatalf("u3 stamped %q (want old, untouched), u7 %q (want new)", got["u3"].Step, got["u7"].Step)
+		got, err := s.Load(ctx, "t1", []string{"u1", "u2", "u3"})
+		if err != nil || len(got) != 2 || got["u1"].Aspects["story"].Choice != "up" || got["u2"].Aspects["story"].Choice != "down" {
+			t.Fatalf("t1's ballots: %+v, %v; want u1 up and u2 down", got, err)
 		}
 	})
 	t.Run("concurrent saves of one version: one wins", func(t *testing.T) {
@@ -158,96 +122,139 @@ func TestBallots(t *testing.T, newStore func(t *testing.T) projections.Ballots) 
 	})
 }
 
+// redo makes a redo log of n entries, some with several aspects.
+func redo(step string, n int) projections.Redo {
+	r := projections.Redo{Step: step}
+	for i := range n {
+		votes := map[string]projections.Current{"story": {Choice: "up", RecordedAt: 1764237600000000000 + int64(i), VoteID: domain.VoteID(fmt.Sprintf("voter-%d", i), "t1", "s", "story")}}
+		if i%3 == 0 {
+			votes["acting"] = projections.Current{Choice: "down", RecordedAt: 1, VoteID: domain.VoteID(fmt.Sprintf("voter-%d", i), "t1", "s", "acting")}
+		}
+		r.Entries = append(r.Entries, projections.RedoEntry{VoterID: fmt.Sprintf("voter-%d", i), Version: int64(i + 1), Votes: votes})
+	}
+	return r
+}
+
 // TestCells checks a cell store; newStore gives an empty one each call.
 func TestCells(t *testing.T, newStore func(t *testing.T) TallyCells) {
 	ctx := context.Background()
 	cell := domain.Cell{TitleID: "t1", Shard: 3}
-	t.Run("one step in flight, commits once", func(t *testing.T) {
-		s := newStore(t)
-		a := projections.Step{ID: "a", Voters: []string{"u1", "u2"}, Owner: "stream", Expires: 1234}
-		if in, err := s.Begin(ctx, cell, a); err != nil || in != nil {
-			t.Fatalf("begin on an idle cell: %v, %v", in, err)
-		}
-		if in, err := s.Begin(ctx, cell, a); err != nil || in != nil {
-			t.Fatalf("beginning the step in flight again (a retried call): %v, %v", in, err)
-		}
-		in, err := s.Begin(ctx, cell, projections.Step{ID: "b", Voters: []string{"u3"}})
-		if err != nil || in == nil || in.ID != "a" || !slices.Equal(in.Voters, a.Voters) || in.Owner != "stream" || in.Expires != 1234 {
-			t.Fatalf("begin while a is in flight: %+v, %v; want step a as begun", in, err)
-		}
-		if err := s.Commit(ctx, cell, "b", projections.Counts{"story": {"up": 9}}); err != nil {
-			t.Fatalf("commit of a step not in flight: %v, want nil and no change", err)
-		}
-		if err := s.Commit(ctx, cell, "a", projections.Counts{"story": {"up": 2, "down": -1}}); err != nil {
+	read := func(t *testing.T, s TallyCells, c domain.Cell) projections.CellState {
+		t.Helper()
+		st, err := s.Read(ctx, c)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx, cell, "a", projections.Counts{"story": {"up": 2}}); err != nil {
-			t.Fatalf("commit again (a retried call): %v", err)
+		return st
+	}
+	tally := func(t *testing.T, s TallyCells, title string, want projections.Counts, why string) {
+		t.Helper()
+		got, err := s.Tally(ctx, title)
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("%s tally %v, %v; want %v (%s)", title, got, err, want, why)
+		}
+	}
+	t.Run("a cell never written is at version 0", func(t *testing.T) {
+		st := read(t, newStore(t), cell)
+		if st.Version != 0 || len(st.Redo.Entries) != 0 || st.Redo.Step != "" {
+			t.Fatalf("read of a new cell: %+v", st)
+		}
+	})
+	t.Run("commits move the version on, once each", func(t *testing.T) {
+		s := newStore(t)
+		a := redo("a", 2)
+		if err := s.Commit(ctx, cell, 0, a, projections.Counts{"story": {"up": 2}}); err != nil {
+			t.Fatal(err)
+		}
+		if st := read(t, s, cell); st.Version != 1 || !st.Redo.Equal(a) {
+			t.Fatalf("after the first commit: %+v; want version 1 holding a's redo log %+v", st, a)
+		}
+		if err := s.Commit(ctx, cell, 0, a, projections.Counts{"story": {"up": 2}}); err != nil {
+			t.Fatalf("the commit sent again (a retried call the store applied): %v, want nil", err)
+		}
+		if err := s.Commit(ctx, cell, 0, redo("b", 1), projections.Counts{"story": {"up": 9}}); !errors.Is(err, projections.ErrCellMoved) {
+			t.Fatalf("a commit computed at version 0 by another step: %v, want ErrCellMoved", err)
+		}
+		if err := s.Commit(ctx, cell, 5, redo("c", 1), projections.Counts{"story": {"up": 9}}); !errors.Is(err, projections.ErrCellMoved) {
+			t.Fatalf("a commit at a version the cell never reached: %v, want ErrCellMoved", err)
+		}
+		if st := read(t, s, cell); st.Version != 1 || !st.Redo.Equal(a) {
+			t.Fatalf("after refused commits: %+v; want version 1 and a's log", st)
+		}
+		d := redo("d", 1)
+		if err := s.Commit(ctx, cell, 1, d, projections.Counts{"story": {"up": -1, "down": 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, cell, 0, a, projections.Counts{"story": {"up": 2}}); !errors.Is(err, projections.ErrCellMoved) {
+			t.Fatalf("a's commit landing once more after d's: %v, want ErrCellMoved (the cell no longer holds a)", err)
 		}
 		other := domain.Cell{TitleID: "t1", Shard: 60}
-		if in, err := s.Begin(ctx, other, projections.Step{ID: "c"}); err != nil || in != nil {
-			t.Fatal(in, err)
-		}
-		if err := s.Commit(ctx, other, "c", projections.Counts{"story": {"down": 3}, "acting": {"up": 1}}); err != nil {
+		if err := s.Commit(ctx, other, 0, redo("e", 1), projections.Counts{"story": {"down": 3}, "acting": {"up": 1}}); err != nil {
 			t.Fatal(err)
 		}
-		elsewhere := domain.Cell{TitleID: "t2", Shard: 3}
-		if in, err := s.Begin(ctx, elsewhere, projections.Step{ID: "d"}); err != nil || in != nil {
-			t.Fatal(in, err)
-		}
-		if err := s.Commit(ctx, elsewhere, "d", projections.Counts{"story": {"up": 5}}); err != nil {
+		if err := s.Commit(ctx, domain.Cell{TitleID: "t2", Shard: 3}, 0, redo("f", 1), projections.Counts{"story": {"up": 5}}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.Tally(ctx, "t1")
-		want := projections.Counts{"story": {"up": 2, "down": 2}, "acting": {"up": 1}}
-		if err != nil || !got.Equal(want) {
-			t.Fatalf("tally %v, %v; want %v (each step counted once, t2 apart)", got, err, want)
+		tally(t, s, "t1", projections.Counts{"story": {"up": 1, "down": 4}, "acting": {"up": 1}}, "each commit counted once, t2 apart")
+		if st := read(t, s, cell); st.Version != 2 || !st.Redo.Equal(d) {
+			t.Fatalf("cell %s: %+v; want version 2 holding d's log", cell, st)
 		}
 	})
-	t.Run("a finished step never begins again", func(t *testing.T) {
+	t.Run("a commit that moves no count still moves the version and the log", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.Begin(ctx, cell, projections.Step{ID: "m"}); err != nil {
+		a := redo("a", 1)
+		if err := s.Commit(ctx, cell, 0, a, projections.Counts{"story": {"up": 0}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx, cell, "m", nil); err != nil {
+		if st := read(t, s, cell); st.Version != 1 || !st.Redo.Equal(a) {
+			t.Fatalf("after a commit of zero counts: %+v; want version 1 holding its log", st)
+		}
+		tally(t, s, "t1", projections.Counts{}, "nothing counted")
+	})
+	t.Run("a long redo log round-trips exactly", func(t *testing.T) {
+		s := newStore(t)
+		long := redo("long", 100) // a batch's worth of voters on one cell
+		if err := s.Commit(ctx, cell, 0, long, projections.Counts{"story": {"up": 100}, "acting": {"down": 34}}); err != nil {
 			t.Fatal(err)
 		}
-		for _, id := range []string{"m", "a"} {
-			var order *projections.StepOrderError
-			if in, err := s.Begin(ctx, cell, projections.Step{ID: id}); !errors.As(err, &order) || order.Last != "m" || in != nil {
-				t.Fatalf("begin of %q after m finished: %v, %v; want a StepOrderError naming m", id, in, err)
-			}
+		if st := read(t, s, cell); st.Version != 1 || !st.Redo.Equal(long) {
+			t.Fatalf("read back %d entries at version %d; want the 100 committed, exactly", len(st.Redo.Entries), st.Version)
 		}
-		if in, err := s.Begin(ctx, cell, projections.Step{ID: "n"}); err != nil || in != nil {
-			t.Fatalf("begin of a newer step: %v, %v", in, err)
+		short := redo("short", 1)
+		if err := s.Commit(ctx, cell, 1, short, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := read(t, s, cell); !st.Redo.Equal(short) {
+			t.Fatalf("after a shorter log: %+v; want it to replace the long one", st.Redo)
 		}
 	})
-	t.Run("concurrent begins: one wins, the others see it", func(t *testing.T) {
+	t.Run("concurrent commits at one version: one wins", func(t *testing.T) {
 		s := newStore(t)
 		var mu sync.Mutex
-		won, saw := []string{}, map[string]bool{}
+		var won []int
 		var wg sync.WaitGroup
 		for i := range 8 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				id := fmt.Sprintf("s%d", i)
-				in, err := s.Begin(ctx, cell, projections.Step{ID: id})
+				err := s.Commit(ctx, cell, 0, redo(fmt.Sprintf("s%d", i), 1), projections.Counts{"story": {"up": int64(i + 1)}})
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
-				case err != nil:
+				case err == nil:
+					won = append(won, i)
+				case !errors.Is(err, projections.ErrCellMoved):
 					t.Error(err)
-				case in == nil:
-					won = append(won, id)
-				default:
-					saw[in.ID] = true
 				}
 			}()
 		}
 		wg.Wait()
-		if len(won) != 1 || len(saw) > 1 || (len(saw) == 1 && !saw[won[0]]) {
-			t.Fatalf("won by %v, others saw %v; want one winner that all others saw", won, saw)
+		if len(won) != 1 {
+			t.Fatalf("commits at version 0 that succeeded: %v, want one", won)
+		}
+		tally(t, s, "t1", projections.Counts{"story": {"up": int64(won[0] + 1)}}, "the winner's counts only")
+		if st := read(t, s, cell); st.Version != 1 || st.Redo.Step != fmt.Sprintf("s%d", won[0]) {
+			t.Fatalf("after the race: %+v; want version 1 holding the winner's log", st)
 		}
 	})
 }
