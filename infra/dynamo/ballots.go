@@ -2,11 +2,8 @@ package dynamo
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,15 +28,15 @@ func NewBallotStore(client *dynamodb.Client, table, version string) *BallotStore
 	return &BallotStore{client: client, table: table, version: version}
 }
 
+// ballotItem is a ballot as stored. Items of the previous release also
+// hold step, prev and fences, which are read past and dropped on the next
+// save.
 type ballotItem struct {
 	PK      string                 `dynamodbav:"pk"`
 	VoterID string                 `dynamodbav:"voterId"`
 	TitleID string                 `dynamodbav:"titleId"`
 	Version int64                  `dynamodbav:"ver"`
-	Step    string                 `dynamodbav:"step"`
 	Aspects map[string]currentItem `dynamodbav:"aspects"`
-	Prev    map[string]string      `dynamodbav:"prev,omitempty"`
-	Fences  []string               `dynamodbav:"fences,stringset,omitempty"`
 }
 
 type currentItem struct {
@@ -79,72 +76,10 @@ func (s *BallotStore) Load(ctx context.Context, titleID string, voterIDs []strin
 	return out, nil
 }
 
-// Create stores new ballots in transactions of up to 100 puts, each on
-// condition that the ballot does not exist. A transaction cancelled by
-// existing ballots is retried without them; their indexes are returned.
-func (s *BallotStore) Create(ctx context.Context, bs []projections.Ballot) ([]int, error) {
-	var existing []int
-	for start := 0; start < len(bs); start += 100 {
-		chunk := make([]int, 0, 100)
-		for i := start; i < min(start+100, len(bs)); i++ {
-			chunk = append(chunk, i)
-		}
-		for len(chunk) > 0 {
-			items := make([]types.TransactWriteItem, len(chunk))
-			for j, i := range chunk {
-				av, err := marshalBallot(s.key(bs[i].TitleID, bs[i].VoterID), bs[i])
-				if err != nil {
-					return nil, err
-				}
-				items[j] = types.TransactWriteItem{Put: &types.Put{
-					TableName: aws.String(s.table), Item: av,
-					ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-					ExpressionAttributeNames: map[string]string{"#pk": AttrPK},
-				}}
-			}
-			_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-				TransactItems:      items,
-				ClientRequestToken: aws.String(createToken(bs, chunk)),
-			})
-			if err == nil {
-				break
-			}
-			var tc *types.TransactionCanceledException
-			if !errors.As(err, &tc) || len(tc.CancellationReasons) != len(chunk) {
-				return nil, fmt.Errorf("dynamodb: create %d ballots: %w", len(chunk), err)
-			}
-			var rest []int
-			for j, r := range tc.CancellationReasons {
-				switch aws.ToString(r.Code) {
-				case "ConditionalCheckFailed":
-					existing = append(existing, chunk[j])
-				case "None", "":
-					rest = append(rest, chunk[j])
-				default:
-					return nil, fmt.Errorf("dynamodb: create %d ballots: %s: %w", len(chunk), aws.ToString(r.Code), err)
-				}
-			}
-			chunk = rest
-		}
-	}
-	slices.Sort(existing)
-	return existing, nil
-}
-
-// createToken makes the transaction idempotent for the SDK's own retries:
-// the same ballots, stamped by the same step, give the same token.
-func createToken(bs []projections.Ballot, chunk []int) string {
-	h := sha256.New()
-	for _, i := range chunk {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", bs[i].Step, bs[i].TitleID, bs[i].VoterID)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:36]
-}
-
 func marshalBallot(pk string, b projections.Ballot) (map[string]types.AttributeValue, error) {
 	item := ballotItem{
 		PK: pk, VoterID: b.VoterID, TitleID: b.TitleID,
-		Version: b.Version, Step: b.Step, Aspects: map[string]currentItem{}, Prev: b.Prev, Fences: b.Fences,
+		Version: b.Version, Aspects: map[string]currentItem{},
 	}
 	for a, c := range b.Aspects {
 		item.Aspects[a] = currentItem{Choice: c.Choice, RecordedAt: c.RecordedAt, VoteID: c.VoteID}
@@ -156,7 +91,10 @@ func marshalBallot(pk string, b projections.Ballot) (map[string]types.AttributeV
 	return av, nil
 }
 
-// Save writes b if the stored ballot is at b.Version-1.
+// Save writes b if the stored ballot is at b.Version-1 (none when
+// b.Version is 1), with a conditional PutItem. When the condition fails it
+// reads the ballot back: stored exactly as b, an earlier try of this call
+// was applied, and that is a success; anything else is ErrStale.
 func (s *BallotStore) Save(ctx context.Context, b projections.Ballot) error {
 	// Errors name the title, not the ballot's key: it holds the voter ID,
 	// and errors reach the logs.
@@ -170,11 +108,10 @@ func (s *BallotStore) Save(ctx context.Context, b projections.Ballot) error {
 		in.ConditionExpression = aws.String("attribute_not_exists(#pk)")
 		in.ExpressionAttributeNames = map[string]string{"#pk": AttrPK}
 	} else {
-		in.ConditionExpression = aws.String("#ver = :prev AND NOT contains(#fences, :step)")
-		in.ExpressionAttributeNames = map[string]string{"#ver": "ver", "#fences": "fences"}
+		in.ConditionExpression = aws.String("#ver = :prev")
+		in.ExpressionAttributeNames = map[string]string{"#ver": "ver"}
 		in.ExpressionAttributeValues = map[string]types.AttributeValue{
 			":prev": &types.AttributeValueMemberN{Value: strconv.FormatInt(b.Version-1, 10)},
-			":step": &types.AttributeValueMemberS{Value: b.Step},
 		}
 	}
 	_, err = s.client.PutItem(ctx, in)
@@ -208,8 +145,8 @@ func decodeBallot(item map[string]types.AttributeValue) (projections.Ballot, err
 		return projections.Ballot{}, errors.New("decode ballot: no voter or title")
 	}
 	b := projections.Ballot{
-		VoterID: bi.VoterID, TitleID: bi.TitleID, Version: bi.Version, Step: bi.Step, Fences: bi.Fences,
-		Aspects: make(map[string]projections.Current, len(bi.Aspects)), Prev: bi.Prev,
+		VoterID: bi.VoterID, TitleID: bi.TitleID, Version: bi.Version,
+		Aspects: make(map[string]projections.Current, len(bi.Aspects)),
 	}
 	for a, c := range bi.Aspects {
 		b.Aspects[a] = projections.Current{Choice: c.Choice, RecordedAt: c.RecordedAt, VoteID: c.VoteID}

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,17 +17,27 @@ import (
 
 // Attributes of a tally cell item besides its key.
 const (
-	attrStepID     = "stepId"
-	attrStepVoters = "stepVoters"
-	attrStepOwner  = "stepOwner"
-	attrStepExpiry = "stepExpires"
-	attrLastStep   = "lastStep" // the last step the cell finished; step IDs only increase
-	countPrefix    = "n_"       // n_<aspect>_<choice>
+	attrCellVersion = "ver"  // steps committed on the cell; absent before the first
+	attrRedo        = "redo" // the last committed step's redo log, encoded by encodeRedo
+	countPrefix     = "n_"   // n_<aspect>_<choice>
+
+	// Attributes of the previous release's step protocol. A cell with a
+	// step in flight cannot be finished by this release; lastStep is set to
+	// oldReleaseFence on a cell's first commit here, which sorts after every
+	// step ID the previous release makes, so that its Begin is refused from
+	// then on.
+	attrOldStepID   = "stepId"
+	attrOldLastStep = "lastStep"
+	oldReleaseFence = "~"
 )
 
+// ErrOldStep means a cell has a step of the previous release in flight,
+// which this release cannot finish.
+var ErrOldStep = errors.New("the cell has a step of the previous release in flight: finish it with the previous release, or rebuild a new version")
+
 // CellStore keeps the tally cells of one projection version: one item per
-// title and shard, holding counts as n_<aspect>_<choice> numbers and the
-// projection step in flight, if any.
+// title and shard, holding counts as n_<aspect>_<choice> numbers, the
+// number of steps committed on it and the last one's redo log.
 type CellStore struct {
 	client  *dynamodb.Client
 	table   string
@@ -44,78 +55,57 @@ func (s *CellStore) key(c domain.Cell) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: versionPrefix(s.version) + c.String()}}
 }
 
-// Begin records step as in flight on cell unless another step is.
-func (s *CellStore) Begin(ctx context.Context, cell domain.Cell, step projections.Step) (*projections.Step, error) {
-	voters := make([]types.AttributeValue, len(step.Voters))
-	for i, v := range step.Voters {
-		voters[i] = &types.AttributeValueMemberS{Value: v}
-	}
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        aws.String(s.table),
-		Key:              s.key(cell),
-		UpdateExpression: aws.String("SET #sid = :sid, #sv = :sv, #so = :so, #se = :se, #title = :title, #shard = :shard"),
-		// A step not newer than the last finished one is refused, so that
-		// a Begin landing late (the SDK retrying a call whose first try was
-		// applied, after another writer took the step over and finished
-		// it) cannot put a finished step back in flight.
-		ConditionExpression: aws.String("attribute_not_exists(#sid) AND (attribute_not_exists(#last) OR #last < :sid)"),
-		ExpressionAttributeNames: map[string]string{
-			"#sid": attrStepID, "#sv": attrStepVoters, "#so": attrStepOwner, "#se": attrStepExpiry, "#title": AttrTitleID, "#shard": "shard",
-			"#last": attrLastStep,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":sid":   &types.AttributeValueMemberS{Value: step.ID},
-			":sv":    &types.AttributeValueMemberL{Value: voters},
-			":so":    &types.AttributeValueMemberS{Value: step.Owner},
-			":se":    &types.AttributeValueMemberN{Value: strconv.FormatInt(step.Expires, 10)},
-			":title": &types.AttributeValueMemberS{Value: cell.TitleID},
-			":shard": &types.AttributeValueMemberN{Value: strconv.Itoa(cell.Shard)},
-		},
+// Read reads the cell's version and redo log with a strongly consistent
+// read. A cell of the previous release with no step in flight reads as
+// version 0 with no log; one with a step in flight is an ErrOldStep.
+func (s *CellStore) Read(ctx context.Context, cell domain.Cell) (projections.CellState, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: s.key(cell), ConsistentRead: aws.Bool(true),
+		ProjectionExpression:     aws.String("#ver, #redo, #sid"),
+		ExpressionAttributeNames: map[string]string{"#ver": attrCellVersion, "#redo": attrRedo, "#sid": attrOldStepID},
 	})
-	if err == nil {
-		return nil, nil
-	}
-	if !conditionFailed(err) {
-		return nil, fmt.Errorf("dynamodb: begin step on cell %s: %w", cell, err)
-	}
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: s.key(cell), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return nil, fmt.Errorf("dynamodb: read cell %s: %w", cell, err)
+		return projections.CellState{}, fmt.Errorf("dynamodb: read cell %s: %w", cell, err)
 	}
-	inflight := projections.Step{}
-	if v, ok := out.Item[attrStepID].(*types.AttributeValueMemberS); ok {
-		inflight.ID = v.Value
-	}
-	if v, ok := out.Item[attrStepOwner].(*types.AttributeValueMemberS); ok {
-		inflight.Owner = v.Value
-	}
-	if v, ok := out.Item[attrStepExpiry].(*types.AttributeValueMemberN); ok {
-		inflight.Expires, _ = strconv.ParseInt(v.Value, 10, 64)
-	}
-	if l, ok := out.Item[attrStepVoters].(*types.AttributeValueMemberL); ok {
-		for _, v := range l.Value {
-			if s, ok := v.(*types.AttributeValueMemberS); ok {
-				inflight.Voters = append(inflight.Voters, s.Value)
-			}
-		}
-	}
-	if inflight.ID == step.ID {
-		return nil, nil // an earlier try of this call was applied
-	}
-	if inflight.ID != "" {
-		return &inflight, nil
-	}
-	if last, ok := out.Item[attrLastStep].(*types.AttributeValueMemberS); ok && last.Value >= step.ID {
-		return nil, &projections.StepOrderError{Cell: cell, Last: last.Value}
-	}
-	// Committed between the two calls: begin again.
-	return s.Begin(ctx, cell, step)
+	return decodeCell(cell, out.Item)
 }
 
-// Commit adds delta and clears stepID in one conditional update.
-func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, stepID string, delta projections.Counts) error {
-	names := map[string]string{"#sid": attrStepID, "#sv": attrStepVoters, "#so": attrStepOwner, "#se": attrStepExpiry, "#last": attrLastStep}
-	values := map[string]types.AttributeValue{":sid": &types.AttributeValueMemberS{Value: stepID}}
+func decodeCell(cell domain.Cell, item map[string]types.AttributeValue) (projections.CellState, error) {
+	var st projections.CellState
+	if _, ok := item[attrOldStepID]; ok {
+		return st, fmt.Errorf("dynamodb: cell %s: %w", cell, ErrOldStep)
+	}
+	if v, ok := item[attrCellVersion].(*types.AttributeValueMemberN); ok {
+		n, err := strconv.ParseInt(v.Value, 10, 64)
+		if err != nil {
+			return st, fmt.Errorf("dynamodb: cell %s: version %q: %w", cell, v.Value, err)
+		}
+		st.Version = n
+	}
+	if v, ok := item[attrRedo].(*types.AttributeValueMemberS); ok {
+		redo, err := decodeRedo(v.Value)
+		if err != nil {
+			return st, fmt.Errorf("dynamodb: cell %s: %w", cell, err)
+		}
+		st.Redo = redo
+	}
+	return st, nil
+}
+
+// Commit adds delta, sets the redo log and moves the version from expect
+// to expect+1 in one UpdateItem, on condition the cell is at expect. When
+// the condition fails it reads the cell: holding redo, the call had been
+// applied (an SDK retry of it failed the condition), and that is a success.
+func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, expect int64, redo projections.Redo, delta projections.Counts) error {
+	enc, err := encodeRedo(redo)
+	if err != nil {
+		return fmt.Errorf("dynamodb: commit on cell %s: %w", cell, err)
+	}
+	names := map[string]string{"#ver": attrCellVersion, "#redo": attrRedo}
+	values := map[string]types.AttributeValue{
+		":ver":  &types.AttributeValueMemberN{Value: strconv.FormatInt(expect+1, 10)},
+		":redo": &types.AttributeValueMemberS{Value: enc},
+	}
 	var adds []string
 	i := 0
 	for aspect, m := range delta {
@@ -130,22 +120,118 @@ func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, stepID string,
 			i++
 		}
 	}
-	expr := "SET #last = :sid REMOVE #sid, #sv, #so, #se"
-	if len(adds) > 0 {
-		expr = "ADD " + strings.Join(adds, ", ") + " " + expr
+	set := "SET #ver = :ver, #redo = :redo"
+	var cond string
+	if expect == 0 {
+		// The first commit: the cell is new, or a cell of the previous
+		// release with no step in flight. It names the title and shard
+		// (for listings) and fences off the previous release.
+		set += ", #title = :title, #shard = :shard, #last = :fence"
+		names["#title"], names["#shard"], names["#last"], names["#sid"] = AttrTitleID, "shard", attrOldLastStep, attrOldStepID
+		values[":title"] = &types.AttributeValueMemberS{Value: cell.TitleID}
+		values[":shard"] = &types.AttributeValueMemberN{Value: strconv.Itoa(cell.Shard)}
+		values[":fence"] = &types.AttributeValueMemberS{Value: oldReleaseFence}
+		cond = "attribute_not_exists(#ver) AND attribute_not_exists(#sid)"
+	} else {
+		values[":expect"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(expect, 10)}
+		cond = "#ver = :expect"
 	}
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	expr := set
+	if len(adds) > 0 {
+		expr = "ADD " + strings.Join(adds, ", ") + " " + set
+	}
+	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       s.key(cell),
 		UpdateExpression:          aws.String(expr),
-		ConditionExpression:       aws.String("#sid = :sid"),
+		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	})
-	if err == nil || conditionFailed(err) {
-		return nil // a failed condition: this step was committed already
+	if err == nil {
+		return nil
 	}
-	return fmt.Errorf("dynamodb: commit step %s on cell %s: %w", stepID, cell, err)
+	if !conditionFailed(err) {
+		return fmt.Errorf("dynamodb: commit on cell %s at version %d: %w", cell, expect, err)
+	}
+	st, err := s.Read(ctx, cell)
+	if err != nil {
+		return err
+	}
+	if st.Redo.Step == redo.Step {
+		return nil // an earlier try of this very call was applied
+	}
+	return fmt.Errorf("dynamodb: commit on cell %s at version %d, now at %d: %w", cell, expect, st.Version, projections.ErrCellMoved)
+}
+
+// A redo log is stored as one string, as small as it can be, since a
+// write is billed on the larger of the item's sizes before and after it:
+// the step ID, then a line per voter: fields separated by redoField, the
+// voter ID, the version, then aspect, choice, receive time (base 36) and
+// vote ID per vote. No field can hold either separator (IDs, aspects and
+// choices are printable); the encoder refuses one that does.
+const (
+	redoLine  = "\n"
+	redoField = "\x1f"
+)
+
+func encodeRedo(r projections.Redo) (string, error) {
+	var b strings.Builder
+	field := func(s string) error {
+		if strings.Contains(s, redoLine) || strings.Contains(s, redoField) {
+			return fmt.Errorf("encode redo log: %q holds a separator", s)
+		}
+		b.WriteString(redoField)
+		b.WriteString(s)
+		return nil
+	}
+	if strings.Contains(r.Step, redoLine) {
+		return "", fmt.Errorf("encode redo log: step %q holds a separator", r.Step)
+	}
+	b.WriteString(r.Step)
+	for _, e := range r.Entries {
+		b.WriteString(redoLine)
+		if strings.Contains(e.VoterID, redoLine) || strings.Contains(e.VoterID, redoField) {
+			return "", errors.New("encode redo log: a voter ID holds a separator")
+		}
+		b.WriteString(e.VoterID)
+		if err := field(strconv.FormatInt(e.Version, 10)); err != nil {
+			return "", err
+		}
+		for aspect, c := range e.Votes {
+			for _, f := range []string{aspect, c.Choice, strconv.FormatInt(c.RecordedAt, 36), c.VoteID} {
+				if err := field(f); err != nil {
+					return "", err
+				}
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+func decodeRedo(s string) (projections.Redo, error) {
+	lines := strings.Split(s, redoLine)
+	r := projections.Redo{Step: lines[0]}
+	for _, line := range lines[1:] {
+		f := strings.Split(line, redoField)
+		if len(f) < 2 || (len(f)-2)%4 != 0 {
+			return r, fmt.Errorf("decode redo log: an entry of %d fields", len(f))
+		}
+		version, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return r, fmt.Errorf("decode redo log: version %q: %w", f[1], err)
+		}
+		e := projections.RedoEntry{VoterID: f[0], Version: version, Votes: make(map[string]projections.Current, (len(f)-2)/4)}
+		for v := f[2:]; len(v) > 0; v = v[4:] {
+			at, err := strconv.ParseInt(v[2], 36, 64)
+			if err != nil {
+				return r, fmt.Errorf("decode redo log: time %q: %w", v[2], err)
+			}
+			e.Votes[v[0]] = projections.Current{Choice: v[1], RecordedAt: at, VoteID: v[3]}
+		}
+		r.Entries = append(r.Entries, e)
+	}
+	return r, nil
 }
 
 // Tally sums a title's cells with eventually consistent reads.
@@ -172,23 +258,21 @@ func sumCells(items []map[string]types.AttributeValue) projections.Counts {
 // CellCounts reads the counts of one tally cell item.
 func CellCounts(item map[string]types.AttributeValue) projections.Counts {
 	out := projections.Counts{}
-	{
-		for name, av := range item {
-			rest, ok := strings.CutPrefix(name, countPrefix)
-			if !ok {
-				continue
-			}
-			aspect, choice, ok := strings.Cut(rest, "_")
-			n, isNum := av.(*types.AttributeValueMemberN)
-			if !ok || !isNum {
-				continue
-			}
-			v, err := strconv.ParseInt(n.Value, 10, 64)
-			if err != nil {
-				continue
-			}
-			out.Add(aspect, choice, v)
+	for name, av := range item {
+		rest, ok := strings.CutPrefix(name, countPrefix)
+		if !ok {
+			continue
 		}
+		aspect, choice, ok := strings.Cut(rest, "_")
+		n, isNum := av.(*types.AttributeValueMemberN)
+		if !ok || !isNum {
+			continue
+		}
+		v, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil {
+			continue
+		}
+		out.Add(aspect, choice, v)
 	}
 	return out
 }

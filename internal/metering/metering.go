@@ -30,12 +30,17 @@ type Meter struct {
 	sqsUnits int64              // SQS requests, one per started 64 KiB of payload
 	keys     map[string]float64 // "table key" -> write units
 	tables   map[string]float64 // table -> write units
+	// updated is the size each item had after the last UpdateItem seen on
+	// it, as updateSize reckons it: an update is billed on the larger of
+	// the item before and after it. It describes the tables, not what was
+	// counted, so Reset keeps it.
+	updated map[string]int
 }
 
 // New counts calls; hashKeys names each table's partition key attribute,
 // so that writes can be counted per partition key.
 func New(hashKeys map[string]string) *Meter {
-	m := &Meter{hashKeys: hashKeys}
+	m := &Meter{hashKeys: hashKeys, updated: map[string]int{}}
 	m.Reset()
 	return m
 }
@@ -81,7 +86,11 @@ func (m *Meter) countWrites(input any) bool {
 	case *dynamodb.PutItemInput:
 		m.write(*in.TableName, in.Item, itemSize(in.Item), 1)
 	case *dynamodb.UpdateItemInput:
-		m.write(*in.TableName, in.Key, updateSize(in.Key, in.ExpressionAttributeValues), 1)
+		size := updateSize(in.Key, in.ExpressionAttributeValues)
+		k := *in.TableName + " " + keyString(in.Key)
+		before := m.updated[k]
+		m.updated[k] = size
+		m.write(*in.TableName, in.Key, max(size, before), 1)
 	case *dynamodb.DeleteItemInput:
 		m.write(*in.TableName, in.Key, itemSize(in.Key), 1)
 	case *dynamodb.TransactWriteItemsInput:
@@ -113,9 +122,11 @@ func (m *Meter) countWrites(input any) bool {
 	return true
 }
 
-// updateSize is what an update is billed on. The stored item's size is not
-// known here: count the key and what the update sets. Our updated items
-// (tally cells) stay under 1 KB.
+// updateSize is the size of the item an update leaves, as far as the
+// update shows it: the key and what the update sets. Our updated items
+// (tally cells) are mostly what their last update set: counts, version and
+// the last step's redo log, which each update replaces; counts the update
+// does not touch are left out, a few dozen bytes.
 func updateSize(key, values map[string]types.AttributeValue) int {
 	return itemSize(key) + itemSize(values)
 }
@@ -215,6 +226,22 @@ func (m *Meter) write(table string, item map[string]types.AttributeValue, size, 
 // units is how many started blocks of size n bytes hold; at least one.
 func units(n, block int) int {
 	return max(1, (n+block-1)/block)
+}
+
+// keyString is an item's key as one string, to remember the item by.
+func keyString(key map[string]types.AttributeValue) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(key)) {
+		switch v := key[k].(type) {
+		case *types.AttributeValueMemberS:
+			fmt.Fprintf(&b, "%s=S%s\x00", k, v.Value)
+		case *types.AttributeValueMemberN:
+			fmt.Fprintf(&b, "%s=N%s\x00", k, v.Value)
+		case *types.AttributeValueMemberB:
+			fmt.Fprintf(&b, "%s=B%x\x00", k, v.Value)
+		}
+	}
+	return b.String()
 }
 
 func itemsSize(items []map[string]types.AttributeValue) int {

@@ -107,3 +107,23 @@ func TestWritesByTable(t *testing.T) {
 		t.Errorf("requests by service %v, want DynamoDB 3, DynamoDB Streams 1, SQS 1", services)
 	}
 }
+
+// TestUpdateBilledOnTheLargerItem: DynamoDB bills an update on the larger
+// of the item before and after it, so a small update of an item a large
+// one left costs what the large one does.
+func TestUpdateBilledOnTheLargerItem(t *testing.T) {
+	m := New(nil)
+	key := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "a"}}
+	other := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "b"}}
+	update := func(key map[string]types.AttributeValue, size int) {
+		m.record("DynamoDB", "UpdateItem", &dynamodb.UpdateItemInput{TableName: aws.String("t"), Key: key,
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberS{Value: strings.Repeat("x", size)}}}, nil)
+	}
+	update(key, 3000) // 3 units
+	update(key, 10)   // the item before held 3 KB: 3 units
+	update(key, 10)   // both small: 1 unit
+	update(other, 10) // another item: 1 unit
+	if got := m.Snapshot().WCU; got != 8 {
+		t.Fatalf("write units %v, want 8 (3 + 3 + 1 + 1)", got)
+	}
+}
