@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -182,23 +181,17 @@ func (a *Admin) hold(ctx context.Context, b build) (held context.Context, stop f
 	return held, func() { cancel(nil); wg.Wait() }
 }
 
-// rebuilder is the rebuild of b's version, tuned by o.
+// rebuilder is the rebuild of b's version, tuned by o. Its projector
+// writes cells beside the live projector and any earlier, interrupted run
+// of the rebuild, as one more writer: no writer waits for another.
 func (a *Admin) rebuilder(b build, o RebuildOptions) *projections.Rebuild {
-	// Steps of earlier runs of this rebuild are dead: the registry lease
-	// lets one run at a time build a version. Steps of this run's other
-	// segments are alive and waited for.
-	owner := "rebuild:" + b.version + ":" + b.builder
-	dead := func(o string) bool { return strings.HasPrefix(o, "rebuild:"+b.version+":") && o != owner }
 	return &projections.Rebuild{
 		Scanner:     a.d.Events.Scanner(o.PageSize),
 		Checkpoints: a.d.Checkpoints,
-		Projector: projections.NewProjectorWith(
-			a.d.Versions.Ballots(b.version),
-			a.d.Versions.Cells(b.version),
-			projections.Options{Concurrency: max(o.Concurrency, 1), Owner: owner, Dead: dead, Lease: 15 * time.Second, MaxWait: 30 * time.Second, Bulk: true}),
-		Segments: b.segments,
-		Progress: o.Progress,
-		Retries:  20,
+		Projector:   projections.NewProjector(a.d.Versions.Ballots(b.version), a.d.Versions.Cells(b.version), max(o.Concurrency, 1)),
+		Segments:    b.segments,
+		Progress:    o.Progress,
+		Retries:     20,
 	}
 }
 

@@ -347,7 +347,8 @@ func TestServerlessWiring(t *testing.T) {
 			!slices.Equal(streamESM["FunctionResponseTypes"].([]any), []any{"ReportBatchItemFailures"}) {
 			t.Errorf("stream mapping %v, the local stack plays %+v", streamESM, s)
 		}
-		// Several batches of a shard at once (every cell step fences), and
+		// Several batches of a shard at once (steps on a cell are serialised
+		// by their conditional write, whoever runs them), and
 		// the projector's reserved concurrency holds at least one shard's.
 		if s.Parallelization < 2 || s.Parallelization > 10 || s.Parallelization > settings.ReservedConcurrency["projector"] {
 			t.Errorf("stream parallelization factor %d: want 2 to 10, and within the projector's reserved concurrency %d",

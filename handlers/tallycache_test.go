@@ -52,17 +52,18 @@ func (f readsFixture) container(c *projectiontest.Clock) (*handlers.Query, *mete
 var stepN int
 
 // vote adds counts to one cell of a title in version, through the cell
-// store's own step protocol, as the projector writes them.
+// store's own commit, as the projector writes them.
 func (f readsFixture) vote(version, title string, shard int, counts projections.Counts) {
 	f.t.Helper()
 	stepN++
 	cells := dynamo.NewCellStore(f.clients.DynamoDB, f.cfg.Tables.Tallies, version)
 	cell := domain.Cell{TitleID: title, Shard: shard}
-	step := projections.Step{ID: "step-" + strconv.Itoa(1000000+stepN), Owner: "test", Expires: time.Now().Add(time.Minute).UnixMilli()}
-	if in, err := cells.Begin(context.Background(), cell, step); err != nil || in != nil {
-		f.t.Fatalf("begin step on %s: %v, %v", cell, in, err)
+	st, err := cells.Read(context.Background(), cell)
+	if err != nil {
+		f.t.Fatal(err)
 	}
-	if err := cells.Commit(context.Background(), cell, step.ID, counts); err != nil {
+	redo := projections.Redo{Step: "step-" + strconv.Itoa(1000000+stepN)}
+	if err := cells.Commit(context.Background(), cell, st.Version, redo, counts); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -230,26 +230,17 @@ func Projector(c Config, db *dynamodb.Client, sqsc *sqs.Client, log *slog.Logger
 }
 
 // Repairer is the projector failure queue's function. It writes cells
-// alongside the live projector, as a writer of its own kind ("repair"):
-// each takes its turn through the cell's step, and one that finds the
-// other's step in flight waits for it, or takes it over once its lease ran
-// out.
+// alongside the live projector through the same projector code, as one
+// more writer on a cell: neither waits for the other.
 func Repairer(c Config, db *dynamodb.Client, st *dynamodbstreams.Client, sqsc *sqs.Client, log *slog.Logger) *handlers.Repairer {
 	projectorFor := func(version string) *projections.Projector {
-		return projections.NewProjectorWith(
+		return projections.NewProjector(
 			dynamo.NewBallotStore(db, c.Tables.Ballots, version),
 			dynamo.NewCellStore(db, c.Tables.Tallies, version),
-			RepairOptions(c.Concurrency))
+			c.Concurrency)
 	}
 	return handlers.NewRepairer(dynamo.DecodeEventFields, streams.NewRange(st), dynamo.NewRegistries(db, c.Tables.Tallies), projectorFor,
 		queue.NewDeadLetters(sqsc, c.RepairFailedURL, RepairerName), c.RepairMaxReceives, log)
-}
-
-// RepairOptions are the repairer's projector options: not exclusive (the
-// live projector and other repairs may be on the same cell), steps leased
-// for longer than a repair invocation runs.
-func RepairOptions(concurrency int) projections.Options {
-	return projections.Options{Concurrency: concurrency, Owner: "repair", Lease: 2 * time.Minute, MaxWait: 10 * time.Second}
 }
 
 // Query is the tallies function. It reads tallies through the summaries
