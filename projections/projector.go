@@ -80,6 +80,12 @@ func (r Redo) Equal(o Redo) bool {
 	})
 }
 
+// maxStepVoters bounds the voters of one step, so that a step's redo log
+// stays far below DynamoDB's 400 KB item size (a voter's entry is at most
+// about 450 bytes with five aspects and the longest IDs). A cell with more
+// voters in a batch takes several steps, one after the other.
+const maxStepVoters = 250
+
 // maxAttempts bounds how often a step on one cell is computed again because
 // other steps committed first; each such retry means another writer made
 // progress on the cell. Past it the cell fails and its events are retried.
@@ -202,7 +208,17 @@ func (s *step) run(ctx context.Context, events []domain.VoteCast) error {
 	for _, e := range events {
 		byVoter[e.VoterID] = append(byVoter[e.VoterID], e)
 	}
-	voters := slices.Sorted(maps.Keys(byVoter))
+	for voters := range slices.Chunk(slices.Sorted(maps.Keys(byVoter)), maxStepVoters) {
+		if err := s.one(ctx, voters, byVoter); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// one runs one step for voters' events, again from its start each time
+// another step commits on the cell first.
+func (s *step) one(ctx context.Context, voters []string, byVoter map[string][]domain.VoteCast) error {
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cell %s: %w", s.cell, err)

@@ -244,8 +244,9 @@ func (c *counting) Save(ctx context.Context, b projections.Ballot) error {
 }
 
 // TestOneCellWritePerStep: a batch costs each cell it touches one write,
-// however many of the cell's voters it changes, and a batch that changes
-// nothing costs none; each changed ballot is saved once.
+// however many of the cell's voters it changes (up to 250 a step, beyond
+// which a cell takes several steps), and a batch that changes nothing costs
+// none; each changed ballot is saved once.
 func TestOneCellWritePerStep(t *testing.T) {
 	ctx := context.Background()
 	c := &counting{Ballots: memstore.NewBallots(), Cells: memstore.NewCells()}
@@ -257,7 +258,13 @@ func TestOneCellWritePerStep(t *testing.T) {
 		batch = append(batch, e, projectiontest.Vote(e.VoterID, e.TitleID, "s", "acting", "down", int64(i+1)))
 		cells[e.Cell()] = true
 	}
-	for round, want := range []struct{ commits, saves int64 }{{int64(len(cells)), 200}, {0, 0}} {
+	// And one cell with more voters than a step takes: 600 of them, three
+	// steps of at most 250.
+	many := storetest.SameCellVoters("t9", 600)
+	for i, v := range many {
+		batch = append(batch, projectiontest.Vote(v, "t9", "s", "story", []string{"up", "down"}[i%2], 1))
+	}
+	for round, want := range []struct{ commits, saves int64 }{{int64(len(cells)) + 3, 800}, {0, 0}} {
 		c.reads.Store(0)
 		c.commits.Store(0)
 		c.saves.Store(0)
@@ -266,9 +273,16 @@ func TestOneCellWritePerStep(t *testing.T) {
 		if len(rep.Failed) > 0 {
 			t.Fatal(rep.Failed)
 		}
-		if c.commits.Load() != want.commits || c.saves.Load() != want.saves || c.reads.Load() != int64(len(cells)) || c.loads.Load() != int64(len(cells)) {
-			t.Errorf("round %d over %d cells: %d cell reads, %d ballot loads, %d cell writes, %d ballot saves; want %d reads and loads, %d writes, %d saves",
-				round, len(cells), c.reads.Load(), c.loads.Load(), c.commits.Load(), c.saves.Load(), len(cells), want.commits, want.saves)
+		steps := int64(len(cells)) + 3
+		if c.commits.Load() != want.commits || c.saves.Load() != want.saves || c.reads.Load() != steps || c.loads.Load() != steps {
+			t.Errorf("round %d, %d steps: %d cell reads, %d ballot loads, %d cell writes, %d ballot saves; want %d reads and loads, %d writes, %d saves",
+				round, steps, c.reads.Load(), c.loads.Load(), c.commits.Load(), c.saves.Load(), steps, want.commits, want.saves)
+		}
+	}
+	want := projections.Fold(batch)
+	for _, title := range []string{"t0", "t1", "t2", "t9"} {
+		if got, _ := c.Cells.(*memstore.Cells).Tally(ctx, title); !got.Equal(want[title]) {
+			t.Errorf("%s: tally %v, fold %v", title, got, want[title])
 		}
 	}
 }
