@@ -22,13 +22,16 @@ const (
 	countPrefix     = "n_"   // n_<aspect>_<choice>
 
 	// Attributes of the previous release's step protocol. A cell with a
-	// step in flight cannot be finished by this release; lastStep is set to
-	// oldReleaseFence on a cell's first commit here, which sorts after every
-	// step ID the previous release makes, so that its Begin is refused from
-	// then on.
-	attrOldStepID   = "stepId"
-	attrOldLastStep = "lastStep"
-	oldReleaseFence = "~"
+	// step of that release in flight cannot be finished by this one. A
+	// cell's first commit here marks it as in flight with a step of its
+	// own, oldReleaseFence, whose lease never runs out: a projector of the
+	// previous release still running finds the cell busy, waits its while
+	// and gives the cell up (its records are retried), instead of writing
+	// a step this release does not see.
+	attrOldStepID     = "stepId"
+	attrOldStepExpiry = "stepExpires"
+	oldReleaseFence   = "~"
+	fenceExpiry       = "9999999999999" // Unix ms, the year 2286
 )
 
 // ErrOldStep means a cell has a step of the previous release in flight,
@@ -72,8 +75,10 @@ func (s *CellStore) Read(ctx context.Context, cell domain.Cell) (projections.Cel
 
 func decodeCell(cell domain.Cell, item map[string]types.AttributeValue) (projections.CellState, error) {
 	var st projections.CellState
-	if _, ok := item[attrOldStepID]; ok {
-		return st, fmt.Errorf("dynamodb: cell %s: %w", cell, ErrOldStep)
+	if sid, ok := item[attrOldStepID]; ok {
+		if v, ok := sid.(*types.AttributeValueMemberS); !ok || v.Value != oldReleaseFence {
+			return st, fmt.Errorf("dynamodb: cell %s: %w", cell, ErrOldStep)
+		}
 	}
 	if v, ok := item[attrCellVersion].(*types.AttributeValueMemberN); ok {
 		n, err := strconv.ParseInt(v.Value, 10, 64)
@@ -126,11 +131,12 @@ func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, expect int64, 
 		// The first commit: the cell is new, or a cell of the previous
 		// release with no step in flight. It names the title and shard
 		// (for listings) and fences off the previous release.
-		set += ", #title = :title, #shard = :shard, #last = :fence"
-		names["#title"], names["#shard"], names["#last"], names["#sid"] = AttrTitleID, "shard", attrOldLastStep, attrOldStepID
+		set += ", #title = :title, #shard = :shard, #sid = :fence, #se = :never"
+		names["#title"], names["#shard"], names["#sid"], names["#se"] = AttrTitleID, "shard", attrOldStepID, attrOldStepExpiry
 		values[":title"] = &types.AttributeValueMemberS{Value: cell.TitleID}
 		values[":shard"] = &types.AttributeValueMemberN{Value: strconv.Itoa(cell.Shard)}
 		values[":fence"] = &types.AttributeValueMemberS{Value: oldReleaseFence}
+		values[":never"] = &types.AttributeValueMemberN{Value: fenceExpiry}
 		cond = "attribute_not_exists(#ver) AND attribute_not_exists(#sid)"
 	} else {
 		values[":expect"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(expect, 10)}

@@ -121,9 +121,11 @@ func TestRedoLogStaysSmall(t *testing.T) {
 // TestCellsOfThePreviousRelease: a cell the previous release finished
 // (counts and lastStep, no version) and its ballots (with step, prev and
 // fences) are carried on: new votes count from them, the ballots lose the
-// old fields, and the previous release's Begin is refused on the cell from
-// then on. A cell with the previous release's step in flight is refused
-// with the fix named, and nothing is written to it.
+// old fields, and from then on the previous release's Begin finds the cell
+// busy with a step whose lease never runs out (so that release waits and
+// gives the cell up, and cannot take the step over). A cell with the
+// previous release's step in flight is refused with the fix named, and
+// nothing is written to it.
 func TestCellsOfThePreviousRelease(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
@@ -189,6 +191,23 @@ func TestCellsOfThePreviousRelease(t *testing.T) {
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
 		t.Errorf("the previous release's Begin on a cell this release wrote: %v, want refused", err)
+	}
+	cellItem, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(f.tables.Tallies), Key: pk(cell.String()), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires, _ := cellItem.Item["stepExpires"].(*types.AttributeValueMemberN)
+	if expires == nil || len(expires.Value) < 13 || expires.Value <= fmt.Sprint(time.Now().AddDate(100, 0, 0).UnixMilli()) {
+		t.Errorf("the step the previous release finds in flight expires at %v; want a lease that never runs out, so that it is never taken over", cellItem.Item["stepExpires"])
+	}
+	// This release goes on writing the cell.
+	again := projectiontest.Vote(voter, "t1", "s4", "story", "up", 4)
+	if rep := projections.NewProjector(f.ballots, f.cells, 1).Project(ctx, []domain.VoteCast{again}); len(rep.Failed) > 0 {
+		t.Fatal(rep.Failed)
+	}
+	want = projections.Fold([]domain.VoteCast{old, changed, again})["t1"]
+	if got, err := f.cells.Tally(ctx, "t1"); err != nil || !got.Equal(want) {
+		t.Fatalf("tally after a second step %v, %v; want %v", got, err, want)
 	}
 
 	inflight := pk(domain.CellOf("t2", voter).String())
