@@ -185,7 +185,7 @@ type bench struct {
 // startBench starts the local stack with a meter on every SDK client.
 func startBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	tables := dynamo.TablesFor("bench")
-	meter := metering.New(map[string]string{tables.Events: dynamo.AttrCell, tables.Ballots: dynamo.AttrPK, tables.Tallies: dynamo.AttrPK})
+	meter := metering.New(map[string]string{tables.Events: dynamo.AttrCell, tables.Ballots: dynamo.AttrPK, tables.Tallies: dynamo.AttrPK, tables.Titles: dynamo.AttrPK})
 	settings := local.DefaultSettings()
 	if o.projectorWindow > 0 {
 		settings.Projector.Window = o.projectorWindow

@@ -196,7 +196,7 @@ func startBacklog(ctx context.Context, cfg local.Config, parallel int) (*backlog
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	tables := dynamo.TablesFor(cfg.Stage)
-	meter := metering.New(map[string]string{tables.Events: dynamo.AttrCell, tables.Ballots: dynamo.AttrPK, tables.Tallies: dynamo.AttrPK})
+	meter := metering.New(map[string]string{tables.Events: dynamo.AttrCell, tables.Ballots: dynamo.AttrPK, tables.Tallies: dynamo.AttrPK, tables.Titles: dynamo.AttrPK})
 	cfg.FunctionAPIOptions = func(function string) []func(*middleware.Stack) error {
 		if function != "projector" {
 			return nil

@@ -36,6 +36,7 @@ type Tables struct {
 	Events  string
 	Ballots string
 	Tallies string
+	Titles  string // the title index and rankings of each version
 }
 
 // TablesFor names the tables of a stage, as serverless.yml does.
@@ -44,6 +45,7 @@ func TablesFor(stage string) Tables {
 		Events:  "votes-" + stage + "-events",
 		Ballots: "votes-" + stage + "-ballots",
 		Tallies: "votes-" + stage + "-tallies",
+		Titles:  "votes-" + stage + "-titles",
 	}
 }
 
@@ -62,6 +64,7 @@ func (t Tables) Specs() []TableSpec {
 		{Name: t.Events, HashKey: AttrCell, RangeKey: AttrVoteID, StreamView: types.StreamViewTypeNewImage},
 		{Name: t.Ballots, HashKey: AttrPK},
 		{Name: t.Tallies, HashKey: AttrPK},
+		{Name: t.Titles, HashKey: AttrPK, RangeKey: AttrSK},
 	}
 }
 
@@ -85,7 +88,7 @@ func (s TableSpec) CreateInput() *dynamodb.CreateTableInput {
 
 // CheckTables fails with a clear error when one of the tables is missing.
 func CheckTables(ctx context.Context, client *dynamodb.Client, t Tables) error {
-	for _, name := range []string{t.Events, t.Ballots, t.Tallies} {
+	for _, name := range []string{t.Events, t.Ballots, t.Tallies, t.Titles} {
 		if _, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}); err != nil {
 			var nf *types.ResourceNotFoundException
 			if errors.As(err, &nf) {

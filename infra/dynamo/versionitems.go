@@ -95,8 +95,8 @@ func (v *VersionItems) Titles(ctx context.Context, version string) ([]string, er
 	return out, nil
 }
 
-// Delete deletes version's ballots, cells, rebuild checkpoints and read
-// summaries, telling
+// Delete deletes version's ballots, cells, rebuild checkpoints, read
+// summaries, title index and rankings, telling
 // progress (when set) how many items each batch deleted, and returns how
 // many it deleted. Deleting what is already gone changes nothing, so it
 // can be run again to delete items written while it ran.
@@ -116,6 +116,13 @@ func (v *VersionItems) Delete(ctx context.Context, version string, progress func
 			}
 			return err
 		})
+		if err != nil {
+			return deleted.Load(), err
+		}
+	}
+	if v.tables.Titles != "" {
+		n, err := deleteTitles(ctx, v.client, v.tables.Titles, version, progress)
+		deleted.Add(n)
 		if err != nil {
 			return deleted.Load(), err
 		}

@@ -119,11 +119,11 @@ func needs(function string) ([]string, bool) {
 	case ProcessorName:
 		return []string{"events table", "dead-letter queue URL", "concurrency", "retry limits"}, true
 	case ProjectorName:
-		return []string{"ballots table", "tallies table", "projector failure queue URL", "concurrency"}, true
+		return []string{"ballots table", "tallies table", "titles table", "projector failure queue URL", "concurrency"}, true
 	case QueryName:
-		return []string{"tallies table", "catalog", "read limits"}, true
+		return []string{"tallies table", "titles table", "catalog", "read limits"}, true
 	case RepairerName:
-		return []string{"ballots table", "tallies table", "repair failed queue URL", "concurrency", "repair max receives"}, true
+		return []string{"ballots table", "tallies table", "titles table", "repair failed queue URL", "concurrency", "repair max receives"}, true
 	}
 	return nil, false
 }
@@ -143,6 +143,8 @@ func (c Config) check(setting string) error {
 		return required(c.Tables.Ballots)
 	case "tallies table":
 		return required(c.Tables.Tallies)
+	case "titles table":
+		return required(c.Tables.Titles)
 	case "submissions queue URL":
 		return required(c.SubmissionsURL)
 	case "dead-letter queue URL":

@@ -27,6 +27,7 @@ func Config(function string) (functions.Config, error) {
 	c.Tables.Events = os.Getenv("VOTES_EVENTS_TABLE")
 	c.Tables.Ballots = os.Getenv("VOTES_BALLOTS_TABLE")
 	c.Tables.Tallies = os.Getenv("VOTES_TALLIES_TABLE")
+	c.Tables.Titles = os.Getenv("VOTES_TITLES_TABLE")
 	c.SubmissionsURL = os.Getenv("VOTES_SUBMISSIONS_QUEUE_URL")
 	c.DeadLettersURL = os.Getenv("VOTES_DEAD_LETTER_QUEUE_URL")
 	c.FailuresURL = os.Getenv("VOTES_PROJECTOR_FAILURE_QUEUE_URL")

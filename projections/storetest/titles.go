@@ -1,0 +1,120 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"votes/projections"
+)
+
+// TitleStore is a title index that also lists its titles and keeps their
+// ranking pages, as the query side reads them.
+type TitleStore interface {
+	projections.TitleIndex
+	projections.TitleLister
+	projections.RankingStore
+}
+
+func summary(title string, rev int64, up, down int64, cells map[int]int64) projections.TitleSummary {
+	c := projections.Counts{}
+	c.Add("story", "up", up)
+	c.Add("story", "down", down)
+	return projections.TitleSummary{TitleID: title, Counts: c, LastVoteAt: 1_700_000_000_000_000_000 + rev, Cells: cells, Rev: rev}
+}
+
+// TestTitleIndex checks a title store; newStore gives an empty one each
+// call.
+func TestTitleIndex(t *testing.T, newStore func(t *testing.T) TitleStore) {
+	ctx := context.Background()
+	t.Run("a title never written is empty and not found", func(t *testing.T) {
+		s, found, err := newStore(t).Get(ctx, "t1")
+		if err != nil || found || s.Rev != 0 || s.Votes("") != 0 || s.TitleID != "t1" {
+			t.Fatalf("get of an empty store: %+v, %v, %v", s, found, err)
+		}
+	})
+	t.Run("revisions guard puts, and a repeated put succeeds", func(t *testing.T) {
+		st := newStore(t)
+		first := summary("t1", 1, 2, 1, map[int]int64{0: 1, 63: 2})
+		if err := st.Put(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Put(ctx, first); err != nil {
+			t.Fatalf("the stored summary put again (a retried call) must succeed: %v", err)
+		}
+		if err := st.Put(ctx, summary("t1", 1, 5, 0, nil)); !errors.Is(err, projections.ErrStale) {
+			t.Fatalf("a second writer creating the summary: %v, want ErrStale", err)
+		}
+		if err := st.Put(ctx, summary("t1", 3, 5, 0, nil)); !errors.Is(err, projections.ErrStale) {
+			t.Fatalf("a put skipping a revision: %v, want ErrStale", err)
+		}
+		second := summary("t1", 2, 3, 1, map[int]int64{0: 2, 63: 2, 7: 1})
+		if err := st.Put(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Put(ctx, first); !errors.Is(err, projections.ErrStale) {
+			t.Fatalf("an older revision landing late: %v, want ErrStale", err)
+		}
+		got, found, err := st.Get(ctx, "t1")
+		if err != nil || !found || got.Rev != 2 || !got.Counts.Equal(second.Counts) || !maps.Equal(got.Cells, second.Cells) || got.LastVoteAt != second.LastVoteAt {
+			t.Fatalf("stored summary %+v, %v, %v; want %+v", got, found, err, second)
+		}
+	})
+	t.Run("all lists every title", func(t *testing.T) {
+		st := newStore(t)
+		var want []string
+		for i := range 30 {
+			id := fmt.Sprintf("tt%03d", i)
+			want = append(want, id)
+			if err := st.Put(ctx, summary(id, 1, int64(i), 1, map[int]int64{i % 64: 1})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := st.All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range all {
+			got = append(got, s.TitleID)
+			var i int
+			if _, err := fmt.Sscanf(s.TitleID, "tt%03d", &i); err != nil || s.Counts["story"]["up"] != int64(i) || s.Counts["story"]["down"] != 1 || s.Cells[i%64] != 1 {
+				t.Fatalf("summary %s listed as %+v", s.TitleID, s)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("all listed %v, want %v", got, want)
+		}
+	})
+	t.Run("ranking pages round-trip", func(t *testing.T) {
+		st := newStore(t)
+		key := projections.RankingKey{Sort: projections.ByApproval, Aspect: "story"}
+		var sums []projections.TitleSummary
+		for i := range 150 {
+			sums = append(sums, summary(fmt.Sprintf("tt%03d", i), 1, int64(i), 3, nil))
+		}
+		pages := projections.Pages(sums, key, 7)
+		if len(pages) != 2 {
+			t.Fatalf("150 titles made %d pages, want 2", len(pages))
+		}
+		if err := st.PutPages(ctx, pages); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range pages {
+			got, found, err := st.Page(ctx, key, want.Number)
+			if err != nil || !found || !projections.SamePage(got, want) || got.Generation != 7 {
+				t.Fatalf("page %d read back as %+v, %v, %v", want.Number, got, found, err)
+			}
+		}
+		if _, found, err := st.Page(ctx, key, 2); err != nil || found {
+			t.Fatalf("a page never written: found %v, %v", found, err)
+		}
+		if _, found, err := st.Page(ctx, projections.RankingKey{Sort: projections.ByVotes}, 0); err != nil || found {
+			t.Fatalf("another order's page: found %v, %v", found, err)
+		}
+	})
+}
