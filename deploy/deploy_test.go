@@ -458,7 +458,9 @@ func TestServerlessWiring(t *testing.T) {
 		// Each route names its method: an ANY route would take a CORS
 		// preflight to the function (and the authorizer) instead of letting
 		// API Gateway answer it.
-		if want := []string{"GET /healthz", "GET /titles/{titleId}/tallies", "POST /votes"}; !slices.Equal(routes, want) {
+		want := append(functions.QueryRoutes(), "POST /votes")
+		slices.Sort(want)
+		if !slices.Equal(routes, want) {
 			t.Errorf("routes %v, want %v", routes, want)
 		}
 	})

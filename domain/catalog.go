@@ -124,10 +124,23 @@ func (c Catalog) lookup(aspect, choice string) (a Aspect, ch string, aspectOK, c
 	return Aspect{}, choice, false, false
 }
 
-func (c Catalog) aspectNames() string {
+func (c Catalog) aspectNames() string { return strings.Join(c.AspectNames(), ", ") }
+
+// AspectNames lists the aspects' names in their configured order.
+func (c Catalog) AspectNames() []string {
 	names := make([]string, len(c.aspects))
 	for i, a := range c.aspects {
 		names[i] = a.Name
 	}
-	return strings.Join(names, ", ")
+	return names
+}
+
+// Aspect returns the aspect named name exactly (names are lower case).
+func (c Catalog) Aspect(name string) (Aspect, bool) {
+	for _, a := range c.aspects {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Aspect{}, false
 }

@@ -24,20 +24,21 @@ type ActiveVersion interface {
 	Active(ctx context.Context) (string, error)
 }
 
-// Query handles GET /titles/{titleId}/tallies and GET /healthz.
+// Query handles GET /titles, GET /titles/{titleId}/tallies and GET /healthz.
 type Query struct {
-	catalog    domain.Catalog
-	versions   ActiveVersion
-	talliesFor func(version string) TallyReader
-	maxAge     string // Cache-Control of a tally
-	log        *slog.Logger
+	catalog     domain.Catalog
+	versions    ActiveVersion
+	talliesFor  func(version string) TallyReader
+	rankingsFor func(version string) RankingReader
+	maxAge      string // Cache-Control of a tally
+	log         *slog.Logger
 }
 
 // NewQuery builds the query handler. Tallies are answered with
 // Cache-Control max-age of maxAge (whole seconds): how long a client or a
 // shared cache may keep them.
-func NewQuery(catalog domain.Catalog, versions ActiveVersion, talliesFor func(version string) TallyReader, maxAge time.Duration, log *slog.Logger) *Query {
-	return &Query{catalog: catalog, versions: versions, talliesFor: talliesFor, log: log,
+func NewQuery(catalog domain.Catalog, versions ActiveVersion, talliesFor func(version string) TallyReader, rankingsFor func(version string) RankingReader, maxAge time.Duration, log *slog.Logger) *Query {
+	return &Query{catalog: catalog, versions: versions, talliesFor: talliesFor, rankingsFor: rankingsFor, log: log,
 		maxAge: "public, max-age=" + strconv.Itoa(int(maxAge/time.Second))}
 }
 
@@ -54,6 +55,9 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	}
 	if req.RawPath == "/healthz" || req.RouteKey == "GET /healthz" {
 		return jsonResponse(http.StatusOK, map[string]string{"status": "ok"}), nil
+	}
+	if req.RawPath == "/titles" || req.RouteKey == "GET /titles" {
+		return q.listTitles(ctx, req), nil
 	}
 	titleID, err := domain.ValidTitleID(req.PathParameters["titleId"])
 	if err != nil {

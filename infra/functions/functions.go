@@ -42,6 +42,13 @@ func Names() []string {
 	return []string{ReceiverName, ProcessorName, ProjectorName, QueryName, RepairerName}
 }
 
+// QueryRoutes are the HTTP API's routes to the query function, each naming
+// its method, as serverless.yml deploys them and the local stack serves
+// them.
+func QueryRoutes() []string {
+	return []string{"GET /titles", "GET /titles/{titleId}/tallies", "GET /healthz"}
+}
+
 // Config is what the functions need to know of their deployment.
 type Config struct {
 	Tables            dynamo.Tables
@@ -262,7 +269,10 @@ func QueryAt(c Config, db *dynamodb.Client, now func() time.Time, log *slog.Logg
 	if c.Reads.VersionMaxAge > 0 {
 		versions = handlers.NewVersionCache(consistentActive{registries}, c.Reads.VersionMaxAge, now)
 	}
-	return handlers.NewQuery(c.Catalog, versions, tallies.For, c.Reads.MaxAge, log)
+	rankings := func(version string) handlers.RankingReader {
+		return dynamo.NewTitleStore(db, c.Tables.Titles, version)
+	}
+	return handlers.NewQuery(c.Catalog, versions, tallies.For, rankings, c.Reads.MaxAge, log)
 }
 
 var _ handlers.Summaries = (*dynamo.SummaryStore)(nil)

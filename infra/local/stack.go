@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,10 +360,9 @@ func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[strin
 	if cfg.Ingest == IngestURL {
 		votes = Route{Pattern: "POST /votes", Function: s.Functions.Receiver, FunctionURL: true}
 	}
-	routes := []Route{
-		votes,
-		{Pattern: "GET /titles/{titleId}/tallies", RouteKey: "GET /titles/{titleId}/tallies", Params: []string{"titleId"}, Function: s.Functions.Query},
-		{Pattern: "GET /healthz", RouteKey: "GET /healthz", Function: s.Functions.Query},
+	routes := []Route{votes}
+	for _, key := range functions.QueryRoutes() {
+		routes = append(routes, Route{Pattern: key, RouteKey: key, Params: pathParams(key), Function: s.Functions.Query})
 	}
 	s.Gateway = Gateway(routes, &s.Requests)
 }
@@ -590,5 +590,19 @@ func (s *Stack) stop() {
 	s.wg.Wait()
 	if s.kumo != nil {
 		s.kumo.Close()
+	}
+}
+
+// pathParams lists the {names} of a route's path.
+func pathParams(route string) []string {
+	var out []string
+	for rest := route; ; {
+		_, after, ok := strings.Cut(rest, "{")
+		if !ok {
+			return out
+		}
+		name, tail, _ := strings.Cut(after, "}")
+		out = append(out, name)
+		rest = tail
 	}
 }
