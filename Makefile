@@ -6,7 +6,7 @@ FUNCTIONS := $(shell sed -n 's|^ *artifact: bin/\(.*\)\.zip$$|\1|p' serverless.y
 ZIPS := $(FUNCTIONS:%=bin/%.zip)
 GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: build clean package test bench microbench
+.PHONY: build clean package test bench microbench web-vendor
 build: $(ZIPS)
 	@for f in $(FUNCTIONS); do printf '%-10s %8d bytes zipped, %8d bytes unzipped\n' $$f $$(stat -c %s bin/$$f.zip) $$(stat -c %s bin/$$f/bootstrap); done
 
@@ -39,6 +39,12 @@ bench:
 # Go benchmarks of the hot paths, with allocations, each beside its floor.
 microbench:
 	go test -run '^$$' -bench . -benchmem ./domain ./projections ./infra/dynamo
+
+# The dashboard's front-end dependencies (web/package.json, pinned), copied
+# with their licences into web/static/vendor, which is committed: go build
+# needs no npm. Run after changing web/package.json.
+web-vendor:
+	cd web && npm ci --no-audit --no-fund && npm run vendor
 
 clean:
 	rm -rf bin .serverless

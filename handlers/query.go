@@ -24,7 +24,8 @@ type ActiveVersion interface {
 	Active(ctx context.Context) (string, error)
 }
 
-// Query handles GET /titles, GET /titles/{titleId}/tallies and GET /healthz.
+// Query handles GET /titles, GET /titles/{titleId}/tallies, GET /healthz,
+// and the dashboard: GET / and GET /assets/{proxy+}.
 type Query struct {
 	catalog     domain.Catalog
 	versions    ActiveVersion
@@ -55,6 +56,9 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	}
 	if req.RawPath == "/healthz" || req.RouteKey == "GET /healthz" {
 		return jsonResponse(http.StatusOK, map[string]string{"status": "ok"}), nil
+	}
+	if resp, ok := q.dashboard(req); ok {
+		return resp, nil
 	}
 	if req.RawPath == "/titles" || req.RouteKey == "GET /titles" {
 		return q.listTitles(ctx, req), nil

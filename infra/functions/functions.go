@@ -46,7 +46,7 @@ func Names() []string {
 // its method, as serverless.yml deploys them and the local stack serves
 // them.
 func QueryRoutes() []string {
-	return []string{"GET /titles", "GET /titles/{titleId}/tallies", "GET /healthz"}
+	return []string{"GET /", "GET /assets/{proxy+}", "GET /titles", "GET /titles/{titleId}/tallies", "GET /healthz"}
 }
 
 // Config is what the functions need to know of their deployment.

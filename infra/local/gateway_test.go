@@ -227,7 +227,9 @@ func TestGatewayOwnAnswersTakeTheErrorShape(t *testing.T) {
 		code, allow  string
 	}{
 		{http.MethodGet, "/nope", http.StatusNotFound, "not_found", ""},
-		{http.MethodPost, "/titles", http.StatusNotFound, "not_found", ""},
+		{http.MethodPost, "/titles/tt1", http.StatusNotFound, "not_found", ""},
+		{http.MethodPost, "/titles", http.StatusMethodNotAllowed, "method_not_allowed", "GET"},
+		{http.MethodPost, "/", http.StatusMethodNotAllowed, "method_not_allowed", "GET"},
 		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, "method_not_allowed", "GET"},
 		{http.MethodDelete, "/healthz", http.StatusMethodNotAllowed, "method_not_allowed", "GET"},
 	} {

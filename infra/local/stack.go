@@ -362,7 +362,13 @@ func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[strin
 	}
 	routes := []Route{votes}
 	for _, key := range functions.QueryRoutes() {
-		routes = append(routes, Route{Pattern: key, RouteKey: key, Params: pathParams(key), Function: s.Functions.Query})
+		// API Gateway's greedy {name+} is ServeMux's {name...}; "GET /"
+		// alone must not match every path.
+		pattern := strings.ReplaceAll(key, "+}", "...}")
+		if key == "GET /" {
+			pattern = "GET /{$}"
+		}
+		routes = append(routes, Route{Pattern: pattern, RouteKey: key, Params: pathParams(key), Function: s.Functions.Query})
 	}
 	s.Gateway = Gateway(routes, &s.Requests)
 }
@@ -602,7 +608,7 @@ func pathParams(route string) []string {
 			return out
 		}
 		name, tail, _ := strings.Cut(after, "}")
-		out = append(out, name)
+		out = append(out, strings.TrimSuffix(name, "+"))
 		rest = tail
 	}
 }
