@@ -96,9 +96,9 @@ type TitleIndex interface {
 	Put(ctx context.Context, s TitleSummary) error
 }
 
-// CellCounts reads a title's cells as they stand: each shard's version and
+// TitleCells reads a title's cells as they stand: each shard's version and
 // counts, strongly consistent, one shard at a time or all at once.
-type CellCounts interface {
+type TitleCells interface {
 	// ReadTitle returns every cell of titleID that exists, by shard.
 	ReadTitle(ctx context.Context, titleID string) (map[int]CellSnapshot, error)
 }
@@ -121,7 +121,7 @@ type CellSnapshot struct {
 // sum of the cells. Writes are guarded by the summary's revision, so
 // concurrent indexers of one title (overlapping invocations, a rebuild
 // and a repair) serialise on it.
-func IndexTitles(ctx context.Context, index TitleIndex, cells CellCounts, titleID string, steps []CellStep) error {
+func IndexTitles(ctx context.Context, index TitleIndex, cells TitleCells, titleID string, steps []CellStep) error {
 	for {
 		cur, _, err := index.Get(ctx, titleID)
 		if err != nil {

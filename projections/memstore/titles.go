@@ -99,3 +99,22 @@ func (t *Titles) PutPages(_ context.Context, pages []projections.RankingPage) er
 	}
 	return nil
 }
+
+var _ projections.TitleCells = (*Cells)(nil)
+
+// ReadTitle returns every cell of titleID with its version and counts; the
+// latest vote is the latest of its last step's redo log.
+func (s *Cells) ReadTitle(_ context.Context, titleID string) (map[int]projections.CellSnapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int]projections.CellSnapshot{}
+	for c, x := range s.cells {
+		if c.TitleID != titleID {
+			continue
+		}
+		counts := projections.Counts{}
+		counts.Merge(x.counts)
+		out[c.Shard] = projections.CellSnapshot{Version: x.version, Counts: counts, LastVoteAt: x.redo.LastVoteAt()}
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"votes/domain"
+	"votes/projections"
+	"votes/projections/memstore"
+	"votes/projections/projectiontest"
+)
+
+// faultyIndex puts the same fault schedule in front of the title index and
+// of a title's cells read whole for a resync.
+type faultyIndex struct {
+	*faulty
+	titles *memstore.Titles
+}
+
+func (f faultyIndex) Get(ctx context.Context, titleID string) (s projections.TitleSummary, found bool, err error) {
+	err = f.call(func() (err error) { s, found, err = f.titles.Get(ctx, titleID); return err })
+	return s, found, err
+}
+
+func (f faultyIndex) Put(ctx context.Context, s projections.TitleSummary) error {
+	return f.call(func() error { return f.titles.Put(ctx, s) })
+}
+
+func (f faultyIndex) ReadTitle(ctx context.Context, titleID string) (out map[int]projections.CellSnapshot, err error) {
+	err = f.call(func() (err error) { out, err = f.cells.ReadTitle(ctx, titleID); return err })
+	return out, err
+}
+
+func (f faultyIndex) projector(concurrency int) *projections.IndexedProjector {
+	return projections.NewIndexedProjector(faultyBallots{f.faulty}, faultyCells{f.faulty}, f, f, concurrency)
+}
+
+// checkIndex holds the title index to the fold: each title's summary
+// counts its winning votes, records the version of every cell it was
+// written from, and its latest vote is the latest vote that won.
+func checkIndex(t *rapid.T, f faultyIndex, events []domain.VoteCast, what string) {
+	want := projections.Fold(events)
+	latest := map[string]int64{}
+	for _, b := range f.ballots.All() {
+		for _, c := range b.Aspects {
+			latest[b.TitleID] = max(latest[b.TitleID], c.RecordedAt)
+		}
+	}
+	for _, title := range space.Titles {
+		s, _, _ := f.titles.Get(context.Background(), title)
+		if !s.Counts.Equal(want[title]) {
+			t.Fatalf("%s (%d calls failed before, %d after applied): index of %s counts %v, fold %v, diff %v",
+				what, f.failedBefore.Load(), f.failedAfter.Load(), title, s.Counts, want[title], s.Counts.Diff(want[title]))
+		}
+		cells, _ := f.cells.ReadTitle(context.Background(), title)
+		versions := map[int]int64{}
+		for shard, c := range cells {
+			if c.Version > 0 {
+				versions[shard] = c.Version
+			}
+		}
+		got := maps.Clone(s.Cells)
+		maps.DeleteFunc(got, func(_ int, v int64) bool { return v == 0 })
+		if !maps.Equal(got, versions) {
+			t.Fatalf("%s: index of %s holds cell versions %v, the cells are at %v", what, title, got, versions)
+		}
+		if s.LastVoteAt > latest[title] || (want[title] != nil && s.LastVoteAt == 0) {
+			t.Fatalf("%s: index of %s says the last vote was at %d, the latest winning vote is at %d", what, title, s.LastVoteAt, latest[title])
+		}
+	}
+}
+
+// TestTitleIndexEqualsTheFoldUnderFaults: the title index, kept by the
+// projector's steps, counts what the fold counts, however deliveries and
+// store calls (the index's own included) fail, for one writer and for
+// several at once.
+func TestTitleIndexEqualsTheFoldUnderFaults(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		f := faultyIndex{faulty: newFaulty(rt, 300), titles: memstore.NewTitles()}
+		events := projectiontest.Events(rt, space)
+		writers := rapid.IntRange(1, 3).Draw(rt, "writers")
+		errs := make(chan error, writers)
+		for i := range writers {
+			p := f.projector(rapid.IntRange(1, 4).Draw(rt, fmt.Sprintf("concurrency%d", i)))
+			pending := projectiontest.Delivery(rt, events)
+			go func() {
+				for attempts := 0; len(pending) > 0; attempts++ {
+					if attempts > 500 {
+						errs <- fmt.Errorf("writer %d: no progress after %d attempts", i, attempts)
+						return
+					}
+					batch := pending[0]
+					pending = pending[1:]
+					if failed := failedEvents(batch, p.Project(context.Background(), batch)); len(failed) > 0 {
+						pending = append(pending, failed)
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range writers {
+			if err := <-errs; err != nil {
+				rt.Fatal(err)
+			}
+		}
+		f.stop()
+		check(rt, f.faulty, events, fmt.Sprintf("%d writers", writers))
+		checkIndex(rt, f, events, fmt.Sprintf("%d writers", writers))
+	})
+}
+
+// TestRankingsFollowTheIndex: a refresh after the projection ranks every
+// title of the index, in the order Rank gives, whatever the page size cut.
+func TestRankingsFollowTheIndex(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		f := faultyIndex{faulty: newFaulty(rt, 0), titles: memstore.NewTitles()}
+		events := projectiontest.Events(rt, space)
+		if rep := f.projector(2).Project(context.Background(), events); len(rep.Failed) > 0 {
+			rt.Fatalf("projection failed without faults: %v", rep.Failed)
+		}
+		keys := projections.RankingKeys(space.Aspects)
+		if _, err := projections.RefreshRankings(context.Background(), f.titles, f.titles, keys, 1); err != nil {
+			rt.Fatal(err)
+		}
+		all, _ := f.titles.All(context.Background())
+		for _, key := range keys {
+			p, found, _ := f.titles.Page(context.Background(), key, 0)
+			var got, want []string
+			for _, s := range p.Titles {
+				got = append(got, s.TitleID)
+			}
+			for _, s := range projections.Rank(all, key.Sort, key.Aspect) {
+				want = append(want, s.TitleID)
+			}
+			if !found || !slices.Equal(got, want) {
+				rt.Fatalf("%s: page 0 ranks %v, the index %v", key, got, want)
+			}
+		}
+	})
+}
