@@ -188,10 +188,11 @@ func (a *Admin) rebuilder(b build, o RebuildOptions) *projections.Rebuild {
 	return &projections.Rebuild{
 		Scanner:     a.d.Events.Scanner(o.PageSize),
 		Checkpoints: a.d.Checkpoints,
-		Projector:   projections.NewProjector(a.d.Versions.Ballots(b.version), a.d.Versions.Cells(b.version), max(o.Concurrency, 1)),
-		Segments:    b.segments,
-		Progress:    o.Progress,
-		Retries:     20,
+		Projector: projections.NewIndexedProjector(a.d.Versions.Ballots(b.version), a.d.Versions.Cells(b.version),
+			a.d.Versions.Titles(b.version), a.d.Versions.Cells(b.version), max(o.Concurrency, 1)),
+		Segments: b.segments,
+		Progress: o.Progress,
+		Retries:  20,
 	}
 }
 

@@ -45,9 +45,11 @@ type VersionItems interface {
 }
 
 // Cells is one version's tally cells, written by a rebuild's projector and
-// read whole by Verify.
+// read whole by Verify, and a title's at once when its title index entry
+// resyncs.
 type Cells interface {
 	projections.Cells
+	projections.TitleCells
 	// Tally sums a title's cells (a title with none has empty counts).
 	// The read may miss a write that finished just before it.
 	Tally(ctx context.Context, titleID string) (projections.Counts, error)
@@ -59,6 +61,8 @@ type Cells interface {
 type Stores interface {
 	Ballots(version string) projections.Ballots
 	Cells(version string) Cells
+	// Titles is the version's title index, which its projector keeps.
+	Titles(version string) projections.TitleIndex
 }
 
 // EventSource reads the event table whole, a segment of it at a time.

@@ -208,7 +208,7 @@ func TestServerlessWiring(t *testing.T) {
 	})
 
 	t.Run("tables match the adapters", func(t *testing.T) {
-		logical := map[string]string{tables.Events: "EventsTable", tables.Ballots: "BallotsTable", tables.Tallies: "TalliesTable"}
+		logical := map[string]string{tables.Events: "EventsTable", tables.Ballots: "BallotsTable", tables.Tallies: "TalliesTable", tables.Titles: "TitlesTable"}
 		for _, spec := range tables.Specs() {
 			r := res[logical[spec.Name]]
 			if r == nil {
@@ -364,7 +364,7 @@ func TestServerlessWiring(t *testing.T) {
 		// role -> action -> the resource it may act on
 		want := map[string]map[string]string{
 			"ReceiverRole": {"sqs:SendMessage": "SubmissionsQueue.Arn"},
-			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn", "dynamodb:GetItem": "TalliesTable.Arn", "dynamodb:PutItem": "TalliesTable.Arn"},
+			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn", "dynamodb:GetItem": "TalliesTable.Arn TitlesTable.Arn", "dynamodb:PutItem": "TalliesTable.Arn"},
 			"ProcessorRole": {
 				"sqs:ReceiveMessage": "SubmissionsQueue.Arn", "sqs:DeleteMessage": "SubmissionsQueue.Arn",
 				"sqs:GetQueueAttributes": "SubmissionsQueue.Arn", "sqs:ChangeMessageVisibility": "SubmissionsQueue.Arn",
@@ -374,17 +374,20 @@ func TestServerlessWiring(t *testing.T) {
 			"ProjectorRole": {
 				"dynamodb:DescribeStream": "EventsTable.StreamArn", "dynamodb:GetRecords": "EventsTable.StreamArn",
 				"dynamodb:GetShardIterator": "EventsTable.StreamArn", "dynamodb:ListStreams": "*",
-				"dynamodb:BatchGetItem": "BallotsTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn",
-				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
+				"dynamodb:BatchGetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn TitlesTable.Arn",
+				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn TitlesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
 				"sqs:SendMessage": "ProjectorFailureQueue.Arn",
 			},
 			"RepairerRole": {
 				"sqs:ReceiveMessage": "ProjectorFailureQueue.Arn", "sqs:DeleteMessage": "ProjectorFailureQueue.Arn",
 				"sqs:GetQueueAttributes": "ProjectorFailureQueue.Arn", "sqs:ChangeMessageVisibility": "ProjectorFailureQueue.Arn",
 				"dynamodb:GetShardIterator": "EventsTable.StreamArn", "dynamodb:GetRecords": "EventsTable.StreamArn",
-				"dynamodb:BatchGetItem": "BallotsTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn",
-				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
+				"dynamodb:BatchGetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn TitlesTable.Arn",
+				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn TitlesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
 				"sqs:SendMessage": "RepairFailedQueue.Arn",
+			},
+			"RankerRole": {
+				"dynamodb:GetItem": "TalliesTable.Arn TitlesTable.Arn", "dynamodb:Query": "TitlesTable.Arn", "dynamodb:PutItem": "TitlesTable.Arn",
 			},
 		}
 		var roles []string
@@ -394,7 +397,7 @@ func TestServerlessWiring(t *testing.T) {
 			}
 		}
 		slices.Sort(roles)
-		if !slices.Equal(roles, []string{"ProcessorRole", "ProjectorRole", "QueryRole", "ReceiverRole", "RepairerRole"}) {
+		if !slices.Equal(roles, []string{"ProcessorRole", "ProjectorRole", "QueryRole", "RankerRole", "ReceiverRole", "RepairerRole"}) {
 			t.Fatalf("roles %v, want one per function", roles)
 		}
 		for role, actions := range want {

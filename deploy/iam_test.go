@@ -98,7 +98,7 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 		t.Fatal(err)
 	}
 	flaky.Off()
-	for _, path := range []string{"/titles/load-iam-0/tallies", "/healthz"} {
+	for _, path := range []string{"/titles/load-iam-0/tallies", "/titles", "/", "/healthz"} {
 		resp, err := http.Get(s.URL + path)
 		if err != nil {
 			t.Fatal(err)

@@ -32,7 +32,7 @@ type Projector struct {
 }
 
 // NewProjector builds the stream handler.
-func NewProjector(decode EventDecoder, versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
+func NewProjector(decode EventDecoder, versions WriteSet, projectorFor func(version string) projections.BatchProjector, deadLetters DeadLetterer, log *slog.Logger) *Projector {
 	return &Projector{fanout: newFanout(decode, versions, projectorFor, log), deadLetters: deadLetters}
 }
 
@@ -43,17 +43,17 @@ func NewProjector(decode EventDecoder, versions WriteSet, projectorFor func(vers
 type fanout struct {
 	decode       EventDecoder
 	versions     WriteSet
-	projectorFor func(version string) *projections.Projector
+	projectorFor func(version string) projections.BatchProjector
 	mu           sync.Mutex
-	projectors   map[string]*projections.Projector
+	projectors   map[string]projections.BatchProjector
 	log          *slog.Logger
 }
 
-func newFanout(decode EventDecoder, versions WriteSet, projectorFor func(version string) *projections.Projector, log *slog.Logger) fanout {
-	return fanout{decode: decode, versions: versions, projectorFor: projectorFor, projectors: map[string]*projections.Projector{}, log: log}
+func newFanout(decode EventDecoder, versions WriteSet, projectorFor func(version string) projections.BatchProjector, log *slog.Logger) fanout {
+	return fanout{decode: decode, versions: versions, projectorFor: projectorFor, projectors: map[string]projections.BatchProjector{}, log: log}
 }
 
-func (h *fanout) projector(version string) *projections.Projector {
+func (h *fanout) projector(version string) projections.BatchProjector {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p, ok := h.projectors[version]

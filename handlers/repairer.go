@@ -86,7 +86,7 @@ type Repairer struct {
 // projectors that do not claim cells exclusively: the repairer runs
 // alongside the live projector. deadLetters is the repair dead-letter
 // queue, and maxReceives the failure queue's maxReceiveCount.
-func NewRepairer(decode EventDecoder, stream StreamRange, versions WriteSet, projectorFor func(version string) *projections.Projector, deadLetters DeadLetterer, maxReceives int, log *slog.Logger) *Repairer {
+func NewRepairer(decode EventDecoder, stream StreamRange, versions WriteSet, projectorFor func(version string) projections.BatchProjector, deadLetters DeadLetterer, maxReceives int, log *slog.Logger) *Repairer {
 	return &Repairer{fanout: newFanout(decode, versions, projectorFor, log), stream: stream, deadLetters: deadLetters, maxReceives: maxReceives}
 }
 

@@ -8,6 +8,18 @@ import (
 	"votes/domain"
 )
 
+// BatchProjector folds a batch of events into a version's projections,
+// exactly once, and says which cells failed (their events are retried):
+// a Projector, or an IndexedProjector.
+type BatchProjector interface {
+	Project(ctx context.Context, events []domain.VoteCast) Report
+}
+
+var (
+	_ BatchProjector = (*Projector)(nil)
+	_ BatchProjector = (*IndexedProjector)(nil)
+)
+
 // IndexedProjector is a Projector that also keeps the title index: after
 // the steps of a batch, each title they touched has its summary brought up
 // to date with the steps (IndexTitles), exactly once by cell version. A

@@ -47,7 +47,7 @@ type Checkpoints interface {
 type Rebuild struct {
 	Scanner     Scanner
 	Checkpoints Checkpoints
-	Projector   *Projector
+	Projector   BatchProjector
 	Segments    int
 	// Progress, when set, is told of every page projected.
 	Progress func(events int)

@@ -61,6 +61,11 @@ func (s *Stage) Cells(version string) admin.Cells {
 	return NewCellStore(s.client, s.tables.Tallies, version)
 }
 
+// Titles is version's title index.
+func (s *Stage) Titles(version string) projections.TitleIndex {
+	return NewTitleStore(s.client, s.tables.Titles, version)
+}
+
 // Deployment is the stage's stores as admin takes them, all but the count
 // of unrepaired stream failures, which the queues keep.
 func (s *Stage) Deployment() admin.Deployment {

@@ -35,11 +35,12 @@ const (
 	ProjectorName = "projector"
 	QueryName     = "query"
 	RepairerName  = "repairer"
+	RankerName    = "ranker"
 )
 
 // Names lists every function, in the order of the pipeline.
 func Names() []string {
-	return []string{ReceiverName, ProcessorName, ProjectorName, QueryName, RepairerName}
+	return []string{ReceiverName, ProcessorName, ProjectorName, QueryName, RepairerName, RankerName}
 }
 
 // QueryRoutes are the HTTP API's routes to the query function, each naming
@@ -131,6 +132,8 @@ func needs(function string) ([]string, bool) {
 		return []string{"tallies table", "titles table", "catalog", "read limits"}, true
 	case RepairerName:
 		return []string{"ballots table", "tallies table", "titles table", "repair failed queue URL", "concurrency", "repair max receives"}, true
+	case RankerName:
+		return []string{"tallies table", "titles table", "catalog"}, true
 	}
 	return nil, false
 }
@@ -228,10 +231,11 @@ func Processor(c Config, db *dynamodb.Client, sqsc *sqs.Client, log *slog.Logger
 
 // Projector is the event stream's function.
 func Projector(c Config, db *dynamodb.Client, sqsc *sqs.Client, log *slog.Logger) *handlers.Projector {
-	projectorFor := func(version string) *projections.Projector {
-		return projections.NewProjector(
-			dynamo.NewBallotStore(db, c.Tables.Ballots, version),
-			dynamo.NewCellStore(db, c.Tables.Tallies, version),
+	projectorFor := func(version string) projections.BatchProjector {
+		cells := dynamo.NewCellStore(db, c.Tables.Tallies, version)
+		return projections.NewIndexedProjector(
+			dynamo.NewBallotStore(db, c.Tables.Ballots, version), cells,
+			dynamo.NewTitleStore(db, c.Tables.Titles, version), cells,
 			c.Concurrency)
 	}
 	return handlers.NewProjector(dynamo.DecodeEventFields, dynamo.NewRegistries(db, c.Tables.Tallies), projectorFor,
@@ -242,10 +246,11 @@ func Projector(c Config, db *dynamodb.Client, sqsc *sqs.Client, log *slog.Logger
 // alongside the live projector through the same projector code, as one
 // more writer on a cell: neither waits for the other.
 func Repairer(c Config, db *dynamodb.Client, st *dynamodbstreams.Client, sqsc *sqs.Client, log *slog.Logger) *handlers.Repairer {
-	projectorFor := func(version string) *projections.Projector {
-		return projections.NewProjector(
-			dynamo.NewBallotStore(db, c.Tables.Ballots, version),
-			dynamo.NewCellStore(db, c.Tables.Tallies, version),
+	projectorFor := func(version string) projections.BatchProjector {
+		cells := dynamo.NewCellStore(db, c.Tables.Tallies, version)
+		return projections.NewIndexedProjector(
+			dynamo.NewBallotStore(db, c.Tables.Ballots, version), cells,
+			dynamo.NewTitleStore(db, c.Tables.Titles, version), cells,
 			c.Concurrency)
 	}
 	return handlers.NewRepairer(dynamo.DecodeEventFields, streams.NewRange(st), dynamo.NewRegistries(db, c.Tables.Tallies), projectorFor,
@@ -288,4 +293,13 @@ func (a consistentActive) Active(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return reg.Active, nil
+}
+
+// Ranker is the schedule's function: it refreshes the rankings of every
+// version the projector writes from their title indexes.
+func Ranker(c Config, db *dynamodb.Client, log *slog.Logger) *handlers.Ranker {
+	titles := func(version string) handlers.RankingTitles {
+		return dynamo.NewTitleStore(db, c.Tables.Titles, version)
+	}
+	return handlers.NewRanker(dynamo.NewRegistries(db, c.Tables.Tallies), titles, c.Catalog.AspectNames(), time.Now, log)
 }

@@ -7,6 +7,7 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -71,6 +73,9 @@ type Settings struct {
 	// Timeouts are each function's Lambda timeout: an invocation is cut
 	// off at it.
 	Timeouts map[string]time.Duration
+	// RankEvery is how often the schedule runs the ranker: every minute,
+	// as EventBridge's rate(1 minute).
+	RankEvery time.Duration
 	// Reads bound how far behind the cells a tally GET may be, and what it
 	// may cost. The local query function is one container: its memory and
 	// sum budget are shared by every GET.
@@ -88,14 +93,15 @@ func DefaultSettings() Settings {
 		Retry:               fc.Retry,
 		Retention:           4 * 24 * time.Hour,
 		DeadLetterRetention: 14 * 24 * time.Hour,
-		ReservedConcurrency: map[string]int{"receiver": 100, "processor": 10, "projector": 20, "query": 20, "repairer": 5},
+		ReservedConcurrency: map[string]int{"receiver": 100, "processor": 10, "projector": 20, "query": 20, "repairer": 5, "ranker": 1},
 		Concurrency:         fc.Concurrency,
-		MemoryMB:            map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128, "repairer": 256},
-		Timeouts:            map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second, "repairer": 60 * time.Second},
+		MemoryMB:            map[string]int{"receiver": 128, "processor": 256, "projector": 256, "query": 128, "repairer": 256, "ranker": 256},
+		Timeouts:            map[string]time.Duration{"receiver": 10 * time.Second, "processor": 30 * time.Second, "projector": 60 * time.Second, "query": 10 * time.Second, "repairer": 60 * time.Second, "ranker": 60 * time.Second},
 		// One failure per invocation; six times the repairer's 60 s timeout.
 		Repairer:              SQSMapping{BatchSize: 1, Pollers: 1, MaxConcurrency: 2},
 		RepairVisibility:      360 * time.Second,
 		RepairMaxReceiveCount: fc.RepairMaxReceives,
+		RankEvery:             time.Minute,
 		Reads:                 fc.Reads,
 	}
 }
@@ -105,7 +111,7 @@ func DefaultSettings() Settings {
 // function timeouts cut to seconds, so that a stuck invocation shows soon.
 func FastSettings() Settings {
 	s := DefaultSettings()
-	s.Timeouts = map[string]time.Duration{"receiver": 5 * time.Second, "processor": 5 * time.Second, "projector": 10 * time.Second, "query": 5 * time.Second, "repairer": 10 * time.Second}
+	s.Timeouts = map[string]time.Duration{"receiver": 5 * time.Second, "processor": 5 * time.Second, "projector": 10 * time.Second, "query": 5 * time.Second, "repairer": 10 * time.Second, "ranker": 10 * time.Second}
 	s.Processor.Window = 20 * time.Millisecond
 	s.Projector.Window = 10 * time.Millisecond
 	s.Projector.PollInterval = 10 * time.Millisecond
@@ -116,6 +122,7 @@ func FastSettings() Settings {
 	// Tallies at most 100 ms behind: tests wait that long after the
 	// pipeline is idle to read exact tallies.
 	s.Reads.MaxAge, s.Reads.VersionMaxAge = 100*time.Millisecond, 100*time.Millisecond
+	s.RankEvery = 50 * time.Millisecond
 	return s
 }
 
@@ -184,7 +191,7 @@ type Stack struct {
 	// bookkeeping and tests.
 	Clients   awscfg.Clients
 	Admin     awscfg.Clients
-	Functions struct{ Receiver, Processor, Projector, Query, Repairer *Function }
+	Functions struct{ Receiver, Processor, Projector, Query, Repairer, Ranker *Function }
 	// Gateway serves the HTTP API, for tests that do not listen.
 	Gateway http.Handler
 	// Requests counts the HTTP requests the gateway served.
@@ -353,6 +360,9 @@ func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[strin
 	s.Functions.Repairer = function(functions.RepairerName, func(c awscfg.Config, log *slog.Logger) any {
 		return functions.Repairer(fc, c.DynamoDB(), c.Streams(), c.SQS(), log).Handle
 	})
+	s.Functions.Ranker = function(functions.RankerName, func(c awscfg.Config, log *slog.Logger) any {
+		return functions.Ranker(fc, c.DynamoDB(), log).Handle
+	})
 	// The routes serverless.yml deploys, each naming its method; the
 	// gateway answers other methods on these paths itself (405). Only a
 	// submission needs a voter's token.
@@ -405,6 +415,32 @@ func (s *Stack) startMappings(ctx context.Context, cfg Config, fc functions.Conf
 			region: region, mapping: cfg.Settings.Repairer, fn: s.Functions.Repairer, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "projector-failures"),
 		}
 		s.goRun(func() { p.run(runCtx) })
+	}
+	s.goRun(func() {
+		s.schedule(runCtx, cfg.Settings.RankEvery, s.Functions.Ranker, cfg.Log.With("schedule", "rankings"))
+	})
+}
+
+// schedule invokes fn with an EventBridge scheduled event every interval
+// until ctx ends, as serverless.yml's schedule event does; one invocation
+// at a time.
+func (s *Stack) schedule(ctx context.Context, every time.Duration, fn *Function, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ev := events.EventBridgeEvent{Version: "0", ID: strconv.FormatInt(now.UnixNano(), 10), DetailType: "Scheduled Event", Source: "aws.events",
+				AccountID: "000000000000", Time: now.UTC(), Region: s.Clients.Config.Region, Detail: json.RawMessage("{}")}
+			if err := fn.Invoke(ctx, ev, nil); err != nil && ctx.Err() == nil {
+				log.Warn("scheduled invocation failed", "err", err)
+			}
+		}
 	}
 }
 
