@@ -80,6 +80,9 @@ func main() {
 	flag.DurationVar(&o.projectorWindow, "projector-window", 0, "projector stream batch window (0: the deployed one)")
 	flag.IntVar(&o.projectorBatch, "projector-batch", 0, "projector stream batch size (0: the deployed one)")
 	reads := flag.Bool("reads", false, "measure only what a tally GET costs in read units, and exit")
+	analysts := flag.Bool("analysts", false, "measure only GET /titles on a seeded catalog (latency, read units) and the ranker, and exit")
+	analystTitles := flag.Int("analyst-titles", 10000, "titles seeded in the -analysts run")
+	analystGets := flag.Int("analyst-gets", 1000, "GETs in each listing of the -analysts run")
 	readGets := flag.Int("read-gets", 1000, "GETs in each pattern of the -reads run")
 	readTitles := flag.Int("read-titles", 20, "titles voted on in the -reads run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -107,6 +110,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *analysts {
+		if err := printAnalystCosts(ctx, os.Stdout, *analystTitles, *analystGets); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *reads {
 		if err := printReadCosts(ctx, os.Stdout, *readGets, *readTitles); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)

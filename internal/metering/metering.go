@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -23,13 +24,14 @@ import (
 type Meter struct {
 	hashKeys map[string]string // table -> partition key attribute
 
-	mu       sync.Mutex
-	requests map[string]int64   // "Service Action" -> calls
-	wcu      float64            // DynamoDB write request units
-	rcu      float64            // DynamoDB read request units
-	sqsUnits int64              // SQS requests, one per started 64 KiB of payload
-	keys     map[string]float64 // "table key" -> write units
-	tables   map[string]float64 // table -> write units
+	mu         sync.Mutex
+	requests   map[string]int64   // "Service Action" -> calls
+	wcu        float64            // DynamoDB write request units
+	rcu        float64            // DynamoDB read request units
+	sqsUnits   int64              // SQS requests, one per started 64 KiB of payload
+	keys       map[string]float64 // "table key" -> write units
+	tables     map[string]float64 // table -> write units
+	tableReads map[string]float64 // table -> read units
 	// updated is the size each item had after the last UpdateItem seen on
 	// it, as updateSize reckons it: an update is billed on the larger of
 	// the item before and after it. It describes the tables, not what was
@@ -49,7 +51,7 @@ func New(hashKeys map[string]string) *Meter {
 func (m *Meter) Reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.requests, m.keys, m.tables = map[string]int64{}, map[string]float64{}, map[string]float64{}
+	m.requests, m.keys, m.tables, m.tableReads = map[string]int64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
 	m.wcu, m.rcu, m.sqsUnits = 0, 0, 0
 }
 
@@ -122,6 +124,12 @@ func (m *Meter) countWrites(input any) bool {
 	return true
 }
 
+// read adds units read from table.
+func (m *Meter) read(table string, units float64) {
+	m.rcu += units
+	m.tableReads[table] += units
+}
+
 // updateSize is the size of the item an update leaves, as far as the
 // update shows it: the key and what the update sets. Our updated items
 // (tally cells) are mostly what their last update set: counts, version and
@@ -141,11 +149,11 @@ func (m *Meter) countReads(input, output any) bool {
 		if out, ok := output.(*dynamodb.GetItemOutput); ok && out != nil {
 			size = itemSize(out.Item)
 		}
-		m.rcu += readUnits(size, in.ConsistentRead)
+		m.read(aws.ToString(in.TableName), readUnits(size, in.ConsistentRead))
 	case *dynamodb.BatchGetItemInput:
 		if out, ok := output.(*dynamodb.BatchGetItemOutput); ok && out != nil {
 			for table, ka := range in.RequestItems {
-				m.rcu += batchGetUnits(ka, out.Responses[table], out.UnprocessedKeys[table])
+				m.read(table, batchGetUnits(ka, out.Responses[table], out.UnprocessedKeys[table]))
 			}
 		}
 	case *dynamodb.ScanInput:
@@ -153,13 +161,13 @@ func (m *Meter) countReads(input, output any) bool {
 		if out, ok := output.(*dynamodb.ScanOutput); ok && out != nil {
 			items = out.Items
 		}
-		m.rcu += readUnits(itemsSize(items), in.ConsistentRead)
+		m.read(aws.ToString(in.TableName), readUnits(itemsSize(items), in.ConsistentRead))
 	case *dynamodb.QueryInput:
 		var items []map[string]types.AttributeValue
 		if out, ok := output.(*dynamodb.QueryOutput); ok && out != nil {
 			items = out.Items
 		}
-		m.rcu += readUnits(itemsSize(items), in.ConsistentRead)
+		m.read(aws.ToString(in.TableName), readUnits(itemsSize(items), in.ConsistentRead))
 	default:
 		return false
 	}
@@ -300,6 +308,7 @@ type Counts struct {
 	Requests   map[string]int64
 	WCU, RCU   float64
 	TableWCU   map[string]float64 // write units by table; they add up to WCU
+	TableRCU   map[string]float64 // read units of reads by table (not of transactions' condition checks)
 	SQSUnits   int64
 	HottestKey string  // table and partition key with the most write units
 	HottestWCU float64 // its write units
@@ -309,7 +318,7 @@ type Counts struct {
 func (m *Meter) Snapshot() Counts {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := Counts{Requests: maps.Clone(m.requests), WCU: m.wcu, RCU: m.rcu, SQSUnits: m.sqsUnits, TableWCU: maps.Clone(m.tables)}
+	c := Counts{Requests: maps.Clone(m.requests), WCU: m.wcu, RCU: m.rcu, SQSUnits: m.sqsUnits, TableWCU: maps.Clone(m.tables), TableRCU: maps.Clone(m.tableReads)}
 	for k, w := range m.keys {
 		if w > c.HottestWCU || (w == c.HottestWCU && k < c.HottestKey) {
 			c.HottestKey, c.HottestWCU = k, w
