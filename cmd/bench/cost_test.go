@@ -207,7 +207,7 @@ func costLineOf(load loadgen.Config, m measured, tables dynamo.Tables) costLine 
 		Votes: m.votes,
 		WCU: map[string]float64{
 			"events": per(m.counts.TableWCU[tables.Events]), "ballots": per(m.counts.TableWCU[tables.Ballots]),
-			"tallies": per(m.counts.TableWCU[tables.Tallies]), "total": per(m.counts.WCU),
+			"tallies": per(m.counts.TableWCU[tables.Tallies]), "titles": per(m.counts.TableWCU[tables.Titles]), "total": per(m.counts.WCU),
 		},
 		RCU:      per(m.counts.RCU),
 		Requests: map[string]float64{"API Gateway": per(float64(m.httpRequests))},
