@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,9 +317,31 @@ func TestVerifyFindsAlteredTally(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := admin.Difference{TitleID: "tt-b", Difference: projections.Difference{Aspect: "soundtrack", Choice: "down", Got: 1, Want: 0}}
+	want := admin.Difference{Projection: "tallies", TitleID: "tt-b", Difference: projections.Difference{Aspect: "soundtrack", Choice: "down", Got: 1, Want: 0}}
 	if len(v.Differences) != 1 || v.Differences[0] != want {
 		t.Fatalf("verify found %+v, want exactly %+v", v.Differences, want)
+	}
+
+	// The title index is a projection of its own: one of its entries
+	// altered is found too, named as the index's.
+	titles := dynamo.NewTitleStore(s.Clients.DynamoDB, s.Tables.Titles, "1")
+	sum, _, err := titles.Get(context.Background(), "tt-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum.Counts.Add("story", "up", 2)
+	sum.Rev++
+	if err := titles.Put(context.Background(), sum); err != nil {
+		t.Fatal(err)
+	}
+	v, err = a.Verify(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(v.Differences, func(d admin.Difference) bool { return d.Projection == "title index" })
+	if len(v.Differences) != 2 || i < 0 || v.Differences[i].TitleID != "tt-a" ||
+		v.Differences[i].Aspect != "story" || v.Differences[i].Choice != "up" || v.Differences[i].Got != v.Differences[i].Want+2 {
+		t.Fatalf("verify after altering the index found %+v", v.Differences)
 	}
 }
 

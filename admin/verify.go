@@ -11,9 +11,11 @@ import (
 	"votes/projections"
 )
 
-// Difference is a count where a version disagrees with the event table.
+// Difference is a count where a version's projection (its tallies, or its
+// title index) disagrees with the event table.
 type Difference struct {
-	TitleID string
+	Projection string // "tallies" or "title index"
+	TitleID    string
 	projections.Difference
 }
 
@@ -26,7 +28,8 @@ type VerifyResult struct {
 }
 
 // Verify recomputes every title's tallies from the event table and compares
-// them with version's (the active one when empty). A retired or retiring
+// them with version's (the active one when empty): its tally cells and its
+// title index. A retired or retiring
 // version has no items to compare: that is an error wrapping
 // lifecycle.ErrRetired. It folds with projections.Folder, the definition
 // of the tallies, holding one entry per voter, title and aspect.
@@ -45,14 +48,21 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 		return res, err
 	}
 	res.Titles = len(titles)
-	cells := a.d.Versions.Cells(version)
+	cells, index := a.d.Versions.Cells(version), a.d.Versions.Titles(version)
 	for _, t := range titles {
 		got, err := cells.Tally(ctx, t)
 		if err != nil {
 			return res, err
 		}
 		for _, d := range got.Diff(want[t]) {
-			res.Differences = append(res.Differences, Difference{TitleID: t, Difference: d})
+			res.Differences = append(res.Differences, Difference{Projection: "tallies", TitleID: t, Difference: d})
+		}
+		sum, _, err := index.Get(ctx, t)
+		if err != nil {
+			return res, err
+		}
+		for _, d := range sum.Counts.Diff(want[t]) {
+			res.Differences = append(res.Differences, Difference{Projection: "title index", TitleID: t, Difference: d})
 		}
 	}
 	return res, nil

@@ -82,7 +82,7 @@ func TestCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, _ = votes(t, append([]string{"verify"}, ep...)...)
-	if code != 1 || !strings.Contains(out, "tt1 story up: version 1 counts 6, the event table 1") {
+	if code != 1 || !strings.Contains(out, "tt1 story up: version 1's tallies counts 6, the event table 1") {
 		t.Errorf("verify after tampering: exit %d\n%s", code, out)
 	}
 

@@ -164,7 +164,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	for _, d := range res.Differences {
-		fmt.Fprintf(stdout, "%s %s %s: version %s counts %d, the event table %d\n", d.TitleID, d.Aspect, d.Choice, res.Version, d.Got, d.Want)
+		fmt.Fprintf(stdout, "%s %s %s: version %s's %s counts %d, the event table %d\n", d.TitleID, d.Aspect, d.Choice, res.Version, d.Projection, d.Got, d.Want)
 	}
 	fmt.Fprintf(stdout, "version %s: %d titles, %d events, %d differences\n", res.Version, res.Titles, res.Events, len(res.Differences))
 	if len(res.Differences) > 0 {
