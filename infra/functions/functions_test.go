@@ -24,7 +24,7 @@ func TestValidateReportsEverythingTheStackNeeds(t *testing.T) {
 	}
 	want := []string{
 		"submissions queue URL is required", "events table is required", "dead-letter queue URL is required",
-		"concurrency is 0", "ballots table is required", "tallies table is required",
+		"concurrency is 0", "ballots table is required", "tallies table is required", "titles table is required",
 		"projector failure queue URL is required", "repair failed queue URL is required",
 	}
 	for _, w := range want {

@@ -17,6 +17,7 @@ var deployed = map[string]string{
 	"VOTES_EVENTS_TABLE":                "votes-prod-events",
 	"VOTES_BALLOTS_TABLE":               "votes-prod-ballots",
 	"VOTES_TALLIES_TABLE":               "votes-prod-tallies",
+	"VOTES_TITLES_TABLE":                "votes-prod-titles",
 	"VOTES_SUBMISSIONS_QUEUE_URL":       "https://sqs/submissions",
 	"VOTES_DEAD_LETTER_QUEUE_URL":       "https://sqs/submissions-dlq",
 	"VOTES_PROJECTOR_FAILURE_QUEUE_URL": "https://sqs/projector-failures",
@@ -127,7 +128,8 @@ func TestConfigHoldsEachFunctionToWhatItUses(t *testing.T) {
 	}{
 		{"VOTES_EVENTS_TABLE", []string{functions.ProcessorName}},
 		{"VOTES_BALLOTS_TABLE", []string{functions.ProjectorName, functions.RepairerName}},
-		{"VOTES_TALLIES_TABLE", []string{functions.ProjectorName, functions.QueryName, functions.RepairerName}},
+		{"VOTES_TALLIES_TABLE", []string{functions.ProjectorName, functions.QueryName, functions.RepairerName, functions.RankerName}},
+		{"VOTES_TITLES_TABLE", []string{functions.ProjectorName, functions.QueryName, functions.RepairerName, functions.RankerName}},
 		{"VOTES_SUBMISSIONS_QUEUE_URL", []string{functions.ReceiverName}},
 		{"VOTES_DEAD_LETTER_QUEUE_URL", []string{functions.ProcessorName}},
 		{"VOTES_PROJECTOR_FAILURE_QUEUE_URL", []string{functions.ProjectorName}},
