@@ -23,6 +23,7 @@ Usage:
   votes dev --auth jwt --jwt-key FILE  the same, POST /votes behind a JWT authorizer (or --jwks FILE)
   votes tallies TITLE [--stack NAME | --api URL]  print a title's tallies
   votes titles [--sort votes|approval|recent] [--aspect A] [--limit 20]  print the leaderboard
+  votes export [--format csv|ndjson] [--titles A,B] [--out FILE]  every title's tallies (or those named)
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
   votes token --jwt-key FILE --sub VOTER  print a signed token naming a voter, for curl
   votes version                        print the module version and the VCS revision it was built from
@@ -55,6 +56,7 @@ var commands = map[string]command{
 	"dev":      runDev,
 	"tallies":  runTallies,
 	"titles":   runTitles,
+	"export":   runExport,
 	"rebuild":  runRebuild,
 	"versions": runVersions,
 	"promote":  runPromote,

@@ -293,6 +293,14 @@ func apiEvent(req *http.Request, r Route, body []byte) events.APIGatewayV2HTTPRe
 		},
 		Headers: eventHeaders(req),
 	}
+	if q := req.URL.Query(); len(q) > 0 {
+		// As API Gateway gives them: a name given twice has its values
+		// joined with commas.
+		ev.QueryStringParameters = make(map[string]string, len(q))
+		for k, vs := range q {
+			ev.QueryStringParameters[k] = strings.Join(vs, ",")
+		}
+	}
 	if len(r.Params) > 0 {
 		ev.PathParameters = map[string]string{}
 		for _, p := range r.Params {

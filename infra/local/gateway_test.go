@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -300,5 +301,23 @@ func TestGatewaySourceIP(t *testing.T) {
 		if rec.Code != http.StatusOK || got.Load() != want {
 			t.Errorf("remote %s: status %d, source IP %q, want %q", remote, rec.Code, got.Load(), want)
 		}
+	}
+}
+
+// TestGatewayQueryParameters: the function gets the query string parsed, as
+// API Gateway's payload 2.0 gives it: a name given twice has its values
+// joined with a comma.
+func TestGatewayQueryParameters(t *testing.T) {
+	var got atomic.Value
+	fn := local.NewFunction("echo", time.Second, func(_ context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		got.Store(ev.QueryStringParameters)
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusOK}, nil
+	})
+	gw := local.Gateway([]local.Route{{Pattern: "GET /titles", RouteKey: "GET /titles", Function: fn}}, &atomic.Int64{})
+	rec := httptest.NewRecorder()
+	gw.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/titles?sort=approval&aspect=story&x=1&x=2&cursor=YQ%3D%3D", nil))
+	want := map[string]string{"sort": "approval", "aspect": "story", "x": "1,2", "cursor": "YQ=="}
+	if q, _ := got.Load().(map[string]string); rec.Code != http.StatusOK || !maps.Equal(q, want) {
+		t.Fatalf("status %d, query %v; want %v", rec.Code, got.Load(), want)
 	}
 }
