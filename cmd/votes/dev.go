@@ -108,23 +108,32 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "auth jwt: POST /votes needs a token from issuer %s for audience %s; its sub is the voter\n", *issuer, *audience)
 	}
 	fmt.Fprintf(stdout, "stack %s: other votes commands reach it with --stack %[1]s (or on their own while it is the only one)\n", stackName(*name, stack.URL))
+	// Ctrl-C ends ctx and starts the stop; a second one ends the stop's
+	// wait. The signals are counted from here, not from the stop's start:
+	// two sent at once under load can both arrive before the first has
+	// ended ctx.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	force, forced := context.WithCancel(context.Background())
+	defer forced()
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-signals:
+				if n++; n == 2 {
+					forced()
+					return
+				}
+			case <-force.Done():
+				return
+			}
+		}
+	}()
 	fmt.Fprintf(stdout, "listening on %s\n", stack.URL)
 
 	<-ctx.Done()
 	stopping.Store(true)
-	// The first Ctrl-C ended ctx; a second one ends the wait.
-	again := make(chan os.Signal, 1)
-	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(again)
-	force, forced := context.WithCancel(context.Background())
-	defer forced()
-	go func() {
-		select {
-		case <-again:
-			forced()
-		case <-force.Done():
-		}
-	}()
 	fmt.Fprintf(stdout, "stopping: no new votes taken; the batches in flight get %s to finish (Ctrl-C again stops at once)\n", stopGrace)
 	rep := stack.Stop(force, stopGrace)
 	if cfg.Faults != nil {
@@ -160,7 +169,7 @@ func stopLines(rep local.StopReport) []string {
 		out = append(out, "interrupted: "+strings.Join(cut, ", "))
 	}
 	left := rep.Queued > 0 || len(cut) > 0
-	took := rep.Elapsed.Round(100 * time.Millisecond)
+	took := rep.Elapsed.Round(10 * time.Millisecond)
 	switch {
 	case rep.Forced:
 		out = append(out, fmt.Sprintf("stopped at once after %s (Ctrl-C again): %d submissions processed since the start; this stack kept its data in memory only", took, rep.Processed))

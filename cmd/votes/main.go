@@ -29,7 +29,9 @@ Usage:
 Projection versions (against the running votes dev, the one named by --stack NAME
 when several run, --endpoint URL, or --stage STAGE [--region REGION] with the
 default AWS credentials):
-  votes rebuild [--segments 8] [--resume]  fold the event table into a new version, live traffic going on
+  votes rebuild [--segments 8] [--resume | --abandon]  fold the event table into a new version, live
+                                           traffic going on; --resume carries on with an interrupted
+                                           one, --abandon retires it and starts anew
   votes versions                           list versions, their state and counts
   votes promote VERSION                    switch queries to a ready (or superseded) version;
                                            the active one becomes superseded, still written
@@ -109,6 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, errDiffers) {
 			return 1
 		}
+		if errors.Is(err, errInterrupted) {
+			return 130 // as a shell reports a command Ctrl-C stopped
+		}
 		fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -118,6 +123,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// errInterrupted makes a command that said in one line what Ctrl-C left
+// undone exit 130 without more.
+var errInterrupted = errors.New("interrupted")
 
 // usageError is a mistake in the command line.
 type usageError struct{ error }

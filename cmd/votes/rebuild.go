@@ -25,6 +25,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	page := fs.Int("page", 5000, "items per scan page")
 	concurrency := fs.Int("concurrency", 8, "cells projected at once per segment")
 	resume := fs.Bool("resume", false, "carry on with the interrupted rebuild from its checkpoints")
+	abandon := fs.Bool("abandon", false, "retire the interrupted rebuild's version (its items deleted), then rebuild a new one")
 	compare := fs.Bool("compare-scan", false, "first time a raw parallel scan of the event table, and print the rebuild's rate against it")
 	if pos, err := parse(fs, args); err != nil {
 		return err
@@ -33,6 +34,9 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *segments < 1 || *segments > 1000 || *page < 1 || *concurrency < 1 {
 		return usageError{errors.New("--segments 1..1000, --page and --concurrency at least 1")}
+	}
+	if *resume && *abandon {
+		return usageError{errors.New("give --resume (carry on with the building version) or --abandon (retire it and start anew), not both")}
 	}
 	a, err := tgt.admin(ctx)
 	if err != nil {
@@ -50,19 +54,28 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	prog := newProgress(stderr, a.EventCount(ctx))
+	prog.showFolded = true
 	res, err := a.Rebuild(ctx, admin.RebuildOptions{
-		Resume: *resume, Segments: *segments, PageSize: *page, Concurrency: *concurrency,
-		Progress: prog.add,
+		Resume: *resume, Abandon: *abandon, Segments: *segments, PageSize: *page, Concurrency: *concurrency,
+		Read:     prog.add,
+		Progress: func(n int) { prog.folded.Add(int64(n)) },
+		OnAbandon: func(version string, deleted int64) {
+			fmt.Fprintf(stdout, "version %s abandoned: retired, %d items deleted\n", version, deleted)
+		},
 		OnStart: func(version string, done int64) {
 			prog.start(fmt.Sprintf("rebuild v%s", version), done)
 		},
 	})
-	prog.finish()
-	if err != nil {
-		if errors.Is(err, context.Canceled) && res.Version != "" && !errors.Is(err, lifecycle.ErrLeaseLost) {
-			fmt.Fprintf(stdout, "rebuild of version %s interrupted after %d events; carry on with: votes rebuild --resume\n", res.Version, res.Events)
-			return err
-		}
+	prog.finish(err == nil)
+	var pending *admin.PendingError
+	switch {
+	case errors.As(err, &pending):
+		return fmt.Errorf("%w; carry on with it: votes rebuild --resume, or retire it and start anew: votes rebuild --abandon", err)
+	case err != nil && ctx.Err() != nil && res.Version != "" && !errors.Is(err, lifecycle.ErrLeaseLost):
+		// The segments' errors all say the same: the one line that matters.
+		fmt.Fprintf(stdout, "rebuild of version %s interrupted: %d events folded and kept; carry on with: votes rebuild --resume (or start anew: votes rebuild --abandon)\n", res.Version, res.Events)
+		return errInterrupted
+	case err != nil:
 		return err
 	}
 	rate := float64(prog.count.Load()) / res.Elapsed.Seconds()
@@ -84,9 +97,13 @@ type progress struct {
 	out   io.Writer
 	total int64
 	count atomic.Int64 // events read in this run
-	bar   *progressbar.ProgressBar
-	stop  chan struct{}
-	done  sync.WaitGroup
+	// folded counts the events projected, shown beside those read when
+	// showFolded is set.
+	folded     atomic.Int64
+	showFolded bool
+	bar        *progressbar.ProgressBar
+	stop       chan struct{}
+	done       sync.WaitGroup
 }
 
 func newProgress(out io.Writer, total int64) *progress {
@@ -133,7 +150,11 @@ func (p *progress) start(what string, done int64) {
 			if remaining > 0 && rate > 0 {
 				left = (time.Duration(float64(max(remaining-n, 0))/rate) * time.Second).Round(time.Second).String()
 			}
-			fmt.Fprintf(p.out, "%s: %d events read, %.0f events/s, time left %s\n", what, n, rate, left)
+			folded := ""
+			if p.showFolded {
+				folded = fmt.Sprintf(" (%d folded)", p.folded.Load())
+			}
+			fmt.Fprintf(p.out, "%s: %d events read%s, %.0f events/s, time left %s\n", what, n, folded, rate, left)
 		}
 	}()
 }
@@ -145,9 +166,14 @@ func (p *progress) add(n int) {
 	}
 }
 
-func (p *progress) finish() {
+// finish ends the bar, full when the work is complete, else where it got.
+func (p *progress) finish(complete bool) {
 	if p.bar != nil {
-		_ = p.bar.Finish()
+		if complete {
+			_ = p.bar.Finish()
+		} else {
+			_ = p.bar.Exit()
+		}
 		fmt.Fprintln(p.out)
 	}
 	if p.stop != nil {
