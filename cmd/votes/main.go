@@ -22,6 +22,8 @@ Usage:
   votes stacks                         list the votes dev stacks running here
   votes dev --auth jwt --jwt-key FILE  the same, POST /votes behind a JWT authorizer (or --jwks FILE)
   votes tallies TITLE [--stack NAME | --api URL]  print a title's tallies
+  votes ballot VOTER TITLE [--json]    a voter's current choices on a title and the vote events
+                                       behind them (same targets as below)
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
   votes token --jwt-key FILE --sub VOTER  print a signed token naming a voter, for curl
   votes version                        print the module version and the VCS revision it was built from
@@ -68,11 +70,13 @@ var commands = map[string]command{
 	"dlq":      runDLQ,
 	"stacks":   runStacks,
 	"version":  runVersion,
+	"ballot":   runBallot,
 }
 
 // synopsis is each command's positional arguments, for its usage line.
 var synopsis = map[string]string{
 	"tallies": "TITLE",
+	"ballot":  "VOTER TITLE",
 	"promote": "VERSION",
 	"retire":  "VERSION",
 	"verify":  "[VERSION]",
