@@ -205,6 +205,8 @@ type Stack struct {
 	submissions, repairs mappingStats
 	// submissionsHeld disables the submissions queue's mapping.
 	submissionsHeld atomic.Bool
+	// stopped: Stop ran, and Close has nothing left to do.
+	stopped atomic.Bool
 }
 
 // Start creates the tables and queues and runs the gateway and pollers until
@@ -574,8 +576,12 @@ func (s *Stack) byName() map[string]*Function {
 }
 
 // Close stops taking requests, lets the pipeline finish what it holds (until
-// ctx ends), then stops the pollers and the emulator.
+// ctx ends), then stops the pollers and the emulator. After Stop it does
+// nothing.
 func (s *Stack) Close(ctx context.Context) error {
+	if s.stopped.Load() {
+		return nil
+	}
 	var err error
 	if s.server != nil {
 		err = s.server.Shutdown(ctx)
@@ -622,13 +628,14 @@ func (s *Stack) Stop(ctx context.Context, grace time.Duration) StopReport {
 	began := time.Now()
 	deadline, cancel := context.WithDeadline(ctx, began.Add(grace))
 	defer cancel()
+	s.stopped.Store(true)
+	if s.take != nil {
+		s.take() // the pollers finish their batches while the gateway answers its last requests
+	}
 	if s.server != nil {
 		if s.server.Shutdown(deadline) != nil {
 			s.server.Close() // the requests still open at the deadline are cut off
 		}
-	}
-	if s.take != nil {
-		s.take()
 	}
 	stopped := make(chan struct{})
 	go func() { s.wg.Wait(); close(stopped) }()
