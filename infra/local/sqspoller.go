@@ -176,14 +176,16 @@ func (p *sqsPoller) deliver(ctx context.Context, batch []types.Message) {
 		entries := done[start:min(start+10, len(done))]
 		out, err := p.client.DeleteMessageBatch(dctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.queueURL), Entries: entries})
 		if err != nil {
-			p.log.Warn("delete processed messages", "err", err)
+			// Under ctx: after a stop cut the stack off, its log handler
+			// may count this rather than print it.
+			p.log.WarnContext(ctx, "delete processed messages", "err", err)
 			continue
 		}
 		if p.stats != nil {
 			p.stats.finished.Add(int64(len(out.Successful)))
 		}
 		for _, f := range out.Failed {
-			p.log.Warn("delete processed message", "id", aws.ToString(f.Id), "code", aws.ToString(f.Code))
+			p.log.WarnContext(ctx, "delete processed message", "id", aws.ToString(f.Id), "code", aws.ToString(f.Code))
 		}
 	}
 	// The messages of a batch the stop cut off go back on the queue at
