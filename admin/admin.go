@@ -205,7 +205,7 @@ func (a *Admin) abandon(ctx context.Context, onAbandon func(string, int64)) erro
 	for _, v := range a.pending(reg, "") {
 		n, err := a.Retire(ctx, v.Name, nil)
 		if err != nil {
-			return fmt.Errorf("abandon version %s: %w", v.Name, err)
+			return &AbandonError{Version: v.Name, Err: err}
 		}
 		if onAbandon != nil {
 			onAbandon(v.Name, n)
@@ -213,6 +213,16 @@ func (a *Admin) abandon(ctx context.Context, onAbandon func(string, int64)) erro
 	}
 	return nil
 }
+
+// AbandonError says that abandoning a version failed: it may be left
+// retiring, its items partly deleted, for votes retire to finish.
+type AbandonError struct {
+	Version string
+	Err     error
+}
+
+func (e *AbandonError) Error() string { return fmt.Sprintf("abandon version %s: %v", e.Version, e.Err) }
+func (e *AbandonError) Unwrap() error { return e.Err }
 
 // eventsDone sums the events the checkpoints of b's segments say earlier
 // runs read: 0 for a new version, or when they cannot be read (it is only

@@ -547,8 +547,10 @@ func TestRebuildWhileAVersionIsBuilding(t *testing.T) {
 	if !errors.As(err, &pending) || !strings.Contains(err.Error(), "version 2 (being rebuilt, its lease runs until") {
 		t.Errorf("a new rebuild while version 2 is being rebuilt: %v", err)
 	}
-	if _, err := a.Rebuild(context.Background(), admin.RebuildOptions{Abandon: true, Segments: 2, PageSize: 10}); !errors.Is(err, lifecycle.ErrBeingRebuilt) {
-		t.Errorf("abandoning a version being rebuilt: %v, want %v", err, lifecycle.ErrBeingRebuilt)
+	var abandon *admin.AbandonError
+	if _, err := a.Rebuild(context.Background(), admin.RebuildOptions{Abandon: true, Segments: 2, PageSize: 10}); !errors.Is(err, lifecycle.ErrBeingRebuilt) ||
+		!errors.As(err, &abandon) || abandon.Version != "2" {
+		t.Errorf("abandoning a version being rebuilt: %v, want %v naming version 2", err, lifecycle.ErrBeingRebuilt)
 	}
 	if v := state(t, d, "2"); v.State != lifecycle.Building {
 		t.Errorf("version 2 after the refused abandon: %+v", v)

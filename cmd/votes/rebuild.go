@@ -54,11 +54,11 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	prog := newProgress(stderr, a.EventCount(ctx))
-	prog.showFolded = true
+	prog.fold = true
 	res, err := a.Rebuild(ctx, admin.RebuildOptions{
 		Resume: *resume, Abandon: *abandon, Segments: *segments, PageSize: *page, Concurrency: *concurrency,
 		Read:     prog.add,
-		Progress: func(n int) { prog.folded.Add(int64(n)) },
+		Progress: prog.addFolded,
 		OnAbandon: func(version string, deleted int64) {
 			fmt.Fprintf(stdout, "version %s abandoned: retired, %d items deleted\n", version, deleted)
 		},
@@ -67,8 +67,14 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		},
 	})
 	prog.finish(err == nil)
-	var pending *admin.PendingError
+	var (
+		pending   *admin.PendingError
+		abandoned *admin.AbandonError
+	)
 	switch {
+	case errors.As(err, &abandoned) && ctx.Err() != nil:
+		fmt.Fprintf(stdout, "abandoning version %s interrupted before its items were all deleted; finish with: votes retire %[1]s, then votes rebuild\n", abandoned.Version)
+		return errInterrupted
 	case errors.As(err, &pending):
 		return fmt.Errorf("%w; carry on with it: votes rebuild --resume, or retire it and start anew: votes rebuild --abandon", err)
 	case err != nil && ctx.Err() != nil && res.Version != "" && !errors.Is(err, lifecycle.ErrLeaseLost):
@@ -92,18 +98,21 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // progress shows a bar on a terminal and a log line every few seconds
-// elsewhere.
+// elsewhere. For a rebuild (fold set) it counts the events read as the
+// scan reads them and, apart, the events folded: the fold is what takes
+// the time, so the bar, the rate and the time left follow the folded
+// events, and the events read show at once.
 type progress struct {
 	out   io.Writer
 	total int64
 	count atomic.Int64 // events read in this run
-	// folded counts the events projected, shown beside those read when
-	// showFolded is set.
-	folded     atomic.Int64
-	showFolded bool
-	bar        *progressbar.ProgressBar
-	stop       chan struct{}
-	done       sync.WaitGroup
+	// fold: a rebuild, whose folded events are counted apart.
+	fold   bool
+	what   string
+	folded atomic.Int64 // events folded in this run
+	bar    *progressbar.ProgressBar
+	stop   chan struct{}
+	done   sync.WaitGroup
 }
 
 func newProgress(out io.Writer, total int64) *progress {
@@ -116,6 +125,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func (p *progress) start(what string, done int64) {
+	p.what = what
 	remaining := int64(-1)
 	if p.total > 0 {
 		remaining = max(p.total-done, 1)
@@ -123,7 +133,7 @@ func (p *progress) start(what string, done int64) {
 	if isTerminal(p.out) {
 		p.bar = progressbar.NewOptions64(remaining,
 			progressbar.OptionSetWriter(p.out),
-			progressbar.OptionSetDescription(what),
+			progressbar.OptionSetDescription(p.describe()),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("events"),
@@ -145,22 +155,47 @@ func (p *progress) start(what string, done int64) {
 			case <-time.After(5 * time.Second):
 			}
 			n := p.count.Load()
+			if p.fold {
+				n = p.folded.Load()
+			}
 			rate := float64(n) / time.Since(began).Seconds()
 			left := "unknown"
 			if remaining > 0 && rate > 0 {
 				left = (time.Duration(float64(max(remaining-n, 0))/rate) * time.Second).Round(time.Second).String()
 			}
-			folded := ""
-			if p.showFolded {
-				folded = fmt.Sprintf(" (%d folded)", p.folded.Load())
+			if p.fold {
+				fmt.Fprintf(p.out, "%s: %d events read, %d folded, %.0f folded/s, time left %s\n", what, p.count.Load(), n, rate, left)
+			} else {
+				fmt.Fprintf(p.out, "%s: %d events read, %.0f events/s, time left %s\n", what, n, rate, left)
 			}
-			fmt.Fprintf(p.out, "%s: %d events read%s, %.0f events/s, time left %s\n", what, n, folded, rate, left)
 		}
 	}()
 }
 
+// describe is the bar's description: with fold, the events read so far.
+func (p *progress) describe() string {
+	if !p.fold {
+		return p.what
+	}
+	return fmt.Sprintf("%s: %d read, folded", p.what, p.count.Load())
+}
+
+// add counts events read.
 func (p *progress) add(n int) {
 	p.count.Add(int64(n))
+	if p.bar == nil {
+		return
+	}
+	if p.fold {
+		p.bar.Describe(p.describe())
+		return
+	}
+	_ = p.bar.Add(n)
+}
+
+// addFolded counts events folded (with fold).
+func (p *progress) addFolded(n int) {
+	p.folded.Add(int64(n))
 	if p.bar != nil {
 		_ = p.bar.Add(n)
 	}
