@@ -12,9 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"votes/domain"
 	"votes/domain/lifecycle"
 	"votes/projections"
 )
@@ -46,12 +48,24 @@ func (a *Admin) EventCount(ctx context.Context) int64 {
 
 // RebuildOptions tune a rebuild.
 type RebuildOptions struct {
-	Resume      bool
+	// Resume takes up the interrupted rebuild (the newest building
+	// version) instead of starting a new version.
+	Resume bool
+	// Abandon retires every building version nobody holds (interrupted
+	// rebuilds) before a new version starts; without it, a new rebuild
+	// while one is building fails with a *PendingError.
+	Abandon     bool
 	Segments    int
 	PageSize    int
 	Concurrency int // cells projected at once per segment
+	// Read, when set, is told of every page as soon as the scan read it,
+	// before it is projected: the scan's progress.
+	Read func(events int)
 	// Progress, when set, is told of every page projected.
 	Progress func(events int)
+	// OnAbandon, when set, is told of each version Abandon retired, with
+	// the number of its items deleted.
+	OnAbandon func(version string, deleted int64)
 	// OnStart, when set, is told which version is built and from how many
 	// events already read (a resumed rebuild).
 	OnStart func(version string, done int64)
@@ -82,6 +96,14 @@ type RebuildResult struct {
 func (a *Admin) Rebuild(ctx context.Context, o RebuildOptions) (res RebuildResult, err error) {
 	if err := a.CheckTables(ctx); err != nil {
 		return RebuildResult{}, err
+	}
+	if o.Resume && o.Abandon {
+		return RebuildResult{}, errors.New("rebuild: resume or abandon the building version, not both")
+	}
+	if o.Abandon {
+		if err := a.abandon(ctx, o.OnAbandon); err != nil {
+			return RebuildResult{}, err
+		}
 	}
 	b, err := a.claim(ctx, o.Resume, o.Segments)
 	if err != nil {
@@ -119,6 +141,8 @@ func (a *Admin) claim(ctx context.Context, resume bool, segments int) (build, er
 		var err error
 		if resume {
 			b.version, err = r.Resume(b.builder, a.now(), a.lease)
+		} else if pending := a.pending(*r, b.builder); len(pending) > 0 {
+			return &PendingError{Versions: pending, Now: a.now()}
 		} else {
 			b.version, err = r.StartRebuild(b.builder, a.now(), a.lease, segments)
 		}
@@ -130,6 +154,75 @@ func (a *Admin) claim(ctx context.Context, resume bool, segments int) (build, er
 	})
 	return b, err
 }
+
+// ErrPending is wrapped by a *PendingError.
+var ErrPending = errors.New("a version is still building")
+
+// PendingError refuses a new rebuild while other versions are building:
+// starting one would leave them behind, written live for nothing, until
+// someone retires them.
+type PendingError struct {
+	Versions []lifecycle.Version // building, in name order
+	Now      time.Time           // when they were found so: a lease after it is live
+}
+
+func (e *PendingError) Error() string {
+	var b strings.Builder
+	for i, v := range e.Versions {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("version " + v.Name)
+		if v.Builder != "" && v.BuilderLease.After(e.Now) {
+			b.WriteString(" (being rebuilt, its lease runs until " + v.BuilderLease.UTC().Format(time.RFC3339) + ")")
+		}
+	}
+	return fmt.Sprintf("%s: %v", b.String(), ErrPending)
+}
+
+func (e *PendingError) Unwrap() error { return ErrPending }
+
+// pending lists the building versions, but for one builder holds (its
+// own start, applied again) when builder is not empty.
+func (a *Admin) pending(r lifecycle.Registry, builder string) []lifecycle.Version {
+	var out []lifecycle.Version
+	for _, v := range r.Sorted() {
+		if v.State == lifecycle.Building && (builder == "" || v.Builder != builder) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// abandon retires every building version, telling onAbandon of each. A
+// version whose rebuild still holds it under a live lease is refused
+// (lifecycle.ErrBeingRebuilt): it is not interrupted.
+func (a *Admin) abandon(ctx context.Context, onAbandon func(string, int64)) error {
+	reg, err := a.d.Registry.Load(ctx, true)
+	if err != nil {
+		return err
+	}
+	for _, v := range a.pending(reg, "") {
+		n, err := a.Retire(ctx, v.Name, nil)
+		if err != nil {
+			return &AbandonError{Version: v.Name, Err: err}
+		}
+		if onAbandon != nil {
+			onAbandon(v.Name, n)
+		}
+	}
+	return nil
+}
+
+// AbandonError says that abandoning a version failed: it may be left
+// retiring, its items partly deleted, for votes retire to finish.
+type AbandonError struct {
+	Version string
+	Err     error
+}
+
+func (e *AbandonError) Error() string { return fmt.Sprintf("abandon version %s: %v", e.Version, e.Err) }
+func (e *AbandonError) Unwrap() error { return e.Err }
 
 // eventsDone sums the events the checkpoints of b's segments say earlier
 // runs read: 0 for a new version, or when they cannot be read (it is only
@@ -186,7 +279,7 @@ func (a *Admin) hold(ctx context.Context, b build) (held context.Context, stop f
 // of the rebuild, as one more writer: no writer waits for another.
 func (a *Admin) rebuilder(b build, o RebuildOptions) *projections.Rebuild {
 	return &projections.Rebuild{
-		Scanner:     a.d.Events.Scanner(o.PageSize),
+		Scanner:     readCounter{a.d.Events.Scanner(o.PageSize), o.Read},
 		Checkpoints: a.d.Checkpoints,
 		Projector: projections.NewIndexedProjector(a.d.Versions.Ballots(b.version), a.d.Versions.Cells(b.version),
 			a.d.Versions.Titles(b.version), a.d.Versions.Cells(b.version), max(o.Concurrency, 1)),
@@ -194,6 +287,21 @@ func (a *Admin) rebuilder(b build, o RebuildOptions) *projections.Rebuild {
 		Progress: o.Progress,
 		Retries:  20,
 	}
+}
+
+// readCounter tells read of each page's events (valid or not) as soon as
+// the scan has read them.
+type readCounter struct {
+	projections.Scanner
+	read func(events int)
+}
+
+func (c readCounter) Page(ctx context.Context, segment, total int, after projections.Cursor) ([]domain.VoteCast, int, projections.Cursor, error) {
+	events, invalid, next, err := c.Scanner.Page(ctx, segment, total, after)
+	if err == nil && c.read != nil {
+		c.read(len(events) + invalid)
+	}
+	return events, invalid, next, err
 }
 
 // complete marks b's version ready, having read events, unless stream

@@ -530,3 +530,122 @@ func TestFailedHeartbeatStopsTheRebuild(t *testing.T) {
 	}
 	t.Logf("stopped after %d pages, %d events, %s", pages.Load(), res.Events, time.Since(begin).Round(time.Millisecond))
 }
+
+// TestRebuildWhileAVersionIsBuilding: a new rebuild while an interrupted
+// one left its version building is refused, naming the version, and
+// changes nothing; one while another rebuild holds its version says it
+// is being rebuilt, and cannot abandon it. Abandon retires the
+// interrupted version (its items deleted) and rebuilds a new one.
+func TestRebuildWhileAVersionIsBuilding(t *testing.T) {
+	d := rebuildFixture(t, 120, 31)
+	a := admin.New(d)
+	ctx, cancel := context.WithCancel(context.Background())
+	res, err := a.Rebuild(ctx, admin.RebuildOptions{Segments: 2, PageSize: 10, Concurrency: 2, Progress: func(int) { cancel() }})
+	if !errors.Is(err, context.Canceled) || res.Version != "2" {
+		t.Fatalf("interrupted rebuild: %+v, %v", res, err)
+	}
+
+	_, err = a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 2, PageSize: 10})
+	var pending *admin.PendingError
+	if !errors.As(err, &pending) || !errors.Is(err, admin.ErrPending) || len(pending.Versions) != 1 || pending.Versions[0].Name != "2" ||
+		!strings.Contains(err.Error(), "version 2") || strings.Contains(err.Error(), "being rebuilt") {
+		t.Fatalf("a new rebuild beside the interrupted version 2: %v", err)
+	}
+	if reg, err := d.Registry.Load(context.Background(), true); err != nil || len(reg.Versions) != 2 {
+		t.Fatalf("the refused rebuild changed the registry: %+v, %v", reg.Versions, err)
+	}
+
+	// Held by a running rebuild: refused as such, and not abandoned.
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Rebuild(context.Background(), admin.RebuildOptions{Resume: true, Segments: 2, PageSize: 10, Concurrency: 2,
+			Progress: func(int) { once.Do(func() { close(holding); <-release }) }})
+		done <- err
+	}()
+	<-holding
+	_, err = a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 2, PageSize: 10})
+	if !errors.As(err, &pending) || !strings.Contains(err.Error(), "version 2 (being rebuilt, its lease runs until") {
+		t.Errorf("a new rebuild while version 2 is being rebuilt: %v", err)
+	}
+	var abandon *admin.AbandonError
+	if _, err := a.Rebuild(context.Background(), admin.RebuildOptions{Abandon: true, Segments: 2, PageSize: 10}); !errors.Is(err, lifecycle.ErrBeingRebuilt) ||
+		!errors.As(err, &abandon) || abandon.Version != "2" {
+		t.Errorf("abandoning a version being rebuilt: %v, want %v naming version 2", err, lifecycle.ErrBeingRebuilt)
+	}
+	if v := state(t, d, "2"); v.State != lifecycle.Building {
+		t.Errorf("version 2 after the refused abandon: %+v", v)
+	}
+	// The resumed run finishes; a new rebuild of version 3 is interrupted,
+	// then abandoned.
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("resumed rebuild: %v", err) // it finished: version 2 is ready
+	}
+	if v := state(t, d, "2"); v.State != lifecycle.Ready {
+		t.Fatalf("version 2 after its resumed rebuild: %+v", v)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	if res, err := a.Rebuild(ctx, admin.RebuildOptions{Segments: 2, PageSize: 10, Concurrency: 2, Progress: func(int) { cancel() }}); !errors.Is(err, context.Canceled) || res.Version != "3" {
+		t.Fatalf("second interrupted rebuild: %+v, %v", res, err)
+	}
+	var abandoned []string
+	var deleted int64
+	res, err = a.Rebuild(context.Background(), admin.RebuildOptions{Abandon: true, Segments: 2, PageSize: 10, Concurrency: 2,
+		OnAbandon: func(v string, n int64) { abandoned = append(abandoned, v); deleted += n }})
+	if err != nil || res.Version != "4" {
+		t.Fatalf("rebuild --abandon: %+v, %v", res, err)
+	}
+	if len(abandoned) != 1 || abandoned[0] != "3" || deleted == 0 {
+		t.Errorf("abandoned %v (%d items deleted), want version 3 and its items", abandoned, deleted)
+	}
+	if v := state(t, d, "3"); v.State != lifecycle.Retired {
+		t.Errorf("abandoned version 3: %+v, want retired", v)
+	}
+	if v := state(t, d, "4"); v.State != lifecycle.Ready {
+		t.Errorf("version 4 after rebuild --abandon: %+v, want ready", v)
+	}
+	stats, err := d.Items.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stats["3"]; ok {
+		t.Errorf("abandoned version 3 still has cells: %+v", stats["3"])
+	}
+	if _, err := a.Rebuild(context.Background(), admin.RebuildOptions{Resume: true, Abandon: true}); err == nil {
+		t.Error("rebuild with both resume and abandon went ahead")
+	}
+}
+
+// TestRebuildReportsEventsAsRead: the scan's progress moves while a page
+// is still being projected, rather than a page at a time once projected.
+func TestRebuildReportsEventsAsRead(t *testing.T) {
+	d := rebuildFixture(t, 120, 32)
+	a := admin.New(d)
+	var read, folded atomic.Int64
+	var ahead int64
+	var once sync.Once
+	_, err := a.Rebuild(context.Background(), admin.RebuildOptions{Segments: 2, PageSize: 10, Concurrency: 2,
+		Read: func(n int) { read.Add(int64(n)) },
+		Progress: func(n int) {
+			folded.Add(int64(n))
+			// Hold the first page projected: the other segment reads on.
+			once.Do(func() {
+				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && read.Load() <= folded.Load(); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				ahead = read.Load() - folded.Load()
+			})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ahead <= 0 {
+		t.Errorf("while a page was held after projection, %d events were read and %d folded: reads are not reported as they happen", read.Load(), folded.Load())
+	}
+	if read.Load() != folded.Load() {
+		t.Errorf("at the end %d events read, %d folded", read.Load(), folded.Load())
+	}
+}

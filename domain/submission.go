@@ -256,6 +256,12 @@ func ValidTitleID(id string) (string, error) {
 	return validID("titleId", &id)
 }
 
+// ValidVoterID checks a voter ID given outside a submission (a support
+// lookup).
+func ValidVoterID(id string) (string, error) {
+	return validID("voterId", &id)
+}
+
 func validID(field string, v *string) (string, error) {
 	if v == nil {
 		return "", fieldError(CodeMissingField, field, "%s is required", field)

@@ -7,11 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"votes/domain"
 	"votes/infra/faults"
+	"votes/infra/functions"
 	"votes/infra/local"
 )
 
@@ -59,7 +63,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var stopping atomic.Bool
+	log := slog.New(quietStop{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), &stopping})
 
 	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer, Ingest: *ingest}
 	cfg.Settings.Projector.Parallelization = *parallel
@@ -103,22 +108,107 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "auth jwt: POST /votes needs a token from issuer %s for audience %s; its sub is the voter\n", *issuer, *audience)
 	}
 	fmt.Fprintf(stdout, "stack %s: other votes commands reach it with --stack %[1]s (or on their own while it is the only one)\n", stackName(*name, stack.URL))
+	// Ctrl-C ends ctx and starts the stop; a second one ends the stop's
+	// wait. The signals are counted from here, not from the stop's start:
+	// two sent at once under load can both arrive before the first has
+	// ended ctx.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	force, forced := context.WithCancel(context.Background())
+	defer forced()
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-signals:
+				if n++; n == 2 {
+					forced()
+					return
+				}
+			case <-force.Done():
+				return
+			}
+		}
+	}()
 	fmt.Fprintf(stdout, "listening on %s\n", stack.URL)
 
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "shutting down: finishing queued votes")
+	stopping.Store(true)
+	fmt.Fprintf(stdout, "stopping: no new votes taken; the batches in flight get %s to finish (Ctrl-C again stops at once)\n", stopGrace)
+	rep := stack.Stop(force, stopGrace)
 	if cfg.Faults != nil {
 		f := cfg.Faults
 		fmt.Fprintf(stdout, "faults injected: %d of %d SDK calls failed before sending, %d after the emulator applied them\n",
 			f.FailedBefore.Load(), f.Calls.Load(), f.FailedAfter.Load())
 	}
-	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := stack.Close(closeCtx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
+	for _, line := range stopLines(rep) {
+		fmt.Fprintln(stdout, line)
 	}
-	fmt.Fprintln(stdout, "stopped")
 	return nil
+}
+
+// stopGrace is how long Ctrl-C lets the batches in flight finish (the
+// gateway's last answers included): the stop then takes at most a second
+// more, under 3 s in all.
+const stopGrace = 1500 * time.Millisecond
+
+// stopLines words a stop's report: one line per kind of thing left
+// undone, then "stopped".
+func stopLines(rep local.StopReport) []string {
+	var out, cut []string
+	for _, k := range []struct{ fn, what string }{
+		{functions.ProcessorName, "their submissions stay queued"},
+		{functions.ProjectorName, "their events stay in the stream"},
+		{functions.RepairerName, "their failures stay queued"},
+	} {
+		if n := rep.Interrupted[k.fn]; n > 0 {
+			cut = append(cut, fmt.Sprintf("%d %s %s (%s)", n, k.fn, plural(n, "batch", "batches"), k.what))
+		}
+	}
+	if len(cut) > 0 {
+		out = append(out, "interrupted: "+strings.Join(cut, ", "))
+	}
+	left := rep.Queued > 0 || len(cut) > 0
+	took := rep.Elapsed.Round(10 * time.Millisecond)
+	switch {
+	case rep.Forced:
+		out = append(out, fmt.Sprintf("stopped at once after %s (Ctrl-C again): %d submissions processed since the start; this stack kept its data in memory only", took, rep.Processed))
+	case left:
+		out = append(out, fmt.Sprintf("stopped in %s: %d submissions processed since the start, %d still queued; this stack kept them in memory only, so they are gone (votes dev --data DIR keeps them for the next start)", took, rep.Processed, max(rep.Queued, 0)))
+	default:
+		out = append(out, fmt.Sprintf("stopped in %s: %d submissions processed since the start, none left queued", took, rep.Processed))
+	}
+	return out
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// quietStop drops what the functions log about calls the stop cut off
+// (their context canceled once stopping is set): the stop's report counts
+// them in one line instead of a warning per message and cell.
+type quietStop struct {
+	slog.Handler
+	stopping *atomic.Bool
+}
+
+func (q quietStop) Handle(ctx context.Context, r slog.Record) error {
+	if q.stopping.Load() && errors.Is(ctx.Err(), context.Canceled) {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietStop) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietStop{q.Handler.WithAttrs(attrs), q.stopping}
+}
+
+func (q quietStop) WithGroup(name string) slog.Handler {
+	return quietStop{q.Handler.WithGroup(name), q.stopping}
 }
 
 // Tokens signed by votes token and votes load, and checked by votes dev

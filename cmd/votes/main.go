@@ -24,6 +24,8 @@ Usage:
   votes tallies TITLE [--stack NAME | --api URL]  print a title's tallies
   votes titles [--sort votes|approval|recent] [--aspect A] [--limit 20]  print the leaderboard
   votes export [--format csv|ndjson] [--titles A,B] [--out FILE]  every title's tallies (or those named)
+  votes ballot VOTER TITLE [--json]    a voter's current choices on a title and the vote events
+                                       behind them (same targets as below)
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies
   votes token --jwt-key FILE --sub VOTER  print a signed token naming a voter, for curl
   votes version                        print the module version and the VCS revision it was built from
@@ -31,7 +33,9 @@ Usage:
 Projection versions (against the running votes dev, the one named by --stack NAME
 when several run, --endpoint URL, or --stage STAGE [--region REGION] with the
 default AWS credentials):
-  votes rebuild [--segments 8] [--resume]  fold the event table into a new version, live traffic going on
+  votes rebuild [--segments 8] [--resume | --abandon]  fold the event table into a new version, live
+                                           traffic going on; --resume carries on with an interrupted
+                                           one, --abandon retires it and starts anew
   votes versions                           list versions, their state and counts
   votes promote VERSION                    switch queries to a ready (or superseded) version;
                                            the active one becomes superseded, still written
@@ -70,11 +74,13 @@ var commands = map[string]command{
 	"dlq":      runDLQ,
 	"stacks":   runStacks,
 	"version":  runVersion,
+	"ballot":   runBallot,
 }
 
 // synopsis is each command's positional arguments, for its usage line.
 var synopsis = map[string]string{
 	"tallies": "TITLE",
+	"ballot":  "VOTER TITLE",
 	"promote": "VERSION",
 	"retire":  "VERSION",
 	"verify":  "[VERSION]",
@@ -113,6 +119,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, errDiffers) {
 			return 1
 		}
+		if errors.Is(err, errInterrupted) {
+			return 130 // as a shell reports a command Ctrl-C stopped
+		}
 		fmt.Fprintf(stderr, "votes %s: %v\n", args[0], err)
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -122,6 +131,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// errInterrupted makes a command that said in one line what Ctrl-C left
+// undone exit 130 without more.
+var errInterrupted = errors.New("interrupted")
 
 // usageError is a mistake in the command line.
 type usageError struct{ error }

@@ -24,6 +24,8 @@ type devChild struct {
 	url    string
 	banner string
 	rest   io.Reader
+	// errOut is what it wrote to stderr; read it once cmd.Wait returned.
+	errOut *strings.Builder
 }
 
 // startDev starts `votes dev ARGS` with its discovery entries under cache,
@@ -40,8 +42,8 @@ func startDevAs(t *testing.T, test string, env ...string) *devChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), env...)
-	var errOut strings.Builder
-	cmd.Stderr = &errOut
+	errOut := &strings.Builder{}
+	cmd.Stderr = errOut
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +57,7 @@ func startDevAs(t *testing.T, test string, env ...string) *devChild {
 	for lines.Scan() {
 		printed = append(printed, lines.Text())
 		if u, ok := strings.CutPrefix(lines.Text(), "listening on "); ok {
-			return &devChild{cmd: cmd, url: u, banner: strings.Join(printed, "\n"), rest: stdout}
+			return &devChild{cmd: cmd, url: u, banner: strings.Join(printed, "\n"), rest: stdout, errOut: errOut}
 		}
 	}
 	t.Fatalf("votes dev (%s) never listened:\n%s\n%s", strings.Join(env, " "), strings.Join(printed, "\n"), errOut.String())

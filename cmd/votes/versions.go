@@ -127,7 +127,7 @@ func runRetire(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	prog := newProgress(stderr, -1)
 	prog.start("retire v"+version+" (items deleted)", 0)
 	n, err := a.Retire(ctx, version, prog.add)
-	prog.finish()
+	prog.finish(err == nil)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	prog := newProgress(stderr, a.EventCount(ctx))
 	prog.start("verify", 0)
 	res, err := a.Verify(ctx, version, prog.add)
-	prog.finish()
+	prog.finish(err == nil)
 	if err != nil {
 		return err
 	}

@@ -40,28 +40,47 @@ type sqsPoller struct {
 	overlap  bool
 	log      *slog.Logger
 	held     *atomic.Bool // the mapping is disabled: no receives
+	stats    *mappingStats
 }
 
-func (p *sqsPoller) run(ctx context.Context) {
-	for ctx.Err() == nil {
+// mappingStats counts what an SQS mapping's pollers did, for the stop's
+// report.
+type mappingStats struct {
+	finished    atomic.Int64 // messages the function finished, deleted
+	interrupted atomic.Int64 // batches whose invocation the stop cut off
+}
+
+func (p *sqsPoller) run(ctx context.Context) { p.serve(ctx, ctx, ctx) }
+
+// serve receives batches until take ends, each receive under receive,
+// and delivers each batch under invoke: a stop ends take first, so that
+// the batch in flight can finish, then invoke when it will not wait any
+// longer, and receive last.
+func (p *sqsPoller) serve(take, receive, invoke context.Context) {
+	for take.Err() == nil {
 		if p.held != nil && p.held.Load() {
-			sleep(ctx, 50*time.Millisecond)
+			sleep(take, 50*time.Millisecond)
 			continue
 		}
-		batch := p.gather(ctx)
+		batch := p.gather(take, receive)
 		if len(batch) == 0 {
 			continue
 		}
-		p.deliver(ctx, batch)
+		p.deliver(invoke, batch)
 	}
 }
 
-func (p *sqsPoller) gather(ctx context.Context) []types.Message {
+// gather receives a batch until take ends. A receive runs under ctx, not
+// take: one cancelled after the queue handed out its messages would leave
+// them invisible for the visibility timeout, so a stop lets the receive in
+// flight end (within its 1 s long poll) and delivers what it brought, or
+// puts it back.
+func (p *sqsPoller) gather(take, ctx context.Context) []types.Message {
 	var (
 		batch    []types.Message
 		deadline time.Time
 	)
-	for len(batch) < p.mapping.BatchSize && ctx.Err() == nil {
+	for len(batch) < p.mapping.BatchSize && take.Err() == nil {
 		wait := int32(1)
 		if len(batch) > 0 {
 			if !time.Now().Before(deadline) {
@@ -77,9 +96,9 @@ func (p *sqsPoller) gather(ctx context.Context) []types.Message {
 			MessageAttributeNames:       []string{"All"},
 		})
 		if err != nil {
-			if ctx.Err() == nil {
+			if take.Err() == nil {
 				p.log.Warn("receive from queue", "queue", p.queueURL, "err", err)
-				sleep(ctx, 200*time.Millisecond)
+				sleep(take, 200*time.Millisecond)
 			}
 			break
 		}
@@ -91,7 +110,7 @@ func (p *sqsPoller) gather(ctx context.Context) []types.Message {
 			break
 		}
 		if len(out.Messages) == 0 && len(batch) > 0 {
-			sleep(ctx, min(10*time.Millisecond, time.Until(deadline)))
+			sleep(take, min(10*time.Millisecond, time.Until(deadline)))
 		}
 	}
 	return batch
@@ -133,11 +152,21 @@ func (p *sqsPoller) deliver(ctx context.Context, batch []types.Message) {
 			finished[id] = true
 		}
 	}
-	var done []types.DeleteMessageBatchRequestEntry
+	// Cut off by the stop: the function did not finish every message.
+	cut := ctx.Err() != nil && len(finished) < len(batch)
+	var (
+		done []types.DeleteMessageBatchRequestEntry
+		left []types.ChangeMessageVisibilityBatchRequestEntry
+	)
 	for i, m := range batch {
 		if finished[aws.ToString(m.MessageId)] {
 			done = append(done, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		} else if cut {
+			left = append(left, types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
 		}
+	}
+	if cut && p.stats != nil {
+		p.stats.interrupted.Add(1)
 	}
 	// A context of its own: messages the function finished must be deleted
 	// even while the stack shuts down.
@@ -147,12 +176,27 @@ func (p *sqsPoller) deliver(ctx context.Context, batch []types.Message) {
 		entries := done[start:min(start+10, len(done))]
 		out, err := p.client.DeleteMessageBatch(dctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.queueURL), Entries: entries})
 		if err != nil {
-			p.log.Warn("delete processed messages", "err", err)
+			// Under ctx: after a stop cut the stack off, its log handler
+			// may count this rather than print it.
+			p.log.WarnContext(ctx, "delete processed messages", "err", err)
 			continue
 		}
-		for _, f := range out.Failed {
-			p.log.Warn("delete processed message", "id", aws.ToString(f.Id), "code", aws.ToString(f.Code))
+		if p.stats != nil {
+			p.stats.finished.Add(int64(len(out.Successful)))
 		}
+		for _, f := range out.Failed {
+			p.log.WarnContext(ctx, "delete processed message", "id", aws.ToString(f.Id), "code", aws.ToString(f.Code))
+		}
+	}
+	// The messages of a batch the stop cut off go back on the queue at
+	// once, rather than after their visibility timeout: whatever takes the
+	// queue up next (a restart on the same data) sees them straight away.
+	for start := 0; start < len(left); start += 10 {
+		entries := left[start:min(start+10, len(left))]
+		for i := range entries {
+			entries[i].VisibilityTimeout = 0
+		}
+		_, _ = p.client.ChangeMessageVisibilityBatch(dctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(p.queueURL), Entries: entries})
 	}
 }
 
@@ -163,7 +207,9 @@ func (p *sqsPoller) invoke(ctx context.Context, ev events.SQSEvent) map[string]b
 	finished := map[string]bool{}
 	var resp events.SQSEventResponse
 	if err := p.fn.Invoke(ctx, ev, &resp); err != nil {
-		p.log.Warn("function invocation failed", "function", p.fn.name, "messages", len(ev.Records), "err", err)
+		if ctx.Err() == nil { // a batch the stop cut off is counted, not logged
+			p.log.Warn("function invocation failed", "function", p.fn.name, "messages", len(ev.Records), "err", err)
+		}
 		return finished
 	}
 	for _, m := range ev.Records {

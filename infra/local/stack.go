@@ -204,11 +204,17 @@ type Stack struct {
 
 	kumo    *kumo.Server
 	server  *http.Server
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc // ends the pollers, their receives and invocations
+	take    context.CancelFunc // ends the pollers' loops: no new receive
+	cut     context.CancelFunc // ends the invocations
 	wg      sync.WaitGroup
 	streams *streamPoller
+	// submissions and repairs count what the SQS mappings did.
+	submissions, repairs mappingStats
 	// submissionsHeld disables the submissions queue's mapping.
 	submissionsHeld atomic.Bool
+	// stopped: Stop ran, and Close has nothing left to do.
+	stopped atomic.Bool
 }
 
 // Start creates the tables and queues and runs the gateway and pollers until
@@ -389,16 +395,18 @@ func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[strin
 // function's role.
 func (s *Stack) startMappings(ctx context.Context, cfg Config, fc functions.Config, awsFor map[string]awscfg.Config, streamARN string) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
+	takeCtx, take := context.WithCancel(runCtx)
+	invokeCtx, cut := context.WithCancel(runCtx)
+	s.cancel, s.take, s.cut = cancel, take, cut
 	region := s.Clients.Config.Region
 	processorSQS := awsFor[functions.ProcessorName].SQS()
 	for range max(min(cfg.Settings.Processor.Pollers, cfg.Settings.Processor.MaxConcurrency), 1) {
 		p := &sqsPoller{
 			client: processorSQS, queueURL: fc.SubmissionsURL, queueARN: s.queueARN(region, s.Queues.Submissions),
 			region: region, mapping: cfg.Settings.Processor, fn: s.Functions.Processor, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "submissions"),
-			held: &s.submissionsHeld,
+			held: &s.submissionsHeld, stats: &s.submissions,
 		}
-		s.goRun(func() { p.run(runCtx) })
+		s.goRun(func() { p.serve(takeCtx, runCtx, invokeCtx) })
 	}
 	sm := cfg.Settings.Projector
 	sm.FailureQueueURL = fc.FailuresURL
@@ -407,14 +415,15 @@ func (s *Stack) startMappings(ctx context.Context, cfg Config, fc functions.Conf
 		streams: projector.Streams(), sqs: projector.SQS(), streamARN: streamARN, region: region,
 		mapping: sm, fn: s.Functions.Projector, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "events-stream"),
 	}
-	s.goRun(func() { s.streams.run(runCtx) })
+	s.goRun(func() { s.streams.serve(takeCtx, invokeCtx) })
 	repairerSQS := awsFor[functions.RepairerName].SQS()
 	for range max(cfg.Settings.Repairer.Pollers, 1) {
 		p := &sqsPoller{
 			client: repairerSQS, queueURL: fc.FailuresURL, queueARN: s.queueARN(region, s.Queues.ProjectorFailed),
 			region: region, mapping: cfg.Settings.Repairer, fn: s.Functions.Repairer, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "projector-failures"),
+			stats: &s.repairs,
 		}
-		s.goRun(func() { p.run(runCtx) })
+		s.goRun(func() { p.serve(takeCtx, runCtx, invokeCtx) })
 	}
 	s.goRun(func() {
 		s.schedule(runCtx, cfg.Settings.RankEvery, s.Functions.Ranker, cfg.Log.With("schedule", "rankings"))
@@ -609,8 +618,12 @@ func (s *Stack) byName() map[string]*Function {
 }
 
 // Close stops taking requests, lets the pipeline finish what it holds (until
-// ctx ends), then stops the pollers and the emulator.
+// ctx ends), then stops the pollers and the emulator. After Stop it does
+// nothing.
 func (s *Stack) Close(ctx context.Context) error {
+	if s.stopped.Load() {
+		return nil
+	}
 	var err error
 	if s.server != nil {
 		err = s.server.Shutdown(ctx)
@@ -623,6 +636,104 @@ func (s *Stack) Close(ctx context.Context) error {
 	s.stop()
 	return err
 }
+
+// StopReport says what stopping the stack left undone.
+type StopReport struct {
+	Elapsed time.Duration
+	// Forced: the stop's context ended, and it returned without waiting
+	// for the invocations it cut off, nor counting what was left.
+	Forced bool
+	// Interrupted counts the batches the stop cut off before the function
+	// finished them, by function (processor, projector, repairer): their
+	// messages stay queued, their records in the stream.
+	Interrupted map[string]int64
+	// Processed counts the submissions the processor finished (stored, or
+	// dead-lettered with their reason) since the stack started.
+	Processed int64
+	// Queued counts the submissions the queue still held, visible or
+	// not, once the pollers had stopped; -1 when it could not be read.
+	Queued int
+}
+
+// Stop stops the stack as Ctrl-C does, without waiting for the queues to
+// drain: the gateway answers the requests it has and takes no more, the
+// event-source mappings start no new batch, and the batches in flight get
+// until grace has passed (from the call) to finish. Those still running
+// then are cut off: their messages stay queued (visible again at once),
+// their records in the stream. A stack keeps its data in its emulator, so
+// a memory-only one loses what it holds when Stop closes it. When ctx
+// ends (a second Ctrl-C), Stop cuts everything off and returns at once,
+// leaving the emulator to the process's exit, and the messages of a
+// receive in flight invisible for the visibility timeout. Otherwise it
+// returns within a second after grace (or after 1.2 s, with less grace).
+func (s *Stack) Stop(ctx context.Context, grace time.Duration) StopReport {
+	began := time.Now()
+	deadline, cancel := context.WithDeadline(ctx, began.Add(grace))
+	defer cancel()
+	s.stopped.Store(true)
+	if s.take != nil {
+		s.take() // the pollers finish their batches while the gateway answers its last requests
+	}
+	if s.server != nil {
+		if s.server.Shutdown(deadline) != nil {
+			s.server.Close() // the requests still open at the deadline are cut off
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { s.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-deadline.Done():
+	}
+	if s.cut != nil {
+		s.cut()
+	}
+	// Cut off, an invocation returns as soon as its calls see their
+	// context end; a receive in flight ends within its 1 s long poll.
+	wait := time.NewTimer(max(500*time.Millisecond, time.Until(began.Add(receiveWait))))
+	defer wait.Stop()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+	case <-wait.C:
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	rep := StopReport{Queued: -1}
+	rep.Interrupted = map[string]int64{
+		functions.ProcessorName: s.submissions.interrupted.Load(),
+		functions.RepairerName:  s.repairs.interrupted.Load(),
+	}
+	if s.streams != nil {
+		rep.Interrupted[functions.ProjectorName] = s.streams.interrupted.Load()
+	}
+	rep.Processed = s.submissions.finished.Load()
+	if ctx.Err() != nil {
+		rep.Forced, rep.Elapsed = true, time.Since(began)
+		return rep
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	if n, err := s.QueueDepth(qctx, s.Queues.Submissions); err == nil {
+		rep.Queued = n
+	}
+	qcancel()
+	if s.kumo != nil {
+		closed := make(chan struct{})
+		go func() { s.kumo.Close(); close(closed) }()
+		select { // it waits for requests still open, as a cut-off call's
+		case <-closed:
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	rep.Elapsed = time.Since(began)
+	return rep
+}
+
+// receiveWait bounds a receive in flight: the SQS pollers' long poll and
+// some slack.
+const receiveWait = 1200 * time.Millisecond
 
 // stop ends the pollers and the gateway's goroutine, then the emulator.
 func (s *Stack) stop() {

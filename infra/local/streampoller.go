@@ -61,18 +61,28 @@ type streamPoller struct {
 	emptyPolls atomic.Int64 // GetRecords calls that found nothing left to do
 	delivered  atomic.Int64 // records handed to the function and finished with
 	inFlight   atomic.Int64 // invocations running now
-	peak       atomic.Int64 // the most invocations ever running at once
+	// interrupted counts the batches a stop cut off before they were done.
+	interrupted atomic.Int64
+	peak        atomic.Int64 // the most invocations ever running at once
 }
 
-func (p *streamPoller) run(ctx context.Context) {
+func (p *streamPoller) run(ctx context.Context) { p.serve(ctx, ctx) }
+
+// serve reads the stream's shards until take ends, and delivers their
+// records under ctx: a stop ends take first, so that the rounds in flight
+// can finish, and ctx when it will not wait any longer. It returns once
+// every shard's reader has.
+func (p *streamPoller) serve(take, ctx context.Context) {
+	var shards sync.WaitGroup
+	defer shards.Wait()
 	started := map[string]chan struct{}{}
-	for ctx.Err() == nil {
-		desc, err := p.streams.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(p.streamARN)})
+	for take.Err() == nil {
+		desc, err := p.streams.DescribeStream(take, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(p.streamARN)})
 		if err != nil {
-			if ctx.Err() == nil {
+			if take.Err() == nil {
 				p.log.Warn("describe stream", "err", err)
 			}
-			sleep(ctx, time.Second)
+			sleep(take, time.Second)
 			continue
 		}
 		for _, k := range desc.StreamDescription.KeySchema {
@@ -88,19 +98,19 @@ func (p *streamPoller) run(ctx context.Context) {
 			done := make(chan struct{})
 			started[id] = done
 			parent := started[aws.ToString(sh.ParentShardId)]
-			go func() {
+			shards.Go(func() {
 				defer close(done)
 				if parent != nil {
 					select { // a child shard waits for its parent, keeping per-key order
 					case <-parent:
-					case <-ctx.Done():
+					case <-take.Done():
 						return
 					}
 				}
-				p.readShard(ctx, id)
-			}()
+				p.readShard(take, ctx, id)
+			})
 		}
-		sleep(ctx, 10*time.Second)
+		sleep(take, 10*time.Second)
 	}
 }
 
@@ -114,35 +124,35 @@ func (p *streamPoller) iterator(ctx context.Context, shardID string) (*string, e
 	return out.ShardIterator, nil
 }
 
-func (p *streamPoller) readShard(ctx context.Context, shardID string) {
+func (p *streamPoller) readShard(take, ctx context.Context, shardID string) {
 	var (
 		it       *string
 		buf      []types.Record
 		deadline time.Time
 		lastSeq  *big.Int // last record finished with; records up to it are skipped after a new iterator
 	)
-	for ctx.Err() == nil {
+	for take.Err() == nil {
 		if p.held.Load() {
-			sleep(ctx, p.mapping.PollInterval)
+			sleep(take, p.mapping.PollInterval)
 			continue
 		}
 		if it == nil {
 			var err error
-			if it, err = p.iterator(ctx, shardID); err != nil {
-				if ctx.Err() == nil {
+			if it, err = p.iterator(take, shardID); err != nil {
+				if take.Err() == nil {
 					p.log.Warn("get shard iterator", "shard", shardID, "err", err)
 				}
-				sleep(ctx, time.Second)
+				sleep(take, time.Second)
 				continue
 			}
 		}
-		out, err := p.streams.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
+		out, err := p.streams.GetRecords(take, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
 		if err != nil {
-			if ctx.Err() == nil {
+			if take.Err() == nil {
 				p.log.Warn("get stream records", "shard", shardID, "err", err)
 			}
 			it, buf = nil, nil // start again from a fresh iterator, skipping what was done
-			sleep(ctx, 250*time.Millisecond)
+			sleep(take, 250*time.Millisecond)
 			continue
 		}
 		it = out.NextShardIterator
@@ -184,7 +194,7 @@ func (p *streamPoller) readShard(ctx context.Context, shardID string) {
 			if len(buf) > 0 {
 				wait = min(wait, max(time.Until(deadline), time.Millisecond))
 			}
-			sleep(ctx, wait)
+			sleep(take, wait)
 		}
 	}
 }
@@ -255,12 +265,17 @@ func (p *streamPoller) deliverRound(ctx context.Context, shardID string, records
 // deliver hands records to the function until each one is done or given up
 // on. It returns early only when ctx ends.
 func (p *streamPoller) deliver(ctx context.Context, shardID string, records []types.Record, retriesLeft int) {
-	for attempt := 0; len(records) > 0 && ctx.Err() == nil; attempt++ {
-		resp, err := p.invoke(ctx, records)
+	for attempt := 0; len(records) > 0; attempt++ {
 		if ctx.Err() != nil {
+			p.interrupted.Add(1) // counted, not logged: its records stay in the stream
 			return
 		}
+		resp, err := p.invoke(ctx, records)
 		if err == nil && len(resp.BatchItemFailures) == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			p.interrupted.Add(1)
 			return
 		}
 		if err == nil {
