@@ -6,6 +6,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,6 +128,15 @@ type Config struct {
 	Stage string
 	// Endpoint is an AWS endpoint to use; empty starts kumo in this process.
 	Endpoint string
+	// AWSAddr, with no Endpoint, is the address the emulator is served on
+	// ("127.0.0.1:4566"); empty takes the random port kumo picks.
+	AWSAddr string
+	// DataDir is the directory this process's kumo keeps its snapshots
+	// in (KUMO_DATA_DIR, which kumo reads when the process starts); empty
+	// when it keeps nothing. The stack then gives a reloaded event table
+	// its stream again at start, and waits at Close until the directory
+	// holds the final state (see persist.go).
+	DataDir string
 	// Faults, when set, carries the SDK calls of the functions and of their
 	// event-source mappings, to fail some on purpose as a network and AWS
 	// may. The stack's own bookkeeping (Admin) never goes through it.
@@ -188,6 +198,8 @@ type Stack struct {
 	Gateway http.Handler
 	// Requests counts the HTTP requests the gateway served.
 	Requests atomic.Int64
+	// Restored says what the stack found in Config.DataDir.
+	Restored Restored
 	// ReadBound is how far behind the cells and the registry a tally GET
 	// may be (Settings.Reads): a GET sent ReadBound after the pipeline
 	// went idle, or after a promote, reads every vote of the version then
@@ -195,6 +207,9 @@ type Stack struct {
 	ReadBound time.Duration
 
 	kumo    *kumo.Server
+	dataDir string
+	front   *emulatorFront // serves kumo on Endpoint
+	direct  string         // where the stack's own clients reach the emulator
 	server  *http.Server
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -215,17 +230,30 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.kumo = kumo.NewServer()
 		s.Endpoint = s.kumo.URL
 	}
+	s.direct = s.Endpoint
 	defer func() {
 		if err != nil {
 			s.stop()
 		}
 	}()
+	if s.kumo != nil {
+		addr := cmp.Or(cfg.AWSAddr, "127.0.0.1:0")
+		if s.front, err = frontFor(addr, s.direct); err != nil {
+			return nil, err
+		}
+		s.Endpoint = s.front.URL()
+	}
 	if err := s.connect(ctx, cfg); err != nil {
 		return nil, err
 	}
 	streamARN, err := s.createResources(ctx, cfg.Settings)
 	if err != nil {
 		return nil, err
+	}
+	if s.dataDir = cfg.DataDir; s.dataDir != "" {
+		if streamARN, err = s.reattachStream(ctx, s.dataDir, streamARN); err != nil {
+			return nil, err
+		}
 	}
 	fc := s.functionConfig(cfg)
 	if err := fc.Validate(); err != nil {
@@ -252,6 +280,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Stage == "" {
 		cfg.Stage = "local"
 	}
+	if cfg.AWSAddr != "" && cfg.Endpoint != "" {
+		return cfg, errors.New("local: an emulator address needs the stack's own emulator, not an endpoint")
+	}
 	switch cfg.Ingest {
 	case "":
 		cfg.Ingest = IngestAPI
@@ -273,11 +304,11 @@ func (cfg Config) withDefaults() (Config, error) {
 // connect makes the stack's own clients: Clients as the functions' are,
 // Admin without options or faults.
 func (s *Stack) connect(ctx context.Context, cfg Config) (err error) {
-	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.direct, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
 	if err != nil {
 		return err
 	}
-	s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, Retryer: cfg.Retryer})
+	s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.direct, Retryer: cfg.Retryer})
 	return err
 }
 
@@ -316,7 +347,7 @@ func (s *Stack) functionClients(ctx context.Context, cfg Config) (map[string]aws
 		if cfg.FunctionAPIOptions != nil {
 			opts = append(opts, cfg.FunctionAPIOptions(name)...)
 		}
-		c, err := awscfg.Load(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: opts})
+		c, err := awscfg.Load(ctx, awscfg.Options{Endpoint: s.direct, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: opts})
 		if err != nil {
 			return nil, err
 		}
@@ -409,7 +440,7 @@ func (s *Stack) listen(cfg Config) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
+		return &ListenError{Role: "gateway", Addr: cfg.Addr, Err: err}
 	}
 	s.URL = "http://" + ln.Addr().String()
 	var serve func() error
@@ -457,7 +488,7 @@ func (s *Stack) createResources(ctx context.Context, st Settings) (string, error
 		if err != nil {
 			return fmt.Errorf("sqs: create queue %s: %w", name, err)
 		}
-		s.QueueURLs[name] = aws.ToString(out.QueueUrl)
+		s.QueueURLs[name] = queueURL(s.Endpoint, aws.ToString(out.QueueUrl))
 		return nil
 	}
 	retention := strconv.Itoa(int(st.Retention.Seconds()))
@@ -573,10 +604,16 @@ func (s *Stack) Close(ctx context.Context) error {
 	if s.server != nil {
 		err = s.server.Shutdown(ctx)
 	}
+	drained := false
 	if s.streams != nil && ctx.Err() == nil {
-		if werr := s.WaitIdle(ctx); werr != nil && !errors.Is(werr, context.DeadlineExceeded) && !errors.Is(werr, context.Canceled) {
+		werr := s.WaitIdle(ctx)
+		drained = werr == nil
+		if werr != nil && !errors.Is(werr, context.DeadlineExceeded) && !errors.Is(werr, context.Canceled) {
 			err = errors.Join(err, werr)
 		}
+	}
+	if s.dataDir != "" {
+		err = errors.Join(err, s.persist(ctx, s.dataDir, drained))
 	}
 	s.stop()
 	return err
@@ -588,6 +625,9 @@ func (s *Stack) stop() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	if s.front != nil {
+		s.front.close()
+	}
 	if s.kumo != nil {
 		s.kumo.Close()
 	}
