@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,11 +28,39 @@ import (
 func runDataChild() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--data", os.Getenv("VOTES_TEST_DATA")}, os.Stdout, os.Stderr))
+	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--data", os.Getenv("VOTES_TEST_DATA")}, strings.Fields(os.Getenv("VOTES_TEST_DEV_ARGS"))...)
+	os.Exit(run(ctx, args, os.Stdout, os.Stderr))
 }
 
-// TestDevDataSurvivesARestart: with --data, a stack stopped with Ctrl-C
-// and started again has the same tallies at once; then a new vote, a
+// freeAddr is a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestDevRefusesABusyAWSAddr: --aws-addr on an address in use is refused
+// before anything starts, saying which flag and address.
+func TestDevRefusesABusyAWSAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	code, _, errOut := votes(t, "dev", "--addr", "127.0.0.1:0", "--aws-addr", ln.Addr().String())
+	if want := "--aws-addr " + ln.Addr().String() + " is in use by another program"; code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("votes dev --aws-addr on a busy address: exit %d, %q; want 2 and %q", code, errOut, want)
+	}
+}
+
+// TestDevDataSurvivesARestart: with --data and --aws-addr, a stack stopped
+// with Ctrl-C and started again serves the emulator on the same address,
+// its queue URLs naming it, and has the same tallies at once; then a new vote, a
 // changed vote and a resent submission of the first run each count
 // exactly once, and votes verify finds the tallies equal to the fold of
 // every event, the resent one stored once. In child processes: kumo reads
@@ -40,9 +69,13 @@ func TestDevDataSurvivesARestart(t *testing.T) {
 	if os.Getenv("VOTES_TEST_DEV_CHILD") == "data" {
 		runDataChild()
 	}
-	dir, cache := t.TempDir(), t.TempDir()
+	dir, cache, awsAddr := t.TempDir(), t.TempDir(), freeAddr(t)
 	start := func() *devChild {
-		return startDevAs(t, "TestDevDataSurvivesARestart", "VOTES_TEST_DEV_CHILD=data", "VOTES_TEST_DATA="+dir, "XDG_CACHE_HOME="+cache)
+		dev := startDevAs(t, "TestDevDataSurvivesARestart", "VOTES_TEST_DEV_CHILD=data", "VOTES_TEST_DATA="+dir, "XDG_CACHE_HOME="+cache, "VOTES_TEST_DEV_ARGS=--aws-addr "+awsAddr)
+		if !strings.Contains(dev.banner, "aws endpoint http://"+awsAddr+" ") || !strings.Contains(dev.banner, "submissions queue http://"+awsAddr+"/000000000000/votes-local-submissions") {
+			t.Errorf("votes dev --aws-addr %s does not serve the emulator there, or its queue URLs do not name it:\n%s", awsAddr, dev.banner)
+		}
+		return dev
 	}
 	dev := start()
 	if !strings.Contains(dev.banner, "data in "+dir+": tables, queues and stream position are kept there") {
