@@ -98,7 +98,9 @@ func (f *emulatorFront) close() {
 // http://localhost:4566/000000000000/NAME, whatever its port (its SQS base
 // URL is fixed when the process starts), and finds a queue by the URL's
 // path whatever its host: the stack hands out URLs that name the address
-// the emulator is really reached at.
+// the emulator is really reached at. (With an endpoint given, the URLs are
+// the emulator's own: kumo finds them by an exact match, without walking
+// every queue of a process-global store.)
 func queueURL(endpoint, returned string) string {
 	u, err := url.Parse(returned)
 	if err != nil || u.Path == "" {

@@ -488,7 +488,10 @@ func (s *Stack) createResources(ctx context.Context, st Settings) (string, error
 		if err != nil {
 			return fmt.Errorf("sqs: create queue %s: %w", name, err)
 		}
-		s.QueueURLs[name] = queueURL(s.Endpoint, aws.ToString(out.QueueUrl))
+		s.QueueURLs[name] = aws.ToString(out.QueueUrl)
+		if s.front != nil {
+			s.QueueURLs[name] = queueURL(s.Endpoint, s.QueueURLs[name])
+		}
 		return nil
 	}
 	retention := strconv.Itoa(int(st.Retention.Seconds()))
