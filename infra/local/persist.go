@@ -325,6 +325,18 @@ func (s *Stack) persist(ctx context.Context, dir string, drained bool) error {
 	}
 	for _, name := range []string{"dynamodb.json", "sqs.json"} {
 		path := filepath.Join(dir, name)
+		// kumo writes a snapshot within its flush interval of a change:
+		// none at all means that it does not write to dir.
+		for wait := 0; ; wait++ {
+			if _, err := os.Stat(path); err == nil {
+				break
+			} else if wait == 60 {
+				return fmt.Errorf("local: kumo keeps no snapshot in %s: KUMO_DATA_DIR must name it when the process starts", dir)
+			}
+			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+				return err
+			}
+		}
 		var seen time.Time
 		for {
 			// Read again only once the file was replaced: it may be large.
@@ -334,10 +346,8 @@ func (s *Stack) persist(ctx context.Context, dir string, drained bool) error {
 					break
 				}
 			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("local: %s did not get the final state: %w", path, ctx.Err())
-			case <-time.After(50 * time.Millisecond):
+			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+				return fmt.Errorf("local: %s did not get the final state: %w", path, err)
 			}
 		}
 	}
@@ -345,4 +355,13 @@ func (s *Stack) persist(ctx context.Context, dir string, drained bool) error {
 		return nil
 	}
 	return os.WriteFile(filepath.Join(dir, cleanStopFile), []byte(token+"\n"), 0o600)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
