@@ -61,10 +61,14 @@ type options struct {
 	projectorBatch  int
 	analystTitles   int
 	analystGets     int
+	// devVotes are the submissions sent to a votes dev process whose
+	// memory is measured; idleFor is how long the quiet runs last.
+	devVotes int
+	idleFor  time.Duration
 }
 
 // steps are the bench's steps in the order they run; -runs picks some.
-var steps = []string{"default", "five", "hot", "catalog", "rebuild", "projector", "analysts"}
+var steps = []string{"default", "five", "hot", "catalog", "rebuild", "projector", "analysts", "idle", "devrss"}
 
 func main() {
 	var o options
@@ -78,6 +82,8 @@ func main() {
 	flag.IntVar(&o.projectorEvents, "projector-events", 20000, "events in the backlog the projector's own rate is measured on (0: skip)")
 	flag.IntVar(&o.catalogTitles, "catalog-titles", 10000, "titles in the catalog run (Zipf skew)")
 	flag.IntVar(&o.catalogSubs, "catalog-submissions", 6000, "submissions of 1 to 5 aspects in the catalog run")
+	flag.IntVar(&o.devVotes, "dev-votes", 20000, "single-aspect submissions sent to a votes dev process to measure its memory")
+	flag.DurationVar(&o.idleFor, "idle-for", 20*time.Second, "how long the quiet runs last (idle tally lag, memory after a load)")
 	runs := flag.String("runs", strings.Join(steps, ","), "steps to run, of "+strings.Join(steps, ","))
 	flag.DurationVar(&o.projectorWindow, "projector-window", 0, "projector stream batch window (0: the deployed one)")
 	flag.IntVar(&o.projectorBatch, "projector-batch", 0, "projector stream batch size (0: the deployed one)")
@@ -143,6 +149,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		{"analysts", func(ctx context.Context) error {
 			return printAnalystCosts(ctx, b.out, b.o.analystTitles, b.o.analystGets)
 		}},
+		{"idle", b.idleLag}, {"devrss", b.devRSS},
 	} {
 		if !o.runs[step.name] {
 			continue

@@ -33,6 +33,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	jwks := fs.String("jwks", "", "with --auth jwt: JSON Web Key Set file, instead of --jwt-key")
 	issuer := fs.String("jwt-issuer", defaultIssuer, "with --auth jwt: the issuer tokens must have")
 	audience := fs.String("jwt-audience", defaultAudience, "with --auth jwt: the audience tokens must have")
+	awsAddr := fs.String("aws-addr", "", "address the AWS emulator listens on, as 127.0.0.1:4566 (default: a free port, printed)")
+	dataDir := fs.String("data", os.Getenv("KUMO_DATA_DIR"), "keep the tables, queues and stream position in this directory across restarts (default: in memory only)")
 	ingest := fs.String("ingest", local.IngestAPI, `how POST /votes reaches the receiver: "api" (the HTTP API's route, its JWT authorizer in front) or "url" (the receiver's function URL, which verifies tokens itself)`)
 	if pos, err := parse(fs, args); err != nil {
 		return err
@@ -41,6 +43,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if err := checkDevAddr(*addr, *name); err != nil {
 		return err
+	}
+	if err := checkAWSAddr(*awsAddr); err != nil {
+		return err
+	}
+	var unlock func()
+	if *dataDir != "" {
+		var err error
+		if unlock, err = useDataDir(*dataDir); err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	if *faultRate < 0 || *faultRate >= 1 {
 		return usageError{fmt.Errorf("--faults %v: want a fraction from 0 to below 1", *faultRate)}
@@ -66,7 +79,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var stopping atomic.Bool
 	log := slog.New(quietStop{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), &stopping})
 
-	cfg := local.Config{Addr: *addr, Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer, Ingest: *ingest}
+	cfg := local.Config{Addr: *addr, AWSAddr: *awsAddr, DataDir: os.Getenv("KUMO_DATA_DIR"), Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer, Ingest: *ingest}
 	cfg.Settings.Projector.Parallelization = *parallel
 	var seed uint64
 	if *faultRate > 0 {
@@ -75,7 +88,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Faults.SetRate(*faultRate)
 	}
 	stack, err := local.Start(ctx, cfg)
-	if errors.Is(err, syscall.EADDRINUSE) {
+	if le := (*local.ListenError)(nil); errors.As(err, &le) && errors.Is(err, syscall.EADDRINUSE) {
+		if le.Role == "emulator" {
+			return awsAddrTaken(*awsAddr)
+		}
 		return portTaken(*addr)
 	}
 	if err != nil {
@@ -84,6 +100,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "aws endpoint %s (DynamoDB, DynamoDB Streams, SQS; any access key, region us-east-1)\n", stack.Endpoint)
 	fmt.Fprintf(stdout, "tables %s, %s, %s; queues %s, %s, %s, %s\n", stack.Tables.Events, stack.Tables.Ballots, stack.Tables.Tallies,
 		stack.Queues.Submissions, stack.Queues.DeadLetters, stack.Queues.ProjectorFailed, stack.Queues.RepairFailed)
+	fmt.Fprintf(stdout, "submissions queue %s\n", stack.QueueURLs[stack.Queues.Submissions])
+	if cfg.DataDir != "" {
+		printRestored(stdout, cfg.DataDir, stack.Restored)
+	}
 	unregister, err := registerDev(devState{Name: *name, Endpoint: stack.Endpoint, API: stack.URL, Stage: "local", PID: os.Getpid(), Started: time.Now(), Catalog: catalog.String()}, log)
 	if err != nil {
 		stack.Close(context.Background())
@@ -173,6 +193,10 @@ func stopLines(rep local.StopReport) []string {
 	switch {
 	case rep.Forced:
 		out = append(out, fmt.Sprintf("stopped at once after %s (Ctrl-C again): %d submissions processed since the start; this stack kept its data in memory only", took, rep.Processed))
+	case rep.KeepErr != nil:
+		out = append(out, fmt.Sprintf("stopped in %s: %d submissions processed since the start, %d still queued; saving the data in %s failed (%v): the next start folds every event it finds there again", took, rep.Processed, max(rep.Queued, 0), rep.KeptIn, rep.KeepErr))
+	case left && rep.KeptIn != "":
+		out = append(out, fmt.Sprintf("stopped in %s: %d submissions processed since the start, %d still queued, kept in %s for the next start", took, rep.Processed, max(rep.Queued, 0), rep.KeptIn))
 	case left:
 		out = append(out, fmt.Sprintf("stopped in %s: %d submissions processed since the start, %d still queued; this stack kept them in memory only, so they are gone (votes dev --data DIR keeps them for the next start)", took, rep.Processed, max(rep.Queued, 0)))
 	default:

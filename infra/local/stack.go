@@ -6,6 +6,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,6 +136,15 @@ type Config struct {
 	Stage string
 	// Endpoint is an AWS endpoint to use; empty starts kumo in this process.
 	Endpoint string
+	// AWSAddr, with no Endpoint, is the address the emulator is served on
+	// ("127.0.0.1:4566"); empty takes the random port kumo picks.
+	AWSAddr string
+	// DataDir is the directory this process's kumo keeps its snapshots
+	// in (KUMO_DATA_DIR, which kumo reads when the process starts); empty
+	// when it keeps nothing. The stack then gives a reloaded event table
+	// its stream again at start, and waits at Close until the directory
+	// holds the final state (see persist.go).
+	DataDir string
 	// Faults, when set, carries the SDK calls of the functions and of their
 	// event-source mappings, to fail some on purpose as a network and AWS
 	// may. The stack's own bookkeeping (Admin) never goes through it.
@@ -196,6 +206,8 @@ type Stack struct {
 	Gateway http.Handler
 	// Requests counts the HTTP requests the gateway served.
 	Requests atomic.Int64
+	// Restored says what the stack found in Config.DataDir.
+	Restored Restored
 	// ReadBound is how far behind the cells and the registry a tally GET
 	// may be (Settings.Reads): a GET sent ReadBound after the pipeline
 	// went idle, or after a promote, reads every vote of the version then
@@ -203,6 +215,9 @@ type Stack struct {
 	ReadBound time.Duration
 
 	kumo    *kumo.Server
+	dataDir string
+	front   *emulatorFront // serves kumo on Endpoint
+	direct  string         // where the stack's own clients reach the emulator
 	server  *http.Server
 	cancel  context.CancelFunc // ends the pollers, their receives and invocations
 	take    context.CancelFunc // ends the pollers' loops: no new receive
@@ -229,17 +244,30 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.kumo = kumo.NewServer()
 		s.Endpoint = s.kumo.URL
 	}
+	s.direct = s.Endpoint
 	defer func() {
 		if err != nil {
 			s.stop()
 		}
 	}()
+	if s.kumo != nil {
+		addr := cmp.Or(cfg.AWSAddr, "127.0.0.1:0")
+		if s.front, err = frontFor(addr, s.direct); err != nil {
+			return nil, err
+		}
+		s.Endpoint = s.front.URL()
+	}
 	if err := s.connect(ctx, cfg); err != nil {
 		return nil, err
 	}
 	streamARN, err := s.createResources(ctx, cfg.Settings)
 	if err != nil {
 		return nil, err
+	}
+	if s.dataDir = cfg.DataDir; s.dataDir != "" {
+		if streamARN, err = s.reattachStream(ctx, s.dataDir, streamARN); err != nil {
+			return nil, err
+		}
 	}
 	fc := s.functionConfig(cfg)
 	if err := fc.Validate(); err != nil {
@@ -266,6 +294,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Stage == "" {
 		cfg.Stage = "local"
 	}
+	if cfg.AWSAddr != "" && cfg.Endpoint != "" {
+		return cfg, errors.New("local: an emulator address needs the stack's own emulator, not an endpoint")
+	}
 	switch cfg.Ingest {
 	case "":
 		cfg.Ingest = IngestAPI
@@ -287,11 +318,11 @@ func (cfg Config) withDefaults() (Config, error) {
 // connect makes the stack's own clients: Clients as the functions' are,
 // Admin without options or faults.
 func (s *Stack) connect(ctx context.Context, cfg Config) (err error) {
-	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
+	s.Clients, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.direct, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: cfg.APIOptions})
 	if err != nil {
 		return err
 	}
-	s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.Endpoint, Retryer: cfg.Retryer})
+	s.Admin, err = awscfg.New(ctx, awscfg.Options{Endpoint: s.direct, Retryer: cfg.Retryer})
 	return err
 }
 
@@ -330,7 +361,7 @@ func (s *Stack) functionClients(ctx context.Context, cfg Config) (map[string]aws
 		if cfg.FunctionAPIOptions != nil {
 			opts = append(opts, cfg.FunctionAPIOptions(name)...)
 		}
-		c, err := awscfg.Load(ctx, awscfg.Options{Endpoint: s.Endpoint, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: opts})
+		c, err := awscfg.Load(ctx, awscfg.Options{Endpoint: s.direct, HTTPClient: cfg.httpClient(), Retryer: cfg.Retryer, APIOptions: opts})
 		if err != nil {
 			return nil, err
 		}
@@ -460,7 +491,7 @@ func (s *Stack) listen(cfg Config) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
+		return &ListenError{Role: "gateway", Addr: cfg.Addr, Err: err}
 	}
 	s.URL = "http://" + ln.Addr().String()
 	var serve func() error
@@ -509,6 +540,9 @@ func (s *Stack) createResources(ctx context.Context, st Settings) (string, error
 			return fmt.Errorf("sqs: create queue %s: %w", name, err)
 		}
 		s.QueueURLs[name] = aws.ToString(out.QueueUrl)
+		if s.front != nil {
+			s.QueueURLs[name] = queueURL(s.Endpoint, s.QueueURLs[name])
+		}
 		return nil
 	}
 	retention := strconv.Itoa(int(st.Retention.Seconds()))
@@ -628,10 +662,16 @@ func (s *Stack) Close(ctx context.Context) error {
 	if s.server != nil {
 		err = s.server.Shutdown(ctx)
 	}
+	drained := false
 	if s.streams != nil && ctx.Err() == nil {
-		if werr := s.WaitIdle(ctx); werr != nil && !errors.Is(werr, context.DeadlineExceeded) && !errors.Is(werr, context.Canceled) {
+		werr := s.WaitIdle(ctx)
+		drained = werr == nil
+		if werr != nil && !errors.Is(werr, context.DeadlineExceeded) && !errors.Is(werr, context.Canceled) {
 			err = errors.Join(err, werr)
 		}
+	}
+	if s.dataDir != "" {
+		err = errors.Join(err, s.persist(ctx, s.dataDir, drained))
 	}
 	s.stop()
 	return err
@@ -653,6 +693,11 @@ type StopReport struct {
 	// Queued counts the submissions the queue still held, visible or
 	// not, once the pollers had stopped; -1 when it could not be read.
 	Queued int
+	// KeptIn is the data directory the stack's state was saved in, for
+	// the next start ("" for a memory-only stack), and KeepErr why saving
+	// it failed.
+	KeptIn  string
+	KeepErr error
 }
 
 // Stop stops the stack as Ctrl-C does, without waiting for the queues to
@@ -670,6 +715,16 @@ func (s *Stack) Stop(ctx context.Context, grace time.Duration) StopReport {
 	began := time.Now()
 	deadline, cancel := context.WithDeadline(ctx, began.Add(grace))
 	defer cancel()
+	// With a data directory, a stack that was idle when told to stop can
+	// say so, and its next start need not fold every event again (kumo
+	// keeps no stream): every submission processed, the stream read to its
+	// end. A busy one is not waited for.
+	idle := false
+	if s.dataDir != "" {
+		ictx, icancel := context.WithTimeout(deadline, 700*time.Millisecond)
+		idle = s.WaitIdle(ictx) == nil
+		icancel()
+	}
 	s.stopped.Store(true)
 	if s.take != nil {
 		s.take() // the pollers finish their batches while the gateway answers its last requests
@@ -718,6 +773,14 @@ func (s *Stack) Stop(ctx context.Context, grace time.Duration) StopReport {
 		rep.Queued = n
 	}
 	qcancel()
+	if s.dataDir != "" {
+		cut := int64(0)
+		for _, n := range rep.Interrupted {
+			cut += n
+		}
+		rep.KeptIn = s.dataDir
+		rep.KeepErr = s.persist(ctx, s.dataDir, idle && cut == 0 && rep.Queued == 0)
+	}
 	if s.kumo != nil {
 		closed := make(chan struct{})
 		go func() { s.kumo.Close(); close(closed) }()
@@ -741,6 +804,9 @@ func (s *Stack) stop() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	if s.front != nil {
+		s.front.close()
+	}
 	if s.kumo != nil {
 		s.kumo.Close()
 	}
