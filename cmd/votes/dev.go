@@ -35,6 +35,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	audience := fs.String("jwt-audience", defaultAudience, "with --auth jwt: the audience tokens must have")
 	awsAddr := fs.String("aws-addr", "", "address the AWS emulator listens on, as 127.0.0.1:4566 (default: a free port, printed)")
 	dataDir := fs.String("data", os.Getenv("KUMO_DATA_DIR"), "keep the tables, queues and stream position in this directory across restarts (default: in memory only)")
+	demo := fs.Bool("demo", false, "fill the stack with three days of votes over a dozen titles, to look at the dashboard and the CLI at once")
 	ingest := fs.String("ingest", local.IngestAPI, `how POST /votes reaches the receiver: "api" (the HTTP API's route, its JWT authorizer in front) or "url" (the receiver's function URL, which verifies tokens itself)`)
 	if pos, err := parse(fs, args); err != nil {
 		return err
@@ -128,6 +129,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "auth jwt: POST /votes needs a token from issuer %s for audience %s; its sub is the voter\n", *issuer, *audience)
 	}
 	fmt.Fprintf(stdout, "stack %s: other votes commands reach it with --stack %[1]s (or on their own while it is the only one)\n", stackName(*name, stack.URL))
+	if *demo {
+		began := time.Now()
+		votes, err := seedDemo(ctx, stack.Admin.DynamoDB, stack.Tables.Events, began, catalog)
+		if err == nil {
+			err = stack.RankNow(ctx)
+		}
+		if err != nil {
+			stack.Close(context.Background())
+			return err
+		}
+		fmt.Fprintf(stdout, "demo: %d votes over the last three days on %d titles, projected and ranked in %s; the dashboard is at %s/\n",
+			len(votes), len(demoTitles), time.Since(began).Round(100*time.Millisecond), stack.URL)
+	}
 	// Ctrl-C ends ctx and starts the stop; a second one ends the stop's
 	// wait. The signals are counted from here, not from the stop's start:
 	// two sent at once under load can both arrive before the first has

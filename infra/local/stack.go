@@ -461,6 +461,20 @@ func (s *Stack) startMappings(ctx context.Context, cfg Config, fc functions.Conf
 	})
 }
 
+// RankNow waits until the pipeline is idle, then runs the ranker once, as
+// its schedule would: the title index ranked as it stands.
+func (s *Stack) RankNow(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.WaitIdle(ctx); err != nil {
+		return fmt.Errorf("local: wait for the pipeline: %w", err)
+	}
+	now := time.Now()
+	ev := events.EventBridgeEvent{Version: "0", ID: strconv.FormatInt(now.UnixNano(), 10), DetailType: "Scheduled Event", Source: "aws.events",
+		AccountID: "000000000000", Time: now.UTC(), Region: s.Clients.Config.Region, Detail: json.RawMessage("{}")}
+	return s.Functions.Ranker.Invoke(ctx, ev, nil)
+}
+
 // schedule invokes fn with an EventBridge scheduled event every interval
 // until ctx ends, as serverless.yml's schedule event does; one invocation
 // at a time.
