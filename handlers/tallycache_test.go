@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,20 +50,19 @@ func (f readsFixture) container(c *projectiontest.Clock) (*handlers.Query, *mete
 	return functions.QueryAt(f.cfg, clients.DynamoDB, c.Now, discard()), meter
 }
 
-var stepN int
+var stepN atomic.Int64
 
 // vote adds counts to one cell of a title in version, through the cell
 // store's own commit, as the projector writes them.
 func (f readsFixture) vote(version, title string, shard int, counts projections.Counts) {
 	f.t.Helper()
-	stepN++
 	cells := dynamo.NewCellStore(f.clients.DynamoDB, f.cfg.Tables.Tallies, version)
 	cell := domain.Cell{TitleID: title, Shard: shard}
 	st, err := cells.Read(context.Background(), cell)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	redo := projections.Redo{Step: "step-" + strconv.Itoa(1000000+stepN)}
+	redo := projections.Redo{Step: "step-" + strconv.FormatInt(1000000+stepN.Add(1), 10)}
 	if err := cells.Commit(context.Background(), cell, st.Version, redo, counts); err != nil {
 		f.t.Fatal(err)
 	}
