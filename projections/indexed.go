@@ -36,18 +36,19 @@ type IndexedProjector struct {
 	index       TitleIndex
 	titleCells  TitleCells
 	concurrency int
+	done        *completed // kept from one batch to the next, as a Projector keeps it
 }
 
 // NewIndexedProjector projects into ballots and cells, and indexes titles
 // into index, reading a title's cells through titleCells when it resyncs.
 func NewIndexedProjector(ballots Ballots, cells Cells, index TitleIndex, titleCells TitleCells, concurrency int) *IndexedProjector {
-	return &IndexedProjector{ballots: ballots, cells: cells, index: index, titleCells: titleCells, concurrency: max(concurrency, 1)}
+	return &IndexedProjector{ballots: ballots, cells: cells, index: index, titleCells: titleCells, concurrency: max(concurrency, 1), done: newCompleted()}
 }
 
 // Project folds events into the ballots and cells, then into the index.
 func (p *IndexedProjector) Project(ctx context.Context, events []domain.VoteCast) Report {
 	rec := &recordingCells{Cells: p.cells, seen: map[domain.Cell]int64{}}
-	rep := NewProjector(p.ballots, rec, p.concurrency).Project(ctx, events)
+	rep := (&Projector{ballots: p.ballots, cells: rec, concurrency: p.concurrency, done: p.done}).Project(ctx, events)
 	byTitle := map[string][]CellStep{}
 	cellsOf := map[string][]domain.Cell{}
 	for cell, v := range rec.seen {

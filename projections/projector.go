@@ -143,12 +143,46 @@ type Projector struct {
 	ballots     Ballots
 	cells       Cells
 	concurrency int
+	done        *completed
 }
 
 // NewProjector builds a projector that works on up to concurrency cells at
 // once, and saves up to concurrency ballots at once besides.
 func NewProjector(ballots Ballots, cells Cells, concurrency int) *Projector {
-	return &Projector{ballots: ballots, cells: cells, concurrency: max(concurrency, 1)}
+	return &Projector{ballots: ballots, cells: cells, concurrency: max(concurrency, 1), done: newCompleted()}
+}
+
+// completed remembers, per cell, the last redo log this projector knows to
+// be complete: its own step whose ballots it saved every one of, or
+// another's that it completed. A step that reads that log in the cell
+// skips loading its voters' ballots, and completing it: completion is for
+// good (ballot versions only move on), so this only saves reads. Safe for
+// concurrent use; bounded, it forgets everything when full.
+type completed struct {
+	mu sync.Mutex
+	m  map[domain.Cell]string
+}
+
+const completedCells = 1 << 16
+
+func newCompleted() *completed { return &completed{m: map[domain.Cell]string{}} }
+
+func (c *completed) is(cell domain.Cell, step string) bool {
+	if step == "" {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[cell] == step
+}
+
+func (c *completed) mark(cell domain.Cell, step string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= completedCells {
+		clear(c.m)
+	}
+	c.m[cell] = step
 }
 
 // Report says what one Project call did.
@@ -227,12 +261,19 @@ func (s *step) one(ctx context.Context, voters []string, byVoter map[string][]do
 		if err != nil {
 			return fmt.Errorf("read cell %s: %w", s.cell, err)
 		}
-		ballots, err := s.load(ctx, voters, st.Redo)
+		pending := st.Redo
+		if s.p.done.is(s.cell, pending.Step) {
+			pending = Redo{} // completed before: its voters' ballots are stored as it says
+		}
+		ballots, err := s.load(ctx, voters, pending)
 		if err != nil {
 			return err
 		}
-		if err := s.complete(ctx, st.Redo, ballots); err != nil {
+		if err := s.complete(ctx, pending, ballots); err != nil {
 			return err
+		}
+		if pending.Step != "" {
+			s.p.done.mark(s.cell, pending.Step)
 		}
 		redo, targets, delta := fold(voters, byVoter, ballots)
 		if len(targets) == 0 {
@@ -247,6 +288,9 @@ func (s *step) one(ctx context.Context, voters []string, byVoter map[string][]do
 		}
 		n, err := s.saveAll(ctx, targets, nil)
 		s.saved += n
+		if err == nil {
+			s.p.done.mark(s.cell, redo.Step)
+		}
 		return err
 	}
 }

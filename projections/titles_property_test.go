@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -13,6 +14,7 @@ import (
 	"votes/projections"
 	"votes/projections/memstore"
 	"votes/projections/projectiontest"
+	"votes/projections/storetest"
 )
 
 // faultyIndex puts the same fault schedule in front of the title index and
@@ -142,4 +144,54 @@ func TestRankingsFollowTheIndex(t *testing.T) {
 			}
 		}
 	})
+}
+
+// loadCounting counts the ballots a projector asks for.
+type loadCounting struct {
+	projections.Ballots
+	mu     sync.Mutex
+	voters []string
+}
+
+func (l *loadCounting) Load(ctx context.Context, titleID string, voters []string) (map[string]projections.Ballot, error) {
+	l.mu.Lock()
+	l.voters = append(l.voters, voters...)
+	l.mu.Unlock()
+	return l.Ballots.Load(ctx, titleID, voters)
+}
+
+// TestAProjectorSkipsRedoLogsItCompleted: a step loads the ballots of the
+// cell's last redo log to complete it, unless this projector wrote that
+// step and saved its every ballot, or completed it before; another
+// projector (another container) loads them, and both fold the same.
+func TestAProjectorSkipsRedoLogsItCompleted(t *testing.T) {
+	ctx := context.Background()
+	voters := storetest.SameCellVoters("t1", 3)
+	ballots, cells := memstore.NewBallots(), memstore.NewCells()
+	first := projectiontest.Vote(voters[0], "t1", "s1", "story", "up", 1)
+	second := projectiontest.Vote(voters[1], "t1", "s2", "story", "down", 2)
+	third := projectiontest.Vote(voters[2], "t1", "s3", "story", "up", 3)
+
+	same := &loadCounting{Ballots: ballots}
+	p := projections.NewProjector(same, cells, 1)
+	for _, e := range []domain.VoteCast{first, second} {
+		if rep := p.Project(ctx, []domain.VoteCast{e}); len(rep.Failed) > 0 {
+			t.Fatal(rep.Failed)
+		}
+	}
+	if !slices.Equal(same.voters, []string{voters[0], voters[1]}) {
+		t.Errorf("the projector that wrote and saved the first step loaded %v, want only each step's own voter", same.voters)
+	}
+
+	other := &loadCounting{Ballots: ballots}
+	if rep := projections.NewProjector(other, cells, 1).Project(ctx, []domain.VoteCast{third}); len(rep.Failed) > 0 {
+		t.Fatal(rep.Failed)
+	}
+	if got, want := slices.Sorted(slices.Values(other.voters)), slices.Sorted(slices.Values([]string{voters[1], voters[2]})); !slices.Equal(got, want) {
+		t.Errorf("another projector loaded %v, want the last redo log's voter with its own", other.voters)
+	}
+	got, _ := cells.Tally(ctx, "t1")
+	if want := projections.Fold([]domain.VoteCast{first, second, third}); !got.Equal(want["t1"]) {
+		t.Errorf("tally %v, fold %v", got, want["t1"])
+	}
 }
