@@ -40,10 +40,13 @@ type TitleRow struct {
 
 // TitleList is GET /titles' body.
 type TitleList struct {
-	Sort   string     `json:"sort"`
-	Aspect string     `json:"aspect,omitempty"`
-	Titles []TitleRow `json:"titles"`
-	Next   *string    `json:"next"`
+	Sort   string `json:"sort"`
+	Aspect string `json:"aspect,omitempty"`
+	// RankedAt is when the ranker computed the order read (absent before
+	// its first run): the counts are the title index's as of then.
+	RankedAt string     `json:"rankedAt,omitempty"`
+	Titles   []TitleRow `json:"titles"`
+	Next     *string    `json:"next"`
 }
 
 // titleQuery is a parsed GET /titles.
@@ -132,6 +135,7 @@ func (q *Query) listTitles(ctx context.Context, req events.APIGatewayV2HTTPReque
 	}
 	rankings := q.rankingsFor(version)
 	var rows []projections.TitleSummary
+	var rankedAt int64
 	more := false
 	for n := tq.offset / projections.RankingPageSize; len(rows) < tq.limit+1; n++ {
 		page, found, err := rankings.Page(ctx, tq.key, n)
@@ -141,6 +145,9 @@ func (q *Query) listTitles(ctx context.Context, req events.APIGatewayV2HTTPReque
 		}
 		if !found {
 			break
+		}
+		if rankedAt == 0 {
+			rankedAt = page.Generation
 		}
 		skip := 0
 		if n == tq.offset/projections.RankingPageSize {
@@ -157,6 +164,9 @@ func (q *Query) listTitles(ctx context.Context, req events.APIGatewayV2HTTPReque
 		rows, more = rows[:tq.limit], true
 	}
 	body := TitleList{Sort: string(tq.key.Sort), Aspect: tq.key.Aspect, Titles: make([]TitleRow, 0, len(rows))}
+	if rankedAt > 0 {
+		body.RankedAt = time.Unix(0, rankedAt).UTC().Format(time.RFC3339Nano)
+	}
 	for _, s := range rows {
 		body.Titles = append(body.Titles, q.titleRow(s, tq.aspect))
 	}

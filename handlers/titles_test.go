@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -29,6 +30,9 @@ func listRequest(t *testing.T, params map[string]string, headers map[string]stri
 	return req
 }
 
+// rankedGeneration is when seedRankings' refresh ran.
+var rankedGeneration = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC).UnixNano()
+
 // seedRankings writes the rankings of n titles, tt000 with 0 up-votes to
 // tt(n-1) with n-1, each with one down-vote, for the active version.
 func seedRankings(t *testing.T, f fixture, n int) {
@@ -43,7 +47,7 @@ func seedRankings(t *testing.T, f fixture, n int) {
 		sums = append(sums, projections.TitleSummary{TitleID: fmt.Sprintf("tt%03d", i), Counts: c, LastVoteAt: int64(1_700_000_000_000_000_000 + i)})
 	}
 	for _, key := range projections.RankingKeys(f.cfg.Catalog.AspectNames()) {
-		if err := store.PutPages(ctx, projections.Pages(sums, key, 1)); err != nil {
+		if err := store.PutPages(ctx, projections.Pages(sums, key, rankedGeneration)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,6 +76,9 @@ func TestListTitlesPagesThroughEveryTitleInOrder(t *testing.T) {
 	first := list(t, q, map[string]string{"sort": "votes"})
 	if len(first.Titles) != handlers.DefaultTitleLimit || first.Titles[0].TitleID != "tt229" || first.Next == nil {
 		t.Fatalf("first page: %d titles from %v, next %v", len(first.Titles), first.Titles[0], first.Next)
+	}
+	if first.RankedAt != time.Unix(0, rankedGeneration).UTC().Format(time.RFC3339Nano) {
+		t.Errorf("rankedAt %q, want the time of the refresh that wrote the pages", first.RankedAt)
 	}
 	if r := first.Titles[0]; r.Votes != 230 || r.Aspects["overall"]["up"] != 229 || r.Aspects["overall"]["down"] != 1 || r.LastVoteAt == "" {
 		t.Errorf("first row %+v", r)

@@ -24,10 +24,11 @@ type titleRow struct {
 }
 
 type titlePage struct {
-	Sort   string     `json:"sort"`
-	Aspect string     `json:"aspect"`
-	Titles []titleRow `json:"titles"`
-	Next   *string    `json:"next"`
+	Sort     string     `json:"sort"`
+	Aspect   string     `json:"aspect"`
+	RankedAt string     `json:"rankedAt"`
+	Titles   []titleRow `json:"titles"`
+	Next     *string    `json:"next"`
 }
 
 // listTitles reads GET /titles page by page until limit titles (all when
@@ -109,9 +110,12 @@ func runTitles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	rank, shown := 0, ""
+	rank, shown, rankedAt := 0, "", ""
 	err = listTitles(ctx, api, *sort, *aspect, *limit, func(p titlePage) error {
 		shown = p.Aspect
+		if rankedAt == "" {
+			rankedAt = p.RankedAt
+		}
 		if shown == "" {
 			shown = "overall"
 		}
@@ -142,5 +146,12 @@ func runTitles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		_, err := fmt.Fprintln(stdout, "no titles yet: rankings are refreshed every few seconds once votes are projected")
 		return err
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || *asJSON {
+		return err
+	}
+	if t, err := time.Parse(time.RFC3339Nano, rankedAt); err == nil {
+		_, err := fmt.Fprintf(stdout, "ranked at %s (the ranker runs every minute; votes tallies TITLE is current)\n", t.Format("2006-01-02 15:04:05 MST"))
+		return err
+	}
+	return nil
 }

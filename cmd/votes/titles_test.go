@@ -46,8 +46,8 @@ func TestTitlesAndExport(t *testing.T) {
 	for {
 		code, out, errOut := votes(t, append([]string{"titles"}, api...)...)
 		if code == 0 && hasRow(out, "1", "tt-five", "5") && hasRow(out, "2", "tt-two", "2") && hasRow(out, "3", "tt-one", "1") {
-			if !hasRow(out, "RANK", "TITLE", "VOTES") {
-				t.Errorf("no header:\n%s", out)
+			if !hasRow(out, "RANK", "TITLE", "VOTES") || !strings.Contains(out, "ranked at ") {
+				t.Errorf("no header, or no time of ranking:\n%s", out)
 			}
 			break
 		}

@@ -59,6 +59,7 @@ async function loadBoard(reset) {
   board.rows = body.titles;
   board.next = body.next;
   board.aspect = body.aspect || "overall";
+  board.rankedAt = body.rankedAt;
   drawBoard();
 }
 
@@ -98,7 +99,8 @@ function drawBoard() {
   });
   body.replaceChildren(...rows);
   $("more").hidden = !board.next;
-  status(`${rows.length} titles shown · refreshed ${new Date().toLocaleTimeString()}`);
+  const ranked = board.rankedAt ? ` · ranked ${when(board.rankedAt)} (every minute)` : " · not ranked yet";
+  status(`${rows.length} titles shown${ranked} · refreshed ${new Date().toLocaleTimeString()}`);
 }
 
 // ---- a title's page
