@@ -188,32 +188,39 @@ func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 		writers = append(writers, f.projector(4))
 		deliveries = append(deliveries, pages)
 
-		errs := make(chan error, len(writers))
-		for i, w := range writers {
-			go func() {
-				pending := deliveries[i]
-				for attempts := 0; len(pending) > 0; attempts++ {
-					if attempts > 500 {
-						errs <- fmt.Errorf("writer %d: no progress after %d attempts", i, attempts)
-						return
-					}
-					batch := pending[0]
-					pending = pending[1:]
-					if failed := failedEvents(batch, w.Project(context.Background(), batch)); len(failed) > 0 {
-						pending = append(pending, failed)
-					}
-				}
-				errs <- nil
-			}()
-		}
-		for range writers {
-			if err := <-errs; err != nil {
-				rt.Fatal(err)
-			}
-		}
+		runWriters(rt, writers, deliveries)
 		f.stop()
 		check(rt, f, events, fmt.Sprintf("%d writers", len(writers)))
 	})
+}
+
+// runWriters runs each writer over its deliveries at the same time as the
+// others, sending the events of the cells that failed again at the end of
+// its own deliveries, until every event has been projected.
+func runWriters[P projections.BatchProjector](rt *rapid.T, writers []P, deliveries [][][]domain.VoteCast) {
+	errs := make(chan error, len(writers))
+	for i, w := range writers {
+		go func() {
+			pending := deliveries[i]
+			for attempts := 0; len(pending) > 0; attempts++ {
+				if attempts > 500 {
+					errs <- fmt.Errorf("writer %d: no progress after %d attempts", i, attempts)
+					return
+				}
+				batch := pending[0]
+				pending = pending[1:]
+				if failed := failedEvents(batch, w.Project(context.Background(), batch)); len(failed) > 0 {
+					pending = append(pending, failed)
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			rt.Fatal(err)
+		}
+	}
 }
 
 // counting counts the projector's calls on the stores.

@@ -85,34 +85,18 @@ func TestTitleIndexEqualsTheFoldUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		f := faultyIndex{faulty: newFaulty(rt, 300), titles: memstore.NewTitles()}
 		events := projectiontest.Events(rt, space)
-		writers := rapid.IntRange(1, 3).Draw(rt, "writers")
-		errs := make(chan error, writers)
-		for i := range writers {
-			p := f.projector(rapid.IntRange(1, 4).Draw(rt, fmt.Sprintf("concurrency%d", i)))
-			pending := projectiontest.Delivery(rt, events)
-			go func() {
-				for attempts := 0; len(pending) > 0; attempts++ {
-					if attempts > 500 {
-						errs <- fmt.Errorf("writer %d: no progress after %d attempts", i, attempts)
-						return
-					}
-					batch := pending[0]
-					pending = pending[1:]
-					if failed := failedEvents(batch, p.Project(context.Background(), batch)); len(failed) > 0 {
-						pending = append(pending, failed)
-					}
-				}
-				errs <- nil
-			}()
+		var (
+			writers    []*projections.IndexedProjector
+			deliveries [][][]domain.VoteCast
+		)
+		for i := range rapid.IntRange(1, 3).Draw(rt, "writers") {
+			writers = append(writers, f.projector(rapid.IntRange(1, 4).Draw(rt, fmt.Sprintf("concurrency%d", i))))
+			deliveries = append(deliveries, projectiontest.Delivery(rt, events))
 		}
-		for range writers {
-			if err := <-errs; err != nil {
-				rt.Fatal(err)
-			}
-		}
+		runWriters(rt, writers, deliveries)
 		f.stop()
-		check(rt, f.faulty, events, fmt.Sprintf("%d writers", writers))
-		checkIndex(rt, f, events, fmt.Sprintf("%d writers", writers))
+		check(rt, f.faulty, events, fmt.Sprintf("%d writers", len(writers)))
+		checkIndex(rt, f, events, fmt.Sprintf("%d writers", len(writers)))
 	})
 }
 

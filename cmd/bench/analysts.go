@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/smithy-go/middleware"
 
 	"votes/domain"
@@ -56,8 +55,7 @@ func printAnalystCosts(ctx context.Context, out io.Writer, titles, gets int) err
 	fmt.Fprintf(out, "analysts: %d titles seeded (%d votes) and indexed in %s\n", titles, 2*titles, time.Since(began).Round(100*time.Millisecond))
 
 	start := time.Now()
-	ev := events.EventBridgeEvent{DetailType: "Scheduled Event", Source: "aws.events", Time: start.UTC(), Detail: json.RawMessage("{}")}
-	if err := stack.Functions.Ranker.Invoke(ctx, ev, nil); err != nil {
+	if err := stack.RankNow(ctx); err != nil {
 		return fmt.Errorf("ranker: %w", err)
 	}
 	rc := rankerMeter.Snapshot()
@@ -68,12 +66,9 @@ func printAnalystCosts(ctx context.Context, out io.Writer, titles, gets int) err
 	if err := voteAgain(ctx, stack, titles, 1000); err != nil {
 		return err
 	}
-	if err := stack.WaitIdle(ctx); err != nil {
-		return err
-	}
 	rankerMeter.Reset()
 	start = time.Now()
-	if err := stack.Functions.Ranker.Invoke(ctx, ev, nil); err != nil {
+	if err := stack.RankNow(ctx); err != nil {
 		return fmt.Errorf("ranker: %w", err)
 	}
 	rc = rankerMeter.Snapshot()

@@ -274,29 +274,13 @@ func deleteTitles(ctx context.Context, client *dynamodb.Client, table, version s
 		if err != nil {
 			return deleted, fmt.Errorf("dynamodb: scan %s: %w", table, err)
 		}
-		for start := 0; start < len(page.Items); start += 25 {
-			var reqs []types.WriteRequest
-			for _, item := range page.Items[start:min(start+25, len(page.Items))] {
-				reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{AttrPK: item[AttrPK], AttrSK: item[AttrSK]}}})
-			}
-			pending := map[string][]types.WriteRequest{table: reqs}
-			for attempt := 0; len(pending[table]) > 0; attempt++ {
-				if attempt > 0 {
-					if err := batchRetry.Wait(ctx, attempt); err != nil {
-						return deleted, fmt.Errorf("dynamodb: delete from %s: %w", table, err)
-					}
-				}
-				out, err := client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-				if err != nil {
-					return deleted, fmt.Errorf("dynamodb: delete from %s: %w", table, err)
-				}
-				n := len(pending[table]) - len(out.UnprocessedItems[table])
-				deleted += int64(n)
-				if progress != nil {
-					progress(n)
-				}
-				pending = out.UnprocessedItems
-			}
+		n, err := deleteItems(ctx, client, table, page.Items)
+		deleted += int64(n)
+		if progress != nil {
+			progress(n)
+		}
+		if err != nil {
+			return deleted, err
 		}
 	}
 	return deleted, nil

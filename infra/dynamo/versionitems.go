@@ -164,14 +164,22 @@ func (v *VersionItems) scan(ctx context.Context, table, prefix string, page func
 		})
 }
 
-// deleteItems deletes items (of a table keyed by pk alone) in batches of
-// 25, retrying the unprocessed ones.
+// deleteItems deletes items in batches of 25, retrying the unprocessed
+// ones. An item's key is its pk, and its sk when it has one.
 func (v *VersionItems) deleteItems(ctx context.Context, table string, items []map[string]types.AttributeValue) (int, error) {
+	return deleteItems(ctx, v.client, table, items)
+}
+
+func deleteItems(ctx context.Context, client *dynamodb.Client, table string, items []map[string]types.AttributeValue) (int, error) {
 	deleted := 0
 	for start := 0; start < len(items); start += 25 {
 		var reqs []types.WriteRequest
 		for _, item := range items[start:min(start+25, len(items))] {
-			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{AttrPK: item[AttrPK]}}})
+			key := map[string]types.AttributeValue{AttrPK: item[AttrPK]}
+			if sk, ok := item[AttrSK]; ok {
+				key[AttrSK] = sk
+			}
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key}})
 		}
 		pending := map[string][]types.WriteRequest{table: reqs}
 		for attempt := 0; len(pending[table]) > 0; attempt++ {
@@ -180,7 +188,7 @@ func (v *VersionItems) deleteItems(ctx context.Context, table string, items []ma
 					return deleted, fmt.Errorf("dynamodb: delete from %s: %w", table, err)
 				}
 			}
-			out, err := v.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			out, err := client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 			if err != nil {
 				return deleted, fmt.Errorf("dynamodb: delete from %s: %w", table, err)
 			}

@@ -469,10 +469,13 @@ func (s *Stack) RankNow(ctx context.Context) error {
 	if err := s.WaitIdle(ctx); err != nil {
 		return fmt.Errorf("local: wait for the pipeline: %w", err)
 	}
-	now := time.Now()
-	ev := events.EventBridgeEvent{Version: "0", ID: strconv.FormatInt(now.UnixNano(), 10), DetailType: "Scheduled Event", Source: "aws.events",
+	return s.Functions.Ranker.Invoke(ctx, s.scheduledEvent(time.Now()), nil)
+}
+
+// scheduledEvent is the event EventBridge's schedule gives a function.
+func (s *Stack) scheduledEvent(now time.Time) events.EventBridgeEvent {
+	return events.EventBridgeEvent{Version: "0", ID: strconv.FormatInt(now.UnixNano(), 10), DetailType: "Scheduled Event", Source: "aws.events",
 		AccountID: "000000000000", Time: now.UTC(), Region: s.Clients.Config.Region, Detail: json.RawMessage("{}")}
-	return s.Functions.Ranker.Invoke(ctx, ev, nil)
 }
 
 // schedule invokes fn with an EventBridge scheduled event every interval
@@ -489,9 +492,7 @@ func (s *Stack) schedule(ctx context.Context, every time.Duration, fn *Function,
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			ev := events.EventBridgeEvent{Version: "0", ID: strconv.FormatInt(now.UnixNano(), 10), DetailType: "Scheduled Event", Source: "aws.events",
-				AccountID: "000000000000", Time: now.UTC(), Region: s.Clients.Config.Region, Detail: json.RawMessage("{}")}
-			if err := fn.Invoke(ctx, ev, nil); err != nil && ctx.Err() == nil {
+			if err := fn.Invoke(ctx, s.scheduledEvent(now), nil); err != nil && ctx.Err() == nil {
 				log.Warn("scheduled invocation failed", "err", err)
 			}
 		}
