@@ -17,9 +17,7 @@ import (
 // process-global, and `votes dev` always uses the stage "local".
 func TestDevRunsWithOverlapAndFaults(t *testing.T) {
 	if os.Getenv("VOTES_TEST_DEV_CHILD") == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05", "--parallel", "3"}, os.Stdout, os.Stderr))
+		runChild("dev", "--addr", "127.0.0.1:0", "--overlap", "--faults", "0.05", "--parallel", "3")
 	}
 	dev := startDevAs(t, "TestDevRunsWithOverlapAndFaults", "VOTES_TEST_DEV_CHILD=1", "XDG_CACHE_HOME="+t.TempDir())
 	url := dev.url
@@ -74,9 +72,7 @@ func TestDevRefusesAFaultRateOutOfRange(t *testing.T) {
 func TestDevIngestURL(t *testing.T) {
 	secret, _ := keyFiles(t)
 	if os.Getenv("VOTES_TEST_DEV_CHILD") == "url" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--ingest", "url", "--auth", "jwt", "--jwt-key", os.Getenv("VOTES_TEST_JWT_KEY")}, os.Stdout, os.Stderr))
+		runChild("dev", "--addr", "127.0.0.1:0", "--ingest", "url", "--auth", "jwt", "--jwt-key", os.Getenv("VOTES_TEST_JWT_KEY"))
 	}
 	dev := startDevAs(t, "TestDevIngestURL", "VOTES_TEST_DEV_CHILD=url", "VOTES_TEST_JWT_KEY="+secret, "XDG_CACHE_HOME="+t.TempDir())
 	url := dev.url
@@ -117,4 +113,12 @@ func TestDevRefusesAParallelizationOutOfRange(t *testing.T) {
 			t.Errorf("--parallel %s: exit %d, %q", n, code, errOut)
 		}
 	}
+}
+
+// runChild is a test's child process: it runs votes with args until
+// Ctrl-C, as the command line does, and exits with its status.
+func runChild(args ...string) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, args, os.Stdout, os.Stderr))
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,10 +25,7 @@ import (
 // runDataChild is the child branch of the --data tests: `votes dev` on a
 // free port, keeping its state in VOTES_TEST_DATA.
 func runDataChild() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--data", os.Getenv("VOTES_TEST_DATA")}, strings.Fields(os.Getenv("VOTES_TEST_DEV_ARGS"))...)
-	os.Exit(run(ctx, args, os.Stdout, os.Stderr))
+	runChild(append([]string{"dev", "--addr", "127.0.0.1:0", "--data", os.Getenv("VOTES_TEST_DATA")}, strings.Fields(os.Getenv("VOTES_TEST_DEV_ARGS"))...)...)
 }
 
 // freeAddr is a loopback address nothing listens on now.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"votes/domain"
+	"votes/handlers"
 )
 
 // titleTallies is one title's tallies, as an export writes them.
@@ -79,7 +80,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	} else {
-		err := listTitles(ctx, api, "votes", "", 0, func(p titlePage) error {
+		err := listTitles(ctx, api, "votes", "", 0, func(p handlers.TitleList) error {
 			for _, r := range p.Titles {
 				if err := each(titleTallies{TitleID: r.TitleID, Aspects: r.Aspects}); err != nil {
 					return err

@@ -2,14 +2,12 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,9 +84,7 @@ func (d *devChild) stop(t *testing.T) []byte {
 // ignored and cleaned.
 func TestStacksSideBySide(t *testing.T) {
 	if os.Getenv("VOTES_TEST_DEV_CHILD") == "stacks" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		os.Exit(run(ctx, strings.Fields(os.Getenv("VOTES_TEST_DEV_ARGS")), os.Stdout, os.Stderr))
+		runChild(strings.Fields(os.Getenv("VOTES_TEST_DEV_ARGS"))...)
 	}
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)

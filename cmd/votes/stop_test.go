@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
@@ -80,9 +78,7 @@ var stoppedLine = regexp.MustCompile(`stopped in ([0-9.]+m?s): (\d+) submissions
 // loses them).
 func TestDevStopsUnderLoad(t *testing.T) {
 	if os.Getenv("VOTES_TEST_DEV_CHILD") == "stop" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0"}, os.Stdout, os.Stderr))
+		runChild("dev", "--addr", "127.0.0.1:0")
 	}
 	dev := startDevAs(t, "TestDevStopsUnderLoad", "VOTES_TEST_DEV_CHILD=stop", "XDG_CACHE_HOME="+t.TempDir(), noRaceExitSleep)
 	load := startCrowd(dev.url, 16)
@@ -133,9 +129,7 @@ func TestDevStopsUnderLoad(t *testing.T) {
 // to a second on the drained queue): votes dev stops at once and says so.
 func TestDevStopsAtOnceOnASecondCtrlC(t *testing.T) {
 	if os.Getenv("VOTES_TEST_DEV_CHILD") == "stop2" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		os.Exit(run(ctx, []string{"dev", "--addr", "127.0.0.1:0"}, os.Stdout, os.Stderr))
+		runChild("dev", "--addr", "127.0.0.1:0")
 	}
 	dev := startDevAs(t, "TestDevStopsAtOnceOnASecondCtrlC", "VOTES_TEST_DEV_CHILD=stop2", "XDG_CACHE_HOME="+t.TempDir(), noRaceExitSleep)
 	load := startCrowd(dev.url, 8)

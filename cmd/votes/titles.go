@@ -12,28 +12,13 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"votes/handlers"
 )
-
-// titleRow is one title of GET /titles.
-type titleRow struct {
-	TitleID    string                      `json:"titleId"`
-	Votes      int64                       `json:"votes"`
-	Approval   float64                     `json:"approval"`
-	LastVoteAt string                      `json:"lastVoteAt,omitempty"`
-	Aspects    map[string]map[string]int64 `json:"aspects"`
-}
-
-type titlePage struct {
-	Sort     string     `json:"sort"`
-	Aspect   string     `json:"aspect"`
-	RankedAt string     `json:"rankedAt"`
-	Titles   []titleRow `json:"titles"`
-	Next     *string    `json:"next"`
-}
 
 // listTitles reads GET /titles page by page until limit titles (all when
 // limit is 0), calling each for every page.
-func listTitles(ctx context.Context, api, sort, aspect string, limit int, each func(titlePage) error) error {
+func listTitles(ctx context.Context, api, sort, aspect string, limit int, each func(handlers.TitleList) error) error {
 	cursor := ""
 	for got := 0; ; {
 		q := url.Values{"sort": {sort}}
@@ -48,7 +33,7 @@ func listTitles(ctx context.Context, api, sort, aspect string, limit int, each f
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		var page titlePage
+		var page handlers.TitleList
 		if err := getJSON(ctx, api, "/titles?"+q.Encode(), &page); err != nil {
 			return fmt.Errorf("list titles: %w", err)
 		}
@@ -111,7 +96,7 @@ func runTitles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	rank, shown, rankedAt := 0, "", ""
-	err = listTitles(ctx, api, *sort, *aspect, *limit, func(p titlePage) error {
+	err = listTitles(ctx, api, *sort, *aspect, *limit, func(p handlers.TitleList) error {
 		shown = p.Aspect
 		if rankedAt == "" {
 			rankedAt = p.RankedAt
