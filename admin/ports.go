@@ -62,7 +62,7 @@ type Stores interface {
 	Ballots(version string) projections.Ballots
 	Cells(version string) Cells
 	// Titles is the version's title index, which its projector keeps.
-	Titles(version string) projections.TitleIndex
+	Titles(version string) projections.IndexStore
 }
 
 // EventSource reads the event table whole, a segment of it at a time.
