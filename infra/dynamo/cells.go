@@ -118,7 +118,7 @@ func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, expect int64, 
 			if n == 0 {
 				continue
 			}
-			nk, vk := fmt.Sprintf("#n%d", i), fmt.Sprintf(":n%d", i)
+			nk, vk := placeholder("#n", i), placeholder(":n", i)
 			names[nk] = countPrefix + aspect + "_" + choice
 			values[vk] = &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 			adds = append(adds, nk+" "+vk)

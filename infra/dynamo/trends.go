@@ -29,6 +29,14 @@ var (
 	_ projections.TrendReader = (*TitleStore)(nil)
 )
 
+// placeholder is an expression attribute name or value placeholder of
+// fixed width: none is a prefix of another, since the emulator puts names
+// and values in by plain text replacement (kumo's storage.go and
+// condition.go), where #n1 would also replace the start of #n10.
+func placeholder(prefix string, i int) string {
+	return fmt.Sprintf("%s%03d", prefix, i)
+}
+
 func (s *TitleStore) trendPK(titleID string) string {
 	return versionPrefix(s.version) + "t" + keySep + titleID
 }
@@ -62,14 +70,14 @@ func (s *TitleStore) AddTrend(ctx context.Context, titleID string, span projecti
 			if x.n == 0 {
 				continue
 			}
-			nk, vk := "#n"+strconv.Itoa(i), ":n"+strconv.Itoa(i)
+			nk, vk := placeholder("#n", i), placeholder(":n", i)
 			names[nk], values[vk] = x.prefix+k.Aspect+"_"+k.Choice, num(x.n)
 			adds = append(adds, nk+" "+vk)
 			i++
 		}
 	}
 	for shard, v := range to {
-		sk, bk, tk := "#v"+strconv.Itoa(shard), ":b"+strconv.Itoa(shard), ":t"+strconv.Itoa(shard)
+		sk, bk, tk := placeholder("#v", shard), placeholder(":b", shard), placeholder(":t", shard)
 		names[sk] = trendShardPrefix + strconv.Itoa(shard)
 		values[bk], values[tk] = num(below[shard]), num(v)
 		sets = append(sets, sk+" = "+tk)

@@ -81,6 +81,24 @@ func TestTitleIndex(t *testing.T, newStore func(t *testing.T) TitleStore) {
 			t.Fatalf("hour items %+v, want the one written", items)
 		}
 	})
+	t.Run("a trend write of many counts and shards reads back whole", func(t *testing.T) {
+		st := newStore(t)
+		span := projections.Span{Level: projections.HourLevel, Start: 29_600_040}
+		add, below, to := projections.Trend{}, map[int]int64{}, map[int]int64{}
+		for i := range 12 {
+			add[projections.TrendKey{Minute: span.Start, Aspect: fmt.Sprintf("a%d", i), Choice: "up"}] = projections.TrendCount{Cast: int64(i + 1), Tally: int64(-i - 1)}
+		}
+		for shard := range 64 {
+			below[shard], to[shard] = 1, int64(shard+1)
+		}
+		if err := st.AddTrend(ctx, "t1", span, add, below, to); err != nil {
+			t.Fatal(err)
+		}
+		items, err := st.TrendRange(ctx, "t1", projections.HourLevel, span.Start, span.Start+60)
+		if err != nil || len(items) != 1 || !maps.Equal(items[0].Counts, add) || !maps.Equal(items[0].Shards, to) {
+			t.Fatalf("read back %+v, %v; want counts %v and shards %v", items, err, add, to)
+		}
+	})
 	t.Run("a title never written is empty and not found", func(t *testing.T) {
 		s, found, err := newStore(t).Get(ctx, "t1")
 		if err != nil || found || s.Rev != 0 || s.Votes("") != 0 || s.TitleID != "t1" {
