@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"votes/domain"
@@ -258,4 +259,69 @@ func FoldAt(events []domain.VoteCast, minute int64) map[string]Counts {
 		}
 	}
 	return Fold(before)
+}
+
+// TrendFolder is FoldTrend for a whole event table taken a batch at a
+// time: it keeps every vote (choice, time, ID) per voter, title and
+// aspect, and gives each title's trend by minute. The zero TrendFolder is
+// empty. It is not safe for concurrent use.
+type TrendFolder struct {
+	votes map[[3]string]map[string]Current
+}
+
+// Add folds events in.
+func (f *TrendFolder) Add(events []domain.VoteCast) {
+	if f.votes == nil {
+		f.votes = map[[3]string]map[string]Current{}
+	}
+	for _, e := range events {
+		k := [3]string{e.VoterID, e.TitleID, e.Aspect}
+		if f.votes[k] == nil {
+			f.votes[k] = map[string]Current{}
+		}
+		f.votes[k][e.VoteID] = Current{Choice: e.Choice, RecordedAt: e.RecordedAt, VoteID: e.VoteID}
+	}
+}
+
+// Trends is every title's trend by minute: each vote cast in its minute,
+// and each change of a voter's choice (in order of receive time, then
+// vote ID) in the minute of the vote that made it.
+func (f *TrendFolder) Trends() map[string]Trend {
+	out := map[string]Trend{}
+	for k, byID := range f.votes {
+		votes := make([]Current, 0, len(byID))
+		for _, c := range byID {
+			votes = append(votes, c)
+		}
+		slices.SortFunc(votes, func(a, b Current) int {
+			if a.event().After(b.event()) {
+				return 1
+			}
+			return -1
+		})
+		t := out[k[1]]
+		if t == nil {
+			t = Trend{}
+			out[k[1]] = t
+		}
+		prev := ""
+		for _, c := range votes {
+			m := MinuteOf(c.RecordedAt)
+			t.add(TrendKey{m, k[2], c.Choice}, 1, 1)
+			if prev != "" {
+				t.add(TrendKey{m, k[2], prev}, 0, -1)
+			}
+			prev = c.Choice
+		}
+	}
+	return out
+}
+
+// ByLevel is t summed per span of level: keys' Minute is the span's start.
+func (t Trend) ByLevel(level Level) Trend {
+	out := Trend{}
+	for k, c := range t {
+		out.add(TrendKey{SpanOf(level, k.Minute).Start, k.Aspect, k.Choice}, c.Cast, c.Tally)
+	}
+	return out
 }
