@@ -238,3 +238,39 @@ func TestAProjectorSkipsRedoLogsItCompleted(t *testing.T) {
 		t.Errorf("tally %v, fold %v", got, want["t1"])
 	}
 }
+
+// TestTrendFolderIsFoldTrend: the fold votes verify runs over a whole
+// event table, a batch at a time, gives every title's trend as the
+// definition does, bucket by bucket.
+func TestTrendFolderIsFoldTrend(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		events := projectiontest.Events(rt, trendSpace)
+		var f projections.TrendFolder
+		for batch := range slices.Chunk(events, rapid.IntRange(1, len(events)).Draw(rt, "batch")) {
+			f.Add(batch)
+		}
+		trends := f.Trends()
+		first := projections.MinuteOf(trendSpace.Start)
+		last := projections.MinuteOf(trendSpace.Start+int64(trendSpace.Times+1)*trendSpace.Step) + 1
+		for _, title := range space.Titles {
+			for _, aspect := range space.Aspects {
+				want := projections.FoldTrend(events, title, aspect, projections.ByMinute, first, last)
+				tally := map[string]int64{}
+				for _, w := range want {
+					cast := map[string]int64{}
+					for k, c := range trends[title] {
+						if k.Minute == w.Start && k.Aspect == aspect {
+							cast[k.Choice] += c.Cast
+							tally[k.Choice] += c.Tally
+						}
+					}
+					maps.DeleteFunc(cast, func(_ string, n int64) bool { return n == 0 })
+					maps.DeleteFunc(tally, func(_ string, n int64) bool { return n == 0 })
+					if !maps.Equal(cast, w.Cast) || !maps.Equal(tally, w.Tally) {
+						rt.Fatalf("%s on %s at minute %d: cast %v and tally %v, the definition's %v and %v", title, aspect, w.Start, cast, tally, w.Cast, w.Tally)
+					}
+				}
+			}
+		}
+	})
+}
