@@ -341,6 +341,19 @@ function moveSlider(now) {
   if (now) load(); else asOfTimer = setTimeout(load, 200);
 }
 
+// clearTrend takes another title's trend and tallies off the page.
+let shownTitle = null;
+function clearTrend() {
+  if (chart) chart.destroy();
+  chart = window.trendChart = null;
+  drawn = null;
+  $("trend-summary").textContent = "";
+  $("tallies").replaceChildren();
+  $("asof-tallies").replaceChildren();
+  delete $("asof-tallies").dataset.at;
+  $("asof-answer").textContent = "";
+}
+
 function resizeChart() {
   if (chart) chart.setSize({ width: chartWidth(), height: chartHeight() });
 }
@@ -364,6 +377,8 @@ function render() {
   const id = p.get("title");
   $("board").hidden = !!id;
   $("title").hidden = !id;
+  if (id !== shownTitle) clearTrend();
+  shownTitle = id;
   if (id) {
     $("title-name").textContent = id;
     $("bucket").value = p.get("bucket") || "hour";
