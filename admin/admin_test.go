@@ -343,6 +343,24 @@ func TestVerifyFindsAlteredTally(t *testing.T) {
 		v.Differences[i].Aspect != "story" || v.Differences[i].Choice != "up" || v.Differences[i].Got != v.Differences[i].Want+2 {
 		t.Fatalf("verify after altering the index found %+v", v.Differences)
 	}
+
+	// So is the trend: a vote cast counted twice in one minute item, and
+	// nowhere else, is found in that minute and not in its hour.
+	minute := projections.MinuteOf(time.Now().Add(-time.Hour).UnixNano())
+	span := projections.Span{Level: projections.MinuteLevel, Start: minute}
+	k := projections.TrendKey{Minute: minute, Aspect: "acting", Choice: "down"}
+	if err := titles.AddTrend(context.Background(), "tt-c", span, projections.Trend{k: {Cast: 1}}, map[int]int64{99: 1}, map[int]int64{99: 1}); err != nil {
+		t.Fatal(err)
+	}
+	v, err = a.Verify(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i = slices.IndexFunc(v.Differences, func(d admin.Difference) bool { return d.Projection == "trend by minute" })
+	if len(v.Differences) != 3 || i < 0 || v.Differences[i].TitleID != "tt-c" || !v.Differences[i].At.Equal(time.Unix(minute*60, 0)) ||
+		v.Differences[i].Aspect != "acting" || v.Differences[i].Choice != "down cast" || v.Differences[i].Got != v.Differences[i].Want+1 {
+		t.Fatalf("verify after altering a minute of the trend found %+v", v.Differences)
+	}
 }
 
 func TestVersionErrors(t *testing.T) {

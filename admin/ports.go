@@ -61,8 +61,16 @@ type Cells interface {
 type Stores interface {
 	Ballots(version string) projections.Ballots
 	Cells(version string) Cells
-	// Titles is the version's title index, which its projector keeps.
-	Titles(version string) projections.TitleIndex
+	// Titles is the version's title index and trends, which its projector
+	// keeps.
+	Titles(version string) TitleProjections
+}
+
+// TitleProjections is a version's title index and trend items, to write
+// and to read back.
+type TitleProjections interface {
+	projections.IndexStore
+	projections.TrendReader
 }
 
 // EventSource reads the event table whole, a segment of it at a time.

@@ -1,9 +1,12 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,11 +14,13 @@ import (
 	"votes/projections"
 )
 
-// Difference is a count where a version's projection (its tallies, or its
-// title index) disagrees with the event table.
+// Difference is a count where a version's projection (its tallies, its
+// title index, or its trend) disagrees with the event table.
 type Difference struct {
-	Projection string // "tallies" or "title index"
+	Projection string // "tallies", "title index", "trend by minute" or "trend by hour"
 	TitleID    string
+	// At is the start of the trend's minute or hour; zero for the others.
+	At time.Time
 	projections.Difference
 }
 
@@ -28,18 +33,20 @@ type VerifyResult struct {
 }
 
 // Verify recomputes every title's tallies from the event table and compares
-// them with version's (the active one when empty): its tally cells and its
-// title index. A retired or retiring
-// version has no items to compare: that is an error wrapping
-// lifecycle.ErrRetired. It folds with projections.Folder, the definition
-// of the tallies, holding one entry per voter, title and aspect.
+// them with version's (the active one when empty): its tally cells, its
+// title index, and its trend items by minute and by hour (votes cast and
+// tally changes). A retired or retiring version has no items to compare:
+// that is an error wrapping lifecycle.ErrRetired. It folds with
+// projections.Folder, the definition of the tallies, holding one entry per
+// voter, title and aspect, and projections.TrendFolder, which holds every
+// vote's choice, time and ID.
 func (a *Admin) Verify(ctx context.Context, version string, progress func(events int)) (VerifyResult, error) {
 	version, err := a.verifiable(ctx, version)
 	res := VerifyResult{Version: version}
 	if err != nil {
 		return res, err
 	}
-	want, err := a.foldEvents(ctx, &res, progress)
+	want, trends, err := a.foldEvents(ctx, &res, progress)
 	if err != nil {
 		return res, err
 	}
@@ -64,8 +71,48 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 		for _, d := range sum.Counts.Diff(want[t]) {
 			res.Differences = append(res.Differences, Difference{Projection: "title index", TitleID: t, Difference: d})
 		}
+		for _, level := range []projections.Level{projections.MinuteLevel, projections.HourLevel} {
+			items, err := index.TrendRange(ctx, t, level, 0, 9_999_999_999)
+			if err != nil {
+				return res, err
+			}
+			stored := projections.Trend{}
+			for _, it := range items {
+				stored.Merge(it.Counts)
+			}
+			res.Differences = append(res.Differences, trendDiff(t, level, stored, trends[t].ByLevel(level))...)
+		}
 	}
 	return res, nil
+}
+
+// trendDiff lists where a stored trend and the fold's differ: per span,
+// aspect and choice, the votes cast and the tally change.
+func trendDiff(titleID string, level projections.Level, got, want projections.Trend) []Difference {
+	name := map[projections.Level]string{projections.MinuteLevel: "trend by minute", projections.HourLevel: "trend by hour"}[level]
+	keys := map[projections.TrendKey]bool{}
+	for k := range got {
+		keys[k] = true
+	}
+	for k := range want {
+		keys[k] = true
+	}
+	var out []Difference
+	for _, k := range slices.SortedFunc(maps.Keys(keys), func(a, b projections.TrendKey) int {
+		return cmp.Or(cmp.Compare(a.Minute, b.Minute), strings.Compare(a.Aspect, b.Aspect), strings.Compare(a.Choice, b.Choice))
+	}) {
+		g, w := got[k], want[k]
+		at := time.Unix(k.Minute*60, 0).UTC()
+		if g.Cast != w.Cast {
+			out = append(out, Difference{Projection: name, TitleID: titleID, At: at,
+				Difference: projections.Difference{Aspect: k.Aspect, Choice: k.Choice + " cast", Got: g.Cast, Want: w.Cast}})
+		}
+		if g.Tally != w.Tally {
+			out = append(out, Difference{Projection: name, TitleID: titleID, At: at,
+				Difference: projections.Difference{Aspect: k.Aspect, Choice: k.Choice + " change", Got: g.Tally, Want: w.Tally}})
+		}
+	}
+	return out
 }
 
 // verifiable names the version to verify (the active one for ""), and
@@ -96,16 +143,19 @@ func (a *Admin) verifiable(ctx context.Context, version string) (string, error) 
 }
 
 // foldEvents is the pure fold of the whole event table, read in parallel
-// segments; it counts the items read in res.Events.
-func (a *Admin) foldEvents(ctx context.Context, res *VerifyResult, progress func(events int)) (map[string]projections.Counts, error) {
+// segments, and its trends by minute; it counts the items read in
+// res.Events.
+func (a *Admin) foldEvents(ctx context.Context, res *VerifyResult, progress func(events int)) (map[string]projections.Counts, map[string]projections.Trend, error) {
 	var (
 		mu     sync.Mutex
 		folder projections.Folder
+		trends projections.TrendFolder
 	)
 	const segments = 8
 	err := projections.ScanEvents(ctx, a.d.Events.Scanner(20000), segments, projections.Segments(segments), func(_ context.Context, _ int, p projections.EventPage, _ projections.Cursor) error {
 		mu.Lock()
 		folder.Add(p.Events)
+		trends.Add(p.Events)
 		res.Events += int64(len(p.Events) + p.Invalid)
 		mu.Unlock()
 		if progress != nil {
@@ -114,9 +164,9 @@ func (a *Admin) foldEvents(ctx context.Context, res *VerifyResult, progress func
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return folder.Tallies(), nil
+	return folder.Tallies(), trends.Trends(), nil
 }
 
 // titlesOf lists, sorted, the titles with votes in the events (want) or

@@ -364,7 +364,7 @@ func TestServerlessWiring(t *testing.T) {
 		// role -> action -> the resource it may act on
 		want := map[string]map[string]string{
 			"ReceiverRole": {"sqs:SendMessage": "SubmissionsQueue.Arn"},
-			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn", "dynamodb:GetItem": "TalliesTable.Arn TitlesTable.Arn", "dynamodb:PutItem": "TalliesTable.Arn"},
+			"QueryRole":    {"dynamodb:BatchGetItem": "TalliesTable.Arn", "dynamodb:GetItem": "TalliesTable.Arn TitlesTable.Arn", "dynamodb:PutItem": "TalliesTable.Arn", "dynamodb:Query": "TitlesTable.Arn"},
 			"ProcessorRole": {
 				"sqs:ReceiveMessage": "SubmissionsQueue.Arn", "sqs:DeleteMessage": "SubmissionsQueue.Arn",
 				"sqs:GetQueueAttributes": "SubmissionsQueue.Arn", "sqs:ChangeMessageVisibility": "SubmissionsQueue.Arn",
@@ -375,7 +375,7 @@ func TestServerlessWiring(t *testing.T) {
 				"dynamodb:DescribeStream": "EventsTable.StreamArn", "dynamodb:GetRecords": "EventsTable.StreamArn",
 				"dynamodb:GetShardIterator": "EventsTable.StreamArn", "dynamodb:ListStreams": "*",
 				"dynamodb:BatchGetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn TitlesTable.Arn",
-				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn TitlesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
+				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn TitlesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn TitlesTable.Arn",
 				"sqs:SendMessage": "ProjectorFailureQueue.Arn",
 			},
 			"RepairerRole": {
@@ -383,7 +383,7 @@ func TestServerlessWiring(t *testing.T) {
 				"sqs:GetQueueAttributes": "ProjectorFailureQueue.Arn", "sqs:ChangeMessageVisibility": "ProjectorFailureQueue.Arn",
 				"dynamodb:GetShardIterator": "EventsTable.StreamArn", "dynamodb:GetRecords": "EventsTable.StreamArn",
 				"dynamodb:BatchGetItem": "BallotsTable.Arn TalliesTable.Arn", "dynamodb:PutItem": "BallotsTable.Arn TitlesTable.Arn",
-				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn TitlesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn",
+				"dynamodb:GetItem": "BallotsTable.Arn TalliesTable.Arn TitlesTable.Arn", "dynamodb:UpdateItem": "TalliesTable.Arn TitlesTable.Arn",
 				"sqs:SendMessage": "RepairFailedQueue.Arn",
 			},
 			"RankerRole": {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -24,29 +25,42 @@ type ActiveVersion interface {
 	Active(ctx context.Context) (string, error)
 }
 
-// Query handles GET /titles, GET /titles/{titleId}/tallies, GET /healthz,
-// and the dashboard: GET / and GET /assets/{proxy+}.
+// Query handles GET /titles, GET /titles/{titleId}/tallies (now, or ?at=
+// a past minute), GET /titles/{titleId}/trend, GET /healthz, and the
+// dashboard: GET / and GET /assets/{proxy+}.
 type Query struct {
 	catalog     domain.Catalog
 	versions    ActiveVersion
 	talliesFor  func(version string) TallyReader
 	rankingsFor func(version string) RankingReader
+	trendsFor   func(version string) projections.TrendSource
+	now         func() time.Time
 	maxAge      string // Cache-Control of a tally
 	log         *slog.Logger
 }
 
-// NewQuery builds the query handler. Tallies are answered with
-// Cache-Control max-age of maxAge (whole seconds): how long a client or a
-// shared cache may keep them.
-func NewQuery(catalog domain.Catalog, versions ActiveVersion, talliesFor func(version string) TallyReader, rankingsFor func(version string) RankingReader, maxAge time.Duration, log *slog.Logger) *Query {
-	return &Query{catalog: catalog, versions: versions, talliesFor: talliesFor, rankingsFor: rankingsFor, log: log,
-		maxAge: "public, max-age=" + strconv.Itoa(int(maxAge/time.Second))}
+// QueryReaders are the projections the query handler reads, per version.
+type QueryReaders struct {
+	Tallies  func(version string) TallyReader
+	Rankings func(version string) RankingReader
+	Trends   func(version string) projections.TrendSource
 }
 
-// TallyBody is the tallies response.
+// NewQuery builds the query handler on the clock now. Tallies are
+// answered with Cache-Control max-age of maxAge (whole seconds): how long
+// a client or a shared cache may keep them.
+func NewQuery(catalog domain.Catalog, versions ActiveVersion, readers QueryReaders, now func() time.Time, maxAge time.Duration, log *slog.Logger) *Query {
+	return &Query{catalog: catalog, versions: versions, talliesFor: readers.Tallies, rankingsFor: readers.Rankings, trendsFor: readers.Trends,
+		now: now, log: log, maxAge: "public, max-age=" + strconv.Itoa(int(maxAge/time.Second))}
+}
+
+// TallyBody is the tallies response. At is the minute a tally as of a
+// past moment stands at (the votes received before it); absent for the
+// current tallies.
 type TallyBody struct {
 	TitleID string                      `json:"titleId"`
 	Aspects map[string]map[string]int64 `json:"aspects"`
+	At      *time.Time                  `json:"at,omitempty"`
 }
 
 // Handle is the Lambda handler for the query routes.
@@ -67,6 +81,14 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	if err != nil {
 		return errorResponse(clientError(err)), nil
 	}
+	if req.RouteKey == "GET /titles/{titleId}/trend" || strings.HasSuffix(req.RawPath, "/trend") {
+		return q.trend(ctx, req, titleID), nil
+	}
+	if at, ok, derr := parseTime(req.QueryStringParameters, "at"); derr != nil {
+		return errorResponse(derr), nil
+	} else if ok {
+		return q.talliesAt(ctx, titleID, at), nil
+	}
 	version, err := q.versions.Active(ctx)
 	var counts projections.Counts
 	if err == nil {
@@ -82,19 +104,7 @@ func (q *Query) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 		q.log.ErrorContext(ctx, "read tally", "title", titleID, "err", err)
 		return errorResponse(&domain.Error{Code: CodeUnavailable, Message: "tallies cannot be read right now"}), nil
 	}
-	body := TallyBody{TitleID: titleID, Aspects: map[string]map[string]int64{}}
-	for aspect, m := range counts.Compact() {
-		// Every choice of a counted aspect is shown, zeros included.
-		for _, a := range q.catalog.Aspects() {
-			if a.Name == aspect {
-				for _, c := range a.Choices {
-					m[c] += 0
-				}
-			}
-		}
-		body.Aspects[aspect] = m
-	}
-	resp := jsonResponse(http.StatusOK, body)
+	resp := jsonResponse(http.StatusOK, TallyBody{TitleID: titleID, Aspects: q.withZeros(counts)})
 	resp.Headers["cache-control"] = q.maxAge
 	return resp, nil
 }

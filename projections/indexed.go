@@ -30,31 +30,42 @@ var (
 // versioned rebuild and the repairer project through the same code, so a
 // rebuilt version has its index, and votes cast before the index existed
 // are in it.
+//
+// The trends need every step, not just the counts a resync can read back
+// from the cells. So before a step commits on a cell at version n, the
+// index must hold step n, which the cell still describes (its redo log
+// carries the step's trend): unless this projector indexed step n itself,
+// it indexes it then, and a failure there fails the step. The index is
+// thus at most one step behind on any cell, and that step is always in
+// the cell to catch up from.
 type IndexedProjector struct {
 	ballots     Ballots
 	cells       Cells
-	index       TitleIndex
+	index       IndexStore
 	titleCells  TitleCells
 	concurrency int
 	done        *completed // kept from one batch to the next, as a Projector keeps it
+	indexed     *completed // per cell, the last step known to be in the index
 }
 
 // NewIndexedProjector projects into ballots and cells, and indexes titles
-// into index, reading a title's cells through titleCells when it resyncs.
-func NewIndexedProjector(ballots Ballots, cells Cells, index TitleIndex, titleCells TitleCells, concurrency int) *IndexedProjector {
-	return &IndexedProjector{ballots: ballots, cells: cells, index: index, titleCells: titleCells, concurrency: max(concurrency, 1), done: newCompleted()}
+// and their trends into index, reading a title's cells through titleCells
+// when it resyncs.
+func NewIndexedProjector(ballots Ballots, cells Cells, index IndexStore, titleCells TitleCells, concurrency int) *IndexedProjector {
+	return &IndexedProjector{ballots: ballots, cells: cells, index: index, titleCells: titleCells, concurrency: max(concurrency, 1),
+		done: newCompleted(), indexed: newCompleted()}
 }
 
 // Project folds events into the ballots and cells, then into the index.
 func (p *IndexedProjector) Project(ctx context.Context, events []domain.VoteCast) Report {
-	rec := &recordingCells{Cells: p.cells, seen: map[domain.Cell]int64{}}
+	rec := &recordingCells{Cells: p.cells, p: p, seen: map[domain.Cell]CellState{}}
 	rep := (&Projector{ballots: p.ballots, cells: rec, concurrency: p.concurrency, done: p.done}).Project(ctx, events)
 	byTitle := map[string][]CellStep{}
 	cellsOf := map[string][]domain.Cell{}
-	for cell, v := range rec.seen {
+	for cell, st := range rec.seen {
 		// The cell as this batch saw it last: the index must hold at least
 		// that version, whatever else it does.
-		byTitle[cell.TitleID] = append(byTitle[cell.TitleID], CellStep{Cell: cell, From: v, To: v})
+		byTitle[cell.TitleID] = append(byTitle[cell.TitleID], lastStep(cell, st))
 		cellsOf[cell.TitleID] = append(cellsOf[cell.TitleID], cell)
 	}
 	for _, st := range rec.steps {
@@ -72,6 +83,11 @@ func (p *IndexedProjector) Project(ctx context.Context, events []domain.VoteCast
 			defer func() { <-sem; wg.Done() }()
 			err := IndexTitles(ctx, p.index, p.titleCells, title, steps)
 			if err == nil {
+				for _, st := range steps {
+					if st.step != "" {
+						p.indexed.mark(st.Cell, st.step)
+					}
+				}
 				return
 			}
 			mu.Lock()
@@ -87,12 +103,25 @@ func (p *IndexedProjector) Project(ctx context.Context, events []domain.VoteCast
 	return rep
 }
 
+// lastStep is the cell's last committed step as the cell describes it:
+// when its redo log carries no trend (a release that kept none), only its
+// version, which asks the index to hold at least that much.
+func lastStep(cell domain.Cell, st CellState) CellStep {
+	if st.Version == 0 || st.Redo.Trend == nil {
+		return CellStep{Cell: cell, From: st.Version, To: st.Version}
+	}
+	return CellStep{Cell: cell, From: st.Version - 1, To: st.Version, Delta: st.Redo.Trend.Counts(), Trend: st.Redo.Trend,
+		LastVoteAt: st.Redo.LastVoteAt(), step: st.Redo.Step}
+}
+
 // recordingCells passes calls to Cells and notes, per cell, the last
-// version read and every step committed, with what it added.
+// state read and every step committed, with what it added; before a
+// commit it catches the index up with the step the cell was read at.
 type recordingCells struct {
 	Cells
+	p     *IndexedProjector
 	mu    sync.Mutex
-	seen  map[domain.Cell]int64
+	seen  map[domain.Cell]CellState
 	steps []CellStep
 }
 
@@ -100,20 +129,34 @@ func (r *recordingCells) Read(ctx context.Context, cell domain.Cell) (CellState,
 	st, err := r.Cells.Read(ctx, cell)
 	if err == nil {
 		r.mu.Lock()
-		r.seen[cell] = max(r.seen[cell], st.Version)
+		if st.Version >= r.seen[cell].Version {
+			r.seen[cell] = st
+		}
 		r.mu.Unlock()
 	}
 	return st, err
 }
 
 func (r *recordingCells) Commit(ctx context.Context, cell domain.Cell, expect int64, redo Redo, delta Counts) error {
+	r.mu.Lock()
+	st := r.seen[cell]
+	r.mu.Unlock()
+	if st.Version == expect && expect > 0 && !r.p.indexed.is(cell, st.Redo.Step) {
+		last := lastStep(cell, st)
+		if err := IndexTitles(ctx, r.p.index, r.p.titleCells, cell.TitleID, []CellStep{last}); err != nil {
+			return fmt.Errorf("catch the index up with cell %s at version %d: %w", cell, expect, err)
+		}
+		if last.step != "" {
+			r.p.indexed.mark(cell, last.step)
+		}
+	}
 	err := r.Cells.Commit(ctx, cell, expect, redo, delta)
 	if err == nil {
-		last := redo.LastVoteAt()
 		d := Counts{}
 		d.Merge(delta)
 		r.mu.Lock()
-		r.steps = append(r.steps, CellStep{Cell: cell, From: expect, To: expect + 1, Delta: d, LastVoteAt: last})
+		r.steps = append(r.steps, CellStep{Cell: cell, From: expect, To: expect + 1, Delta: d, Trend: redo.Trend,
+			LastVoteAt: redo.LastVoteAt(), step: redo.Step})
 		r.mu.Unlock()
 	}
 	return err

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -23,9 +24,9 @@ func TestBallotApply(t *testing.T) {
 	}{
 		{"first vote counts", []domain.VoteCast{first}, "up", 1},
 		{"a later vote replaces", []domain.VoteCast{first, later}, "down", 2},
-		{"an older vote arriving later changes nothing", []domain.VoteCast{later, first}, "down", 1},
+		{"an older vote arriving later keeps the current one (it joins the past votes)", []domain.VoteCast{later, first}, "down", 2},
 		{"a duplicate changes nothing", []domain.VoteCast{first, first}, "up", 1},
-		{"a tie goes to the greater vote ID", []domain.VoteCast{sameTimeHigh, sameTimeLow}, sameTimeHigh.Choice, 1},
+		{"a tie goes to the greater vote ID", []domain.VoteCast{sameTimeHigh, sameTimeLow}, sameTimeHigh.Choice, 2},
 		{"a tie, other order", []domain.VoteCast{sameTimeLow, sameTimeHigh}, sameTimeHigh.Choice, 2},
 	}
 	for _, tt := range tests {
@@ -41,6 +42,39 @@ func TestBallotApply(t *testing.T) {
 				t.Errorf("ballot holds %q after %d changes, want %q after %d", got, changes, tt.want, tt.changes)
 			}
 		})
+	}
+}
+
+// TestBallotKeepsPastVotes: a ballot keeps the votes before the current
+// one, newest first, whatever order they arrive in, up to PastVotes; each
+// vote says what it moved (the choice it replaced, and until when).
+func TestBallotKeepsPastVotes(t *testing.T) {
+	vote := func(sub, choice string, at int64) domain.VoteCast {
+		return projectiontest.Vote("u1", "t1", sub, "story", choice, at)
+	}
+	b := NewBallot("u1", "t1")
+	for _, e := range []domain.VoteCast{vote("s3", "up", 300), vote("s1", "up", 100)} {
+		b.Apply(e)
+	}
+	m, ok := b.put("story", Current{Choice: "down", RecordedAt: 200, VoteID: vote("s2", "down", 200).VoteID})
+	if want := (Move{Aspect: "story", Choice: "down", Prev: "up", At: 200, Until: 300}); !ok || m != want {
+		t.Errorf("a vote between two others moved %+v, want %+v", m, want)
+	}
+	var times []int64
+	for _, c := range b.Past["story"] {
+		times = append(times, c.RecordedAt)
+	}
+	if cur := b.Aspects["story"]; cur.RecordedAt != 300 || !slices.Equal(times, []int64{200, 100}) {
+		t.Errorf("current vote at %d, past at %v; want 300 and [200 100]", cur.RecordedAt, times)
+	}
+	for i := range PastVotes + 5 {
+		b.Apply(vote(fmt.Sprintf("n%d", i), "up", int64(1000+i)))
+	}
+	if n := len(b.Past["story"]); n != PastVotes {
+		t.Errorf("%d past votes kept, want %d", n, PastVotes)
+	}
+	if b.Apply(vote("s0", "down", 50)) {
+		t.Error("a vote older than every vote kept, with PastVotes kept, changed the ballot")
 	}
 }
 

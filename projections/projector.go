@@ -58,26 +58,38 @@ type CellState struct {
 
 // Redo is the redo log of a committed step: for every voter whose ballot
 // the step changed, the version the step gives that ballot and the votes
-// that changed it. Step identifies the commit (random, one per Commit
-// call), so that a store can recognise a retried commit of its own.
+// that changed it, and what the step did to the title's trend. Step
+// identifies the commit (random, one per Commit call), so that a store can
+// recognise a retried commit of its own.
 type Redo struct {
 	Step    string
 	Entries []RedoEntry
+	// Trend is what the step moved in the trend of the cell's title; its
+	// tally changes add up to what the step moved in the cell's counts.
+	// Nil in a log written before trends were kept.
+	Trend Trend
 }
 
-// RedoEntry is one voter's part of a step: applying Votes (aspect -> vote)
-// to the voter's ballot at Version-1 gives the ballot at Version.
+// RedoEntry is one voter's part of a step: applying Votes to the voter's
+// ballot at Version-1 gives the ballot at Version.
 type RedoEntry struct {
 	VoterID string
 	Version int64
-	Votes   map[string]Current
+	Votes   []Vote
+}
+
+// Vote is one vote of a redo log.
+type Vote struct {
+	Aspect string
+	Current
 }
 
 // Equal reports whether r and o are the same log, entries in order.
 func (r Redo) Equal(o Redo) bool {
-	return r.Step == o.Step && slices.EqualFunc(r.Entries, o.Entries, func(a, b RedoEntry) bool {
-		return a.VoterID == b.VoterID && a.Version == b.Version && maps.Equal(a.Votes, b.Votes)
-	})
+	return r.Step == o.Step && (r.Trend == nil) == (o.Trend == nil) && maps.Equal(r.Trend, o.Trend) &&
+		slices.EqualFunc(r.Entries, o.Entries, func(a, b RedoEntry) bool {
+			return a.VoterID == b.VoterID && a.Version == b.Version && slices.Equal(a.Votes, b.Votes)
+		})
 }
 
 // maxStepVoters bounds the voters of one step, so that a step's redo log
@@ -329,8 +341,8 @@ func (s *step) complete(ctx context.Context, redo Redo, ballots map[string]Ballo
 			return fmt.Errorf("cell %s: a ballot is at version %d, below %d, the version its redo log starts from: the cell and its ballots disagree", s.cell, b.Version, e.Version-1)
 		}
 		t := b.clone()
-		for aspect, c := range e.Votes {
-			t.put(aspect, c)
+		for _, v := range e.Votes {
+			t.put(v.Aspect, v.Current)
 		}
 		t.Version = e.Version
 		todo = append(todo, t)
@@ -341,35 +353,30 @@ func (s *step) complete(ctx context.Context, redo Redo, ballots map[string]Ballo
 }
 
 // fold folds each voter's events into their ballot: the ballots that
-// change, at their next version, the redo log that says so, and what they
-// move in the counts.
+// change, at their next version, the redo log that says so (with what the
+// step moves in the trend), and what they move in the counts.
 func fold(voters []string, byVoter map[string][]domain.VoteCast, ballots map[string]Ballot) (Redo, []Ballot, Counts) {
-	redo := Redo{Step: newStepID()}
+	redo := Redo{Step: newStepID(), Trend: Trend{}}
 	var targets []Ballot
-	delta := Counts{}
 	for _, v := range voters {
 		b := ballots[v]
 		t := b.clone()
-		changed := map[string]Current{}
+		var votes []Vote
 		for _, e := range byVoter[v] {
-			if t.Apply(e) {
-				changed[e.Aspect] = t.Aspects[e.Aspect]
+			c := Current{Choice: e.Choice, RecordedAt: e.RecordedAt, VoteID: e.VoteID}
+			if m, ok := t.put(e.Aspect, c); ok {
+				redo.Trend.move(m)
+				votes = append(votes, Vote{Aspect: e.Aspect, Current: c})
 			}
 		}
-		if len(changed) == 0 {
+		if len(votes) == 0 {
 			continue
 		}
 		t.Version = b.Version + 1
-		for aspect, c := range changed {
-			if old, ok := b.Aspects[aspect]; ok {
-				delta.Add(aspect, old.Choice, -1)
-			}
-			delta.Add(aspect, c.Choice, 1)
-		}
-		redo.Entries = append(redo.Entries, RedoEntry{VoterID: v, Version: t.Version, Votes: changed})
+		redo.Entries = append(redo.Entries, RedoEntry{VoterID: v, Version: t.Version, Votes: votes})
 		targets = append(targets, t)
 	}
-	return redo, targets, delta
+	return redo, targets, redo.Trend.Counts()
 }
 
 // saveAll saves bs at once (within the projector's bound), and returns how

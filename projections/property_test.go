@@ -126,7 +126,7 @@ func check(t *rapid.T, f *faulty, events []domain.VoteCast, what string) {
 	stored := f.ballots.All()
 	for _, b := range stored {
 		w, ok := folded[[2]string{b.TitleID, b.VoterID}]
-		if !ok || !w.Same(projections.Ballot{VoterID: b.VoterID, TitleID: b.TitleID, Aspects: b.Aspects}) {
+		if !ok || !w.Same(projections.Ballot{VoterID: b.VoterID, TitleID: b.TitleID, Aspects: b.Aspects, Past: b.Past}) {
 			t.Fatalf("%s: ballot of %s on %s is %v at version %d, the fold's %v", what, b.VoterID, b.TitleID, b.Aspects, b.Version, w.Aspects)
 		}
 	}

@@ -78,9 +78,14 @@ type CellStep struct {
 	Cell     domain.Cell
 	From, To int64
 	Delta    Counts
+	// Trend is what the step moved in the title's trend (nil when not
+	// known: a step of a release that kept no trends).
+	Trend Trend
 	// LastVoteAt is the latest receive time among the votes the step
 	// applied, 0 for none.
 	LastVoteAt int64
+
+	step string // the step's ID, when known
 }
 
 // TitleIndex stores title summaries, one per title, of one projection
@@ -94,6 +99,12 @@ type TitleIndex interface {
 	// returns ErrStale; a retried Put that the store had applied is
 	// recognised (the stored summary equals s) and succeeds.
 	Put(ctx context.Context, s TitleSummary) error
+}
+
+// IndexStore keeps the title index and the titles' trends.
+type IndexStore interface {
+	TitleIndex
+	TrendStore
 }
 
 // TitleCells reads a title's cells as they stand: each shard's version and
@@ -121,22 +132,36 @@ type CellSnapshot struct {
 // sum of the cells. Writes are guarded by the summary's revision, so
 // concurrent indexers of one title (overlapping invocations, a rebuild
 // and a repair) serialise on it.
-func IndexTitles(ctx context.Context, index TitleIndex, cells TitleCells, titleID string, steps []CellStep) error {
+//
+// The steps' trends go to the title's trend items first (indexTrend),
+// each exactly once, then the summary moves past the steps. A step is
+// never skipped: a Projector catches the index up with a cell's last step
+// before it commits the next (see IndexedProjector), so only cells last
+// written by a release that kept no trends resync, and their steps before
+// that are missing from the trends.
+func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleID string, steps []CellStep) error {
 	for {
 		cur, _, err := index.Get(ctx, titleID)
 		if err != nil {
 			return fmt.Errorf("index %s: %w", titleID, err)
 		}
-		next, changed, gap := advance(cur, steps)
+		next, applied, gap := advance(cur, steps)
+		changed := len(applied) > 0
 		if gap {
 			snap, err := cells.ReadTitle(ctx, titleID)
 			if err != nil {
 				return fmt.Errorf("index %s: resync: %w", titleID, err)
 			}
 			next, changed = resync(cur, snap, steps), true
+			applied = slices.DeleteFunc(slices.Clone(steps), func(st CellStep) bool {
+				return st.To <= cur.Cells[st.Cell.Shard] || st.To > next.Cells[st.Cell.Shard] || st.From == st.To
+			})
 		}
 		if !changed {
 			return nil
+		}
+		if err := indexTrend(ctx, index, titleID, applied); err != nil {
+			return fmt.Errorf("index %s: %w", titleID, err)
 		}
 		next.Rev = cur.Rev + 1
 		err = index.Put(ctx, next)
@@ -150,9 +175,10 @@ func IndexTitles(ctx context.Context, index TitleIndex, cells TitleCells, titleI
 	}
 }
 
-// advance applies steps to cur. It reports whether anything changed, and
-// gap when a step does not follow on from cur's version of its cell.
-func advance(cur TitleSummary, steps []CellStep) (next TitleSummary, changed, gap bool) {
+// advance applies steps to cur. It returns the steps it applied, in
+// version order per cell, and gap when a step does not follow on from
+// cur's version of its cell.
+func advance(cur TitleSummary, steps []CellStep) (next TitleSummary, applied []CellStep, gap bool) {
 	next = TitleSummary{TitleID: cur.TitleID, Counts: Counts{}, LastVoteAt: cur.LastVoteAt, Cells: maps.Clone(cur.Cells)}
 	if next.Cells == nil {
 		next.Cells = map[int]int64{}
@@ -171,13 +197,13 @@ func advance(cur TitleSummary, steps []CellStep) (next TitleSummary, changed, ga
 			next.Counts.Merge(st.Delta)
 			next.Cells[st.Cell.Shard] = st.To
 			next.LastVoteAt = max(next.LastVoteAt, st.LastVoteAt)
-			changed = true
+			applied = append(applied, st)
 		default:
-			return next, changed, true
+			return next, applied, true
 		}
 	}
 	next.Counts = next.Counts.Compact()
-	return next, changed, false
+	return next, applied, false
 }
 
 // resync is the summary of the cells as read, keeping the latest vote time

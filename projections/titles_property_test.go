@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -35,6 +36,15 @@ func (f faultyIndex) Put(ctx context.Context, s projections.TitleSummary) error 
 
 func (f faultyIndex) ReadTitle(ctx context.Context, titleID string) (out map[int]projections.CellSnapshot, err error) {
 	err = f.call(func() (err error) { out, err = f.cells.ReadTitle(ctx, titleID); return err })
+	return out, err
+}
+
+func (f faultyIndex) AddTrend(ctx context.Context, titleID string, span projections.Span, add projections.Trend, below, to map[int]int64) error {
+	return f.call(func() error { return f.titles.AddTrend(ctx, titleID, span, add, below, to) })
+}
+
+func (f faultyIndex) TrendShards(ctx context.Context, titleID string, span projections.Span) (out map[int]int64, err error) {
+	err = f.call(func() (err error) { out, err = f.titles.TrendShards(ctx, titleID, span); return err })
 	return out, err
 }
 
@@ -77,14 +87,62 @@ func checkIndex(t *rapid.T, f faultyIndex, events []domain.VoteCast, what string
 	}
 }
 
-// TestTitleIndexEqualsTheFoldUnderFaults: the title index, kept by the
-// projector's steps, counts what the fold counts, however deliveries and
-// store calls (the index's own included) fail, for one writer and for
-// several at once.
+// trendSpace spreads receive times 23 minutes apart over three hours, so
+// that votes share minutes, hours and days, and cross hours.
+var trendSpace = func() projectiontest.Space {
+	sp := space
+	sp.Times, sp.Start, sp.Step = 8, time.Date(2026, 11, 29, 21, 50, 0, 0, time.UTC).UnixNano(), int64(23*time.Minute)
+	return sp
+}()
+
+// checkTrends holds every title's trend, in every bucket, and its tallies
+// as of every minute a vote changed something, to the fold of the events.
+func checkTrends(t *rapid.T, f faultyIndex, events []domain.VoteCast, what string) {
+	ctx := context.Background()
+	first := projections.MinuteOf(trendSpace.Start)
+	last := projections.MinuteOf(trendSpace.Start+int64(trendSpace.Times+1)*trendSpace.Step) + 1
+	for _, title := range space.Titles {
+		for _, bucket := range projections.Buckets {
+			from, to := bucket.Floor(first), bucket.Floor(last)+bucket.Minutes()
+			for _, aspect := range space.Aspects {
+				got, err := projections.ReadTrend(ctx, f.titles, title, aspect, bucket, from, to)
+				if err != nil {
+					t.Fatalf("%s: trend of %s: %v", what, title, err)
+				}
+				want := projections.FoldTrend(events, title, aspect, bucket, from, to)
+				if !slices.EqualFunc(got, want, samePoint) {
+					t.Fatalf("%s (%d calls failed before, %d after applied): %s trend of %s on %s:\n got  %v\n want %v",
+						what, f.failedBefore.Load(), f.failedAfter.Load(), bucket, title, aspect, got, want)
+				}
+			}
+		}
+		for _, e := range events {
+			for _, at := range []int64{projections.MinuteOf(e.RecordedAt), projections.MinuteOf(e.RecordedAt) + 1} {
+				got, err := projections.TalliesAt(ctx, f.titles, title, at)
+				if err != nil {
+					t.Fatalf("%s: tallies of %s at %d: %v", what, title, at, err)
+				}
+				if want := projections.FoldAt(events, at)[title]; !got.Equal(want) {
+					t.Fatalf("%s: tallies of %s as of minute %d: %v, fold %v", what, title, at, got, want)
+				}
+			}
+		}
+	}
+}
+
+func samePoint(a, b projections.TrendPoint) bool {
+	return a.Start == b.Start && maps.Equal(a.Cast, b.Cast) && maps.Equal(a.Tally, b.Tally)
+}
+
+// TestTitleIndexEqualsTheFoldUnderFaults: the title index and the trends,
+// kept by the projector's steps, count what the fold counts, however
+// deliveries and store calls (the index's own included) fail, for one
+// writer and for several at once, votes of one voter arriving in any
+// order.
 func TestTitleIndexEqualsTheFoldUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		f := faultyIndex{faulty: newFaulty(rt, 300), titles: memstore.NewTitles()}
-		events := projectiontest.Events(rt, space)
+		events := projectiontest.Events(rt, trendSpace)
 		var (
 			writers    []*projections.IndexedProjector
 			deliveries [][][]domain.VoteCast
@@ -97,6 +155,7 @@ func TestTitleIndexEqualsTheFoldUnderFaults(t *testing.T) {
 		f.stop()
 		check(rt, f.faulty, events, fmt.Sprintf("%d writers", len(writers)))
 		checkIndex(rt, f, events, fmt.Sprintf("%d writers", len(writers)))
+		checkTrends(rt, f, events, fmt.Sprintf("%d writers", len(writers)))
 	})
 }
 
@@ -178,4 +237,40 @@ func TestAProjectorSkipsRedoLogsItCompleted(t *testing.T) {
 	if want := projections.Fold([]domain.VoteCast{first, second, third}); !got.Equal(want["t1"]) {
 		t.Errorf("tally %v, fold %v", got, want["t1"])
 	}
+}
+
+// TestTrendFolderIsFoldTrend: the fold votes verify runs over a whole
+// event table, a batch at a time, gives every title's trend as the
+// definition does, bucket by bucket.
+func TestTrendFolderIsFoldTrend(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		events := projectiontest.Events(rt, trendSpace)
+		var f projections.TrendFolder
+		for batch := range slices.Chunk(events, rapid.IntRange(1, len(events)).Draw(rt, "batch")) {
+			f.Add(batch)
+		}
+		trends := f.Trends()
+		first := projections.MinuteOf(trendSpace.Start)
+		last := projections.MinuteOf(trendSpace.Start+int64(trendSpace.Times+1)*trendSpace.Step) + 1
+		for _, title := range space.Titles {
+			for _, aspect := range space.Aspects {
+				want := projections.FoldTrend(events, title, aspect, projections.ByMinute, first, last)
+				tally := map[string]int64{}
+				for _, w := range want {
+					cast := map[string]int64{}
+					for k, c := range trends[title] {
+						if k.Minute == w.Start && k.Aspect == aspect {
+							cast[k.Choice] += c.Cast
+							tally[k.Choice] += c.Tally
+						}
+					}
+					maps.DeleteFunc(cast, func(_ string, n int64) bool { return n == 0 })
+					maps.DeleteFunc(tally, func(_ string, n int64) bool { return n == 0 })
+					if !maps.Equal(cast, w.Cast) || !maps.Equal(tally, w.Tally) {
+						rt.Fatalf("%s on %s at minute %d: cast %v and tally %v, the definition's %v and %v", title, aspect, w.Start, cast, tally, w.Cast, w.Tally)
+					}
+				}
+			}
+		}
+	})
 }

@@ -87,13 +87,58 @@ func printAnalystCosts(ctx context.Context, out io.Writer, titles, gets int) err
 		{fmt.Sprintf("votes, 100 from title %d", titles/2), "limit=100&cursor=" + url.QueryEscape(deep)},
 	} {
 		queryMeter.Reset()
-		lat, failed, err := timeGets(ctx, client, stack.URL+"/titles?"+listing.query, gets)
+		lat, failed, err := timeGets(ctx, client, stack.URL+"/titles?"+listing.query, "titles", gets)
 		if err != nil {
 			return err
 		}
 		c := queryMeter.Snapshot()
 		fmt.Fprintf(out, "titles_get %s: p50 %.1f ms, p99 %.1f ms, %.2f RCU and %.2f requests per GET (%d GETs, %d failed)\n",
 			listing.name, ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)), c.RCU/float64(gets), float64(c.Total())/float64(gets), gets, failed)
+	}
+	return printTrendCosts(ctx, out, stack, client, queryMeter, gets)
+}
+
+// trendTitle is the title printTrendCosts gives 30 days of votes.
+const trendTitle = "tt-30-days"
+
+// printTrendCosts seeds 30 days of votes on one title (every hour, votes
+// on every aspect, some voters changing their minds), then times GETs of
+// its trend over the 30 days by hour, and of its tallies as of 15 days
+// ago, with the read units the query function spent on them.
+func printTrendCosts(ctx context.Context, out io.Writer, stack *local.Stack, client *http.Client, queryMeter *metering.Meter, gets int) error {
+	store := dynamo.NewEventStore(stack.Admin.DynamoDB, stack.Tables.Events)
+	now := time.Now()
+	start := now.Add(-30 * 24 * time.Hour)
+	aspects := domain.DefaultCatalog().AspectNames()
+	votes := 0
+	for h := range 30 * 24 {
+		for i := range 4 {
+			voter := fmt.Sprintf("u%d", (h*4+i)%500)
+			choice := []string{"up", "down"}[(h*7+i*3)%5/3]
+			at := start.Add(time.Duration(h)*time.Hour + time.Duration(i)*13*time.Minute)
+			e := projectiontest.Vote(voter, trendTitle, fmt.Sprintf("h%d-%d", h, i), aspects[(h+i)%len(aspects)], choice, at.UnixNano())
+			if _, err := store.Append(ctx, []domain.VoteCast{e}); err != nil {
+				return err
+			}
+			votes++
+		}
+	}
+	if err := stack.WaitIdle(ctx); err != nil {
+		return err
+	}
+	for _, q := range []struct{ name, path, field string }{
+		{"30 days by hour", "/titles/" + trendTitle + "/trend?aspect=overall&bucket=hour&from=" + url.QueryEscape(start.UTC().Format(time.RFC3339)), "points"},
+		{"30 days by day", "/titles/" + trendTitle + "/trend?aspect=overall&bucket=day&from=" + url.QueryEscape(start.UTC().Format(time.RFC3339)), "points"},
+		{"tallies as of 15 days ago", "/titles/" + trendTitle + "/tallies?at=" + url.QueryEscape(now.Add(-15*24*time.Hour).UTC().Format(time.RFC3339)), "aspects"},
+	} {
+		queryMeter.Reset()
+		lat, failed, err := timeGets(ctx, client, stack.URL+q.path, q.field, gets)
+		if err != nil {
+			return err
+		}
+		c := queryMeter.Snapshot()
+		fmt.Fprintf(out, "trend_get %s (%d votes over 30 days): p50 %.1f ms, p99 %.1f ms, %.2f RCU and %.2f requests per GET (%d GETs, %d failed)\n",
+			q.name, votes, ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)), c.RCU/float64(gets), float64(c.Total())/float64(gets), gets, failed)
 	}
 	return nil
 }
@@ -180,8 +225,9 @@ func getInto(ctx context.Context, client *http.Client, u string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// timeGets sends n GETs of u, 8 at a time, and returns each one's latency.
-func timeGets(ctx context.Context, client *http.Client, u string, n int) ([]time.Duration, int64, error) {
+// timeGets sends n GETs of u, 8 at a time, and returns each one's latency;
+// an answer without field in its JSON object, or with it empty, failed.
+func timeGets(ctx context.Context, client *http.Client, u, field string, n int) ([]time.Duration, int64, error) {
 	lat := make([]time.Duration, n)
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -191,10 +237,8 @@ func timeGets(ctx context.Context, client *http.Client, u string, n int) ([]time
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
 				start := time.Now()
-				var body struct {
-					Titles []json.RawMessage `json:"titles"`
-				}
-				if err := getInto(ctx, client, u, &body); err != nil || len(body.Titles) == 0 {
+				var body map[string]json.RawMessage
+				if err := getInto(ctx, client, u, &body); err != nil || len(body[field]) <= 2 {
 					failed.Add(1)
 				}
 				lat[i] = time.Since(start)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"votes/domain"
+	"votes/handlers"
 	"votes/infra/local"
 	"votes/internal/kumotest"
 	"votes/projections"
@@ -62,6 +63,45 @@ func TestDemoFillsTheDashboard(t *testing.T) {
 		}
 		if i > 0 && r.Votes > body.Titles[i-1].Votes {
 			t.Errorf("%s with %d votes ranks below %s with %d", r.TitleID, r.Votes, body.Titles[i-1].TitleID, body.Titles[i-1].Votes)
+		}
+	}
+	// Each title's trend, by hour and by day, and its tallies as of a few
+	// past moments, are the fold of the votes received before then.
+	from, to := time.Unix(0, first).UTC(), now.UTC()
+	for _, title := range demoTitles {
+		for _, bucket := range []projections.Bucket{projections.ByHour, projections.ByDay} {
+			var trend handlers.TrendBody
+			if err := getJSON(context.Background(), s.URL, "/titles/"+title+"/trend?bucket="+string(bucket)+"&aspect=overall&from="+from.Format(time.RFC3339)+"&to="+to.Format(time.RFC3339), &trend); err != nil {
+				t.Fatal(err)
+			}
+			want := projections.FoldTrend(events, title, "overall", bucket, projections.MinuteOf(trend.From.UnixNano()), projections.MinuteOf(trend.To.UnixNano()))
+			if len(trend.Points) != len(want) || len(want) == 0 {
+				t.Fatalf("%s by %s: %d points, the fold has %d", title, bucket, len(trend.Points), len(want))
+			}
+			for i, p := range trend.Points {
+				w := want[i]
+				if p.T.UnixNano() != w.Start*int64(time.Minute) || !projections.Counts(map[string]map[string]int64{"o": p.Cast}).Equal(map[string]map[string]int64{"o": w.Cast}) ||
+					!projections.Counts(map[string]map[string]int64{"o": p.Tally}).Equal(map[string]map[string]int64{"o": w.Tally}) {
+					t.Fatalf("%s by %s, point %d: %+v, the fold's %+v", title, bucket, i, p, w)
+				}
+			}
+			if last := trend.Points[len(trend.Points)-1]; !projections.Counts(map[string]map[string]int64{"overall": last.Tally}).Equal(projections.Counts{"overall": fold[title]["overall"]}) {
+				t.Errorf("%s by %s: the last point's tally %v is not the current tally %v", title, bucket, last.Tally, fold[title]["overall"])
+			}
+		}
+		for _, back := range []time.Duration{30 * time.Minute, 7 * time.Hour, 25 * time.Hour, 50 * time.Hour} {
+			at := now.Add(-back)
+			var tallies handlers.TallyBody
+			if err := getJSON(context.Background(), s.URL, "/titles/"+title+"/tallies?at="+at.UTC().Format(time.RFC3339Nano), &tallies); err != nil {
+				t.Fatal(err)
+			}
+			minute := projections.MinuteOf(at.UnixNano())
+			if tallies.At == nil || tallies.At.UnixNano() != minute*int64(time.Minute) {
+				t.Fatalf("%s as of %s: answered for %v, want the start of its minute", title, at, tallies.At)
+			}
+			if want := projections.FoldAt(events, minute)[title]; !projections.Counts(tallies.Aspects).Equal(want) {
+				t.Errorf("%s as of %s: %v, the fold of the votes before it %v", title, tallies.At, tallies.Aspects, want)
+			}
 		}
 	}
 	if again := demoVotes(now, domain.DefaultCatalog()); len(again) == 0 || again[0][0].VoteID != events[0].VoteID {

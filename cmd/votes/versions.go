@@ -164,7 +164,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	for _, d := range res.Differences {
-		fmt.Fprintf(stdout, "%s %s %s: version %s's %s counts %d, the event table %d\n", d.TitleID, d.Aspect, d.Choice, res.Version, d.Projection, d.Got, d.Want)
+		at := ""
+		if !d.At.IsZero() {
+			at = " at " + d.At.Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "%s %s %s%s: version %s's %s counts %d, the event table %d\n", d.TitleID, d.Aspect, d.Choice, at, res.Version, d.Projection, d.Got, d.Want)
 	}
 	fmt.Fprintf(stdout, "version %s: %d titles, %d events, %d differences\n", res.Version, res.Titles, res.Events, len(res.Differences))
 	if len(res.Differences) > 0 {

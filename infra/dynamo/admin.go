@@ -62,7 +62,7 @@ func (s *Stage) Cells(version string) admin.Cells {
 }
 
 // Titles is version's title index.
-func (s *Stage) Titles(version string) projections.TitleIndex {
+func (s *Stage) Titles(version string) admin.TitleProjections {
 	return NewTitleStore(s.client, s.tables.Titles, version)
 }
 

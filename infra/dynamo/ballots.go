@@ -37,6 +37,8 @@ type ballotItem struct {
 	TitleID string                 `dynamodbav:"titleId"`
 	Version int64                  `dynamodbav:"ver"`
 	Aspects map[string]currentItem `dynamodbav:"aspects"`
+	// Past votes per aspect, newest first; absent when none.
+	Past map[string][]currentItem `dynamodbav:"past,omitempty"`
 }
 
 type currentItem struct {
@@ -82,7 +84,18 @@ func marshalBallot(pk string, b projections.Ballot) (map[string]types.AttributeV
 		Version: b.Version, Aspects: map[string]currentItem{},
 	}
 	for a, c := range b.Aspects {
-		item.Aspects[a] = currentItem{Choice: c.Choice, RecordedAt: c.RecordedAt, VoteID: c.VoteID}
+		item.Aspects[a] = currentItem(c)
+	}
+	for a, past := range b.Past {
+		if len(past) == 0 {
+			continue
+		}
+		if item.Past == nil {
+			item.Past = map[string][]currentItem{}
+		}
+		for _, c := range past {
+			item.Past[a] = append(item.Past[a], currentItem(c))
+		}
 	}
 	av, err := attributevalue.MarshalMap(item)
 	if err != nil {
@@ -149,7 +162,15 @@ func decodeBallot(item map[string]types.AttributeValue) (projections.Ballot, err
 		Aspects: make(map[string]projections.Current, len(bi.Aspects)),
 	}
 	for a, c := range bi.Aspects {
-		b.Aspects[a] = projections.Current{Choice: c.Choice, RecordedAt: c.RecordedAt, VoteID: c.VoteID}
+		b.Aspects[a] = projections.Current(c)
+	}
+	for a, past := range bi.Past {
+		if b.Past == nil {
+			b.Past = map[string][]projections.Current{}
+		}
+		for _, c := range past {
+			b.Past[a] = append(b.Past[a], projections.Current(c))
+		}
 	}
 	return b, nil
 }

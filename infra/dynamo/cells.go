@@ -118,7 +118,7 @@ func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, expect int64, 
 			if n == 0 {
 				continue
 			}
-			nk, vk := fmt.Sprintf("#n%d", i), fmt.Sprintf(":n%d", i)
+			nk, vk := placeholder("#n", i), placeholder(":n", i)
 			names[nk] = countPrefix + aspect + "_" + choice
 			values[vk] = &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 			adds = append(adds, nk+" "+vk)
@@ -172,10 +172,12 @@ func (s *CellStore) Commit(ctx context.Context, cell domain.Cell, expect int64, 
 
 // A redo log is stored as one string, as small as it can be, since a
 // write is billed on the larger of the item's sizes before and after it:
-// the step ID, then a line per voter: fields separated by redoField, the
-// voter ID, the version, then aspect, choice, receive time (base 36) and
-// vote ID per vote. No field can hold either separator (IDs, aspects and
-// choices are printable); the encoder refuses one that does.
+// the step ID, then (when the log has a trend, even an empty one) the
+// trend's counts: minute, aspect, choice, cast and tally change per count
+// (numbers in base 36); then a line per voter: the voter ID, the version,
+// then aspect, choice, receive time (base 36) and vote ID per vote. Fields
+// are separated by redoField. No field can hold either separator (IDs,
+// aspects and choices are printable); the encoder refuses one that does.
 const (
 	redoLine  = "\n"
 	redoField = "\x1f"
@@ -195,6 +197,18 @@ func encodeRedo(r projections.Redo) (string, error) {
 		return "", fmt.Errorf("encode redo log: step %q holds a separator", r.Step)
 	}
 	b.WriteString(r.Step)
+	if r.Trend != nil {
+		if len(r.Trend) == 0 {
+			b.WriteString(redoField)
+		}
+		for k, c := range r.Trend {
+			for _, f := range []string{strconv.FormatInt(k.Minute, 36), k.Aspect, k.Choice, strconv.FormatInt(c.Cast, 36), strconv.FormatInt(c.Tally, 36)} {
+				if err := field(f); err != nil {
+					return "", err
+				}
+			}
+		}
+	}
 	for _, e := range r.Entries {
 		b.WriteString(redoLine)
 		if strings.Contains(e.VoterID, redoLine) || strings.Contains(e.VoterID, redoField) {
@@ -204,8 +218,8 @@ func encodeRedo(r projections.Redo) (string, error) {
 		if err := field(strconv.FormatInt(e.Version, 10)); err != nil {
 			return "", err
 		}
-		for aspect, c := range e.Votes {
-			for _, f := range []string{aspect, c.Choice, strconv.FormatInt(c.RecordedAt, 36), c.VoteID} {
+		for _, v := range e.Votes {
+			for _, f := range []string{v.Aspect, v.Choice, strconv.FormatInt(v.RecordedAt, 36), v.VoteID} {
 				if err := field(f); err != nil {
 					return "", err
 				}
@@ -217,7 +231,15 @@ func encodeRedo(r projections.Redo) (string, error) {
 
 func decodeRedo(s string) (projections.Redo, error) {
 	lines := strings.Split(s, redoLine)
-	r := projections.Redo{Step: lines[0]}
+	head := strings.Split(lines[0], redoField)
+	r := projections.Redo{Step: head[0]}
+	if len(head) > 1 {
+		trend, err := decodeTrend(head[1:])
+		if err != nil {
+			return r, err
+		}
+		r.Trend = trend
+	}
 	for _, line := range lines[1:] {
 		f := strings.Split(line, redoField)
 		if len(f) < 2 || (len(f)-2)%4 != 0 {
@@ -227,17 +249,41 @@ func decodeRedo(s string) (projections.Redo, error) {
 		if err != nil {
 			return r, fmt.Errorf("decode redo log: version %q: %w", f[1], err)
 		}
-		e := projections.RedoEntry{VoterID: f[0], Version: version, Votes: make(map[string]projections.Current, (len(f)-2)/4)}
+		e := projections.RedoEntry{VoterID: f[0], Version: version, Votes: make([]projections.Vote, 0, (len(f)-2)/4)}
 		for v := f[2:]; len(v) > 0; v = v[4:] {
 			at, err := strconv.ParseInt(v[2], 36, 64)
 			if err != nil {
 				return r, fmt.Errorf("decode redo log: time %q: %w", v[2], err)
 			}
-			e.Votes[v[0]] = projections.Current{Choice: v[1], RecordedAt: at, VoteID: v[3]}
+			e.Votes = append(e.Votes, projections.Vote{Aspect: v[0], Current: projections.Current{Choice: v[1], RecordedAt: at, VoteID: v[3]}})
 		}
 		r.Entries = append(r.Entries, e)
 	}
 	return r, nil
+}
+
+// decodeTrend reads a redo log's trend: fields in fives, or one empty
+// field for an empty trend.
+func decodeTrend(f []string) (projections.Trend, error) {
+	t := projections.Trend{}
+	if len(f) == 1 && f[0] == "" {
+		return t, nil
+	}
+	if len(f)%5 != 0 {
+		return nil, fmt.Errorf("decode redo log: a trend of %d fields", len(f))
+	}
+	for ; len(f) > 0; f = f[5:] {
+		var n [3]int64
+		for i, x := range []string{f[0], f[3], f[4]} {
+			v, err := strconv.ParseInt(x, 36, 64)
+			if err != nil {
+				return nil, fmt.Errorf("decode redo log: trend number %q: %w", x, err)
+			}
+			n[i] = v
+		}
+		t[projections.TrendKey{Minute: n[0], Aspect: f[1], Choice: f[2]}] = projections.TrendCount{Cast: n[1], Tally: n[2]}
+	}
+	return t, nil
 }
 
 // Tally sums a title's cells with eventually consistent reads.

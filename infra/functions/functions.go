@@ -47,7 +47,7 @@ func Names() []string {
 // its method, as serverless.yml deploys them and the local stack serves
 // them.
 func QueryRoutes() []string {
-	return []string{"GET /", "GET /assets/{proxy+}", "GET /titles", "GET /titles/{titleId}/tallies", "GET /healthz"}
+	return []string{"GET /", "GET /assets/{proxy+}", "GET /titles", "GET /titles/{titleId}/tallies", "GET /titles/{titleId}/trend", "GET /healthz"}
 }
 
 // Config is what the functions need to know of their deployment.
@@ -274,10 +274,13 @@ func QueryAt(c Config, db *dynamodb.Client, now func() time.Time, log *slog.Logg
 	if c.Reads.VersionMaxAge > 0 {
 		versions = handlers.NewVersionCache(consistentActive{registries}, c.Reads.VersionMaxAge, now)
 	}
-	rankings := func(version string) handlers.RankingReader {
-		return dynamo.NewTitleStore(db, c.Tables.Titles, version)
-	}
-	return handlers.NewQuery(c.Catalog, versions, tallies.For, rankings, c.Reads.MaxAge, log)
+	return handlers.NewQuery(c.Catalog, versions, handlers.QueryReaders{
+		Tallies:  tallies.For,
+		Rankings: func(version string) handlers.RankingReader { return dynamo.NewTitleStore(db, c.Tables.Titles, version) },
+		Trends: func(version string) projections.TrendSource {
+			return dynamo.NewTitleStore(db, c.Tables.Titles, version)
+		},
+	}, now, c.Reads.MaxAge, log)
 }
 
 var _ handlers.Summaries = (*dynamo.SummaryStore)(nil)

@@ -71,6 +71,13 @@ func (s *Ballots) All() []projections.Ballot {
 
 func clone(b projections.Ballot) projections.Ballot {
 	b.Aspects = maps.Clone(b.Aspects)
+	if b.Past != nil {
+		past := make(map[string][]projections.Current, len(b.Past))
+		for a, v := range b.Past {
+			past[a] = slices.Clone(v)
+		}
+		b.Past = past
+	}
 	return b
 }
 
@@ -131,8 +138,9 @@ func (s *Cells) Commit(_ context.Context, c domain.Cell, expect int64, redo proj
 func cloneRedo(r projections.Redo) projections.Redo {
 	r.Entries = slices.Clone(r.Entries)
 	for i := range r.Entries {
-		r.Entries[i].Votes = maps.Clone(r.Entries[i].Votes)
+		r.Entries[i].Votes = slices.Clone(r.Entries[i].Votes)
 	}
+	r.Trend = maps.Clone(r.Trend)
 	return r
 }
 

@@ -1,8 +1,10 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"maps"
+	"slices"
 	"sync"
 
 	"votes/projections"
@@ -14,17 +16,21 @@ type Titles struct {
 	mu        sync.Mutex
 	summaries map[string]projections.TitleSummary
 	pages     map[projections.RankingKey]map[int]projections.RankingPage
+	trends    map[string]map[projections.Span]projections.TrendItem
 }
 
 var (
 	_ projections.TitleIndex   = (*Titles)(nil)
 	_ projections.TitleLister  = (*Titles)(nil)
 	_ projections.RankingStore = (*Titles)(nil)
+	_ projections.IndexStore   = (*Titles)(nil)
+	_ projections.TrendReader  = (*Titles)(nil)
 )
 
 // NewTitles is an empty title index.
 func NewTitles() *Titles {
-	return &Titles{summaries: map[string]projections.TitleSummary{}, pages: map[projections.RankingKey]map[int]projections.RankingPage{}}
+	return &Titles{summaries: map[string]projections.TitleSummary{}, pages: map[projections.RankingKey]map[int]projections.RankingPage{},
+		trends: map[string]map[projections.Span]projections.TrendItem{}}
 }
 
 func cloneSummary(s projections.TitleSummary) projections.TitleSummary {
@@ -116,5 +122,55 @@ func (s *Cells) ReadTitle(_ context.Context, titleID string) (map[int]projection
 		counts.Merge(x.counts)
 		out[c.Shard] = projections.CellSnapshot{Version: x.version, Counts: counts, LastVoteAt: x.redo.LastVoteAt()}
 	}
+	return out, nil
+}
+
+// AddTrend adds add to the item of span and sets its shard versions to to,
+// if every shard of to is below below.
+func (t *Titles) AddTrend(_ context.Context, titleID string, span projections.Span, add projections.Trend, below, to map[int]int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	items := t.trends[titleID]
+	if items == nil {
+		items = map[projections.Span]projections.TrendItem{}
+		t.trends[titleID] = items
+	}
+	it, ok := items[span]
+	if !ok {
+		it = projections.TrendItem{Span: span, Counts: projections.Trend{}, Shards: map[int]int64{}}
+	}
+	for shard := range to {
+		if it.Shards[shard] >= below[shard] {
+			return projections.ErrStale
+		}
+	}
+	it.Counts = maps.Clone(it.Counts)
+	it.Counts.Merge(add)
+	it.Shards = maps.Clone(it.Shards)
+	maps.Copy(it.Shards, to)
+	items[span] = it
+	return nil
+}
+
+// TrendShards returns the shard versions of the item of span.
+func (t *Titles) TrendShards(_ context.Context, titleID string, span projections.Span) (map[int]int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.trends[titleID][span].Shards), nil
+}
+
+// TrendRange returns copies of the items of level starting in [start, end).
+func (t *Titles) TrendRange(_ context.Context, titleID string, level projections.Level, start, end int64) ([]projections.TrendItem, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []projections.TrendItem
+	for span, it := range t.trends[titleID] {
+		if span.Level == level && span.Start >= start && span.Start < end {
+			it.Counts = maps.Clone(it.Counts)
+			it.Shards = maps.Clone(it.Shards)
+			out = append(out, it)
+		}
+	}
+	slices.SortFunc(out, func(a, b projections.TrendItem) int { return cmp.Compare(a.Span.Start, b.Span.Start) })
 	return out, nil
 }

@@ -21,15 +21,18 @@ func Vote(voter, title, sub, aspect, choice string, at int64) domain.VoteCast {
 }
 
 // Space bounds the events drawn: few voters, titles, aspects, submissions
-// and receive times, so that ballots collide and times tie.
+// and receive times, so that ballots collide and times tie. Receive times
+// are 1 to Times, in units of Step (nanoseconds; 0 for 1) after Start.
 type Space struct {
 	Voters, Titles, Aspects []string
 	MaxEvents, Submissions  int
 	Times                   int
+	Start, Step             int64
 }
 
 // Events draws up to MaxEvents votes from the space. One vote ID carries one
-// vote: a draw that reuses an ID with other content is dropped.
+// vote: a draw that reuses an ID with other content or another receive
+// time is dropped.
 func Events(t *rapid.T, sp Space) []domain.VoteCast {
 	n := rapid.IntRange(1, sp.MaxEvents).Draw(t, "events")
 	seen := map[string]domain.VoteCast{}
@@ -41,9 +44,10 @@ func Events(t *rapid.T, sp Space) []domain.VoteCast {
 			fmt.Sprintf("s%d", rapid.IntRange(0, sp.Submissions-1).Draw(t, "submission")),
 			rapid.SampledFrom(sp.Aspects).Draw(t, "aspect"),
 			rapid.SampledFrom([]string{"up", "down"}).Draw(t, "choice"),
-			int64(rapid.IntRange(1, sp.Times).Draw(t, "at")),
+			sp.Start+int64(rapid.IntRange(1, sp.Times).Draw(t, "at"))*max(sp.Step, 1),
 		)
-		if prev, ok := seen[e.VoteID]; ok && !prev.SameVote(e) {
+		// The event table holds one event per vote ID, received once.
+		if prev, ok := seen[e.VoteID]; ok && (!prev.SameVote(e) || prev.RecordedAt != e.RecordedAt) {
 			continue
 		}
 		seen[e.VoteID] = e

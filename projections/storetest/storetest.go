@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"votes/domain"
 	"votes/projections"
@@ -124,11 +125,14 @@ func TestBallots(t *testing.T, newStore func(t *testing.T) projections.Ballots) 
 
 // redo makes a redo log of n entries, some with several aspects.
 func redo(step string, n int) projections.Redo {
-	r := projections.Redo{Step: step}
+	r := projections.Redo{Step: step, Trend: projections.Trend{}}
 	for i := range n {
-		votes := map[string]projections.Current{"story": {Choice: "up", RecordedAt: 1764237600000000000 + int64(i), VoteID: domain.VoteID(fmt.Sprintf("voter-%d", i), "t1", "s", "story")}}
+		at := 1764237600000000000 + int64(i)*int64(time.Minute)/3
+		votes := []projections.Vote{{Aspect: "story", Current: projections.Current{Choice: "up", RecordedAt: at, VoteID: domain.VoteID(fmt.Sprintf("voter-%d", i), "t1", "s", "story")}}}
+		r.Trend[projections.TrendKey{Minute: projections.MinuteOf(at), Aspect: "story", Choice: "up"}] = projections.TrendCount{Cast: 1, Tally: 1}
 		if i%3 == 0 {
-			votes["acting"] = projections.Current{Choice: "down", RecordedAt: 1, VoteID: domain.VoteID(fmt.Sprintf("voter-%d", i), "t1", "s", "acting")}
+			votes = append(votes, projections.Vote{Aspect: "acting", Current: projections.Current{Choice: "down", RecordedAt: 1, VoteID: domain.VoteID(fmt.Sprintf("voter-%d", i), "t1", "s", "acting")}})
+			r.Trend[projections.TrendKey{Minute: 0, Aspect: "acting", Choice: "down"}] = projections.TrendCount{Cast: int64(i), Tally: -2}
 		}
 		r.Entries = append(r.Entries, projections.RedoEntry{VoterID: fmt.Sprintf("voter-%d", i), Version: int64(i + 1), Votes: votes})
 	}
