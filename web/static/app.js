@@ -354,8 +354,12 @@ function clearTrend() {
   $("asof-answer").textContent = "";
 }
 
+// resizeChart fits the chart to a new width of the page (a phone turned,
+// a window resized); the chart's own height does not call for it.
 function resizeChart() {
-  if (chart) chart.setSize({ width: chartWidth(), height: chartHeight() });
+  if (chart && (chart.width !== chartWidth() || chart.height !== chartHeight())) {
+    chart.setSize({ width: chartWidth(), height: chartHeight() });
+  }
 }
 
 // ---- routing and refresh
@@ -424,7 +428,9 @@ function init() {
   $("trend-controls").addEventListener("submit", (e) => e.preventDefault());
   $("asof").addEventListener("input", () => moveSlider(false));
   $("asof").addEventListener("change", () => moveSlider(true));
-  new ResizeObserver(resizeChart).observe($("chart"));
+  // Resized in the next frame: resizing within the observer would change
+  // what it observes before it is done.
+  new ResizeObserver(() => requestAnimationFrame(resizeChart)).observe($("chart"));
   $("more").addEventListener("click", () => moreBoard().catch((e) => status("cannot load more: " + e.message)));
   document.addEventListener("click", (e) => {
     const a = e.target.closest("a[href^='/']");
