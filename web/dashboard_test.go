@@ -414,7 +414,25 @@ func TestDashboardInChromium(t *testing.T) {
 	); err != nil {
 		t.Fatalf("the shared link as of %s: %v", state.At, err)
 	}
-	// The whole page: the window as tall as it.
+	// At a phone's width the page, chart included, fits: nothing to
+	// scroll sideways.
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Steps(func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Poll[bool](`(() => { const d = document.documentElement;
+			  return d.clientWidth <= 390 && d.scrollWidth <= d.clientWidth && window.trendChart.width <= d.clientWidth; })()`,
+				chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+			return chromedp.Void{}, err
+		}),
+	); err != nil {
+		widths, _ := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.clientWidth, document.documentElement.scrollWidth, window.trendChart.width]`))
+		t.Fatalf("at 390 px wide the page scrolls sideways (client, scroll and chart widths %v): %v", widths, err)
+	}
+
+	// The whole page at 1200 px, the window as tall as it.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1200, 900)); err != nil {
+		t.Fatal(err)
+	}
 	height, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollHeight`))
 	if err != nil {
 		t.Fatal(err)
