@@ -23,7 +23,9 @@ Usage:
   votes dev --auth jwt --jwt-key FILE  the same, POST /votes behind a JWT authorizer (or --jwks FILE)
   votes tallies TITLE [--stack NAME | --api URL]  print a title's tallies
   votes titles [--sort votes|approval|recent] [--aspect A] [--limit 20]  print the leaderboard
-  votes export [--format csv|ndjson] [--titles A,B] [--out FILE]  every title's tallies (or those named)
+  votes export [--what tallies|trends] [--format csv|ndjson] [--titles A,B] [--out FILE]
+                                       every title's tallies (or those named); trends with
+                                       [--bucket minute|hour|day] [--aspect A] [--from T] [--to T]
   votes ballot VOTER TITLE [--json]    a voter's current choices on a title and the vote events
                                        behind them (same targets as below)
   votes load [--rate N] [--count N] [--check]  send votes to any deployment and check its tallies

@@ -91,8 +91,8 @@ func TestTitlesAndExport(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &line) != nil || line.TitleID != "tt-two" || !projections.Counts(line.Aspects).Equal(want["tt-two"]) {
 		t.Errorf("export ndjson of tt-two: exit %d\n%s", code, out)
 	}
-	if code, _, errOut := votes(t, append([]string{"export", "--what", "trends"}, api...)...); code != 2 || !strings.Contains(errOut, "only tallies") {
-		t.Errorf("export --what trends: exit %d %q", code, errOut)
+	if code, _, errOut := votes(t, append([]string{"export", "--what", "rankings"}, api...)...); code != 2 || !strings.Contains(errOut, "tallies or trends") {
+		t.Errorf("export --what rankings: exit %d %q", code, errOut)
 	}
 	if code, _, errOut := votes(t, append([]string{"export", "--format", "xml"}, api...)...); code != 2 || !strings.Contains(errOut, "csv or ndjson") {
 		t.Errorf("export --format xml: exit %d %q", code, errOut)
