@@ -23,7 +23,7 @@ package: build
 # The README's test command: installs the pinned Serverless Framework (the
 # deployment tests package serverless.yml with it), then runs every test.
 test: node_modules/.bin/serverless
-	go test -race -count=1 ./...
+	go test -race -count=1 -timeout 45m ./...
 
 node_modules/.bin/serverless: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

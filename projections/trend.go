@@ -178,12 +178,16 @@ func indexTrend(ctx context.Context, store TrendStore, titleID string, steps []C
 			parts[span] = append(parts[span], stepPart{shard: st.Cell.Shard, to: st.To, add: t})
 		}
 	}
+	// The items are independent: written at once.
+	errs := make(chan error, len(parts))
 	for span, ps := range parts {
-		if err := addParts(ctx, store, titleID, span, ps); err != nil {
-			return err
-		}
+		go func() { errs <- addParts(ctx, store, titleID, span, ps) }()
 	}
-	return nil
+	var all []error
+	for range parts {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
 }
 
 // maxTrendTries bounds how often one item's write is tried again because
