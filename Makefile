@@ -6,6 +6,10 @@ FUNCTIONS := $(shell sed -n 's|^ *artifact: bin/\(.*\)\.zip$$|\1|p' serverless.y
 ZIPS := $(FUNCTIONS:%=bin/%.zip)
 GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
+# The Lambda Runtime Interface Emulator that votes dev --runtime rie runs
+# each function under (infra/local.RIEVersion names the same).
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+
 .PHONY: build clean package test bench microbench web-vendor
 build: $(ZIPS)
 	@for f in $(FUNCTIONS); do printf '%-10s %8d bytes zipped, %8d bytes unzipped\n' $$f $$(stat -c %s bin/$$f.zip) $$(stat -c %s bin/$$f/bootstrap); done
