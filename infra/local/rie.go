@@ -192,6 +192,9 @@ type rieRuntime struct {
 	binary string
 	log    *slog.Logger
 	fns    map[string]*rieFunction
+
+	mu    sync.Mutex
+	ports map[string]bool // held by the sandboxes alive
 }
 
 // startRIE finds the emulator, builds the bootstraps (unless given) and
@@ -236,7 +239,7 @@ func (s *Stack) startRIE(ctx context.Context, cfg Config, fc functions.Config) (
 		}
 		rt.fns[name] = &rieFunction{
 			rt: rt, name: name, bootstrap: boot, timeout: cfg.Settings.Timeouts[name],
-			env:   lambdaEnvironment(name, cfg.Stage, fc, cfg.Settings, s.Endpoint, s.Clients.Config.Region),
+			env:   lambdaEnvironment(name, cfg.Stage, fc, cfg.Settings, s.direct, s.Clients.Config.Region),
 			slots: make(chan struct{}, max(cfg.Settings.ReservedConcurrency[name], 1)),
 			log:   cfg.Log.With("function", name),
 		}
@@ -262,7 +265,9 @@ func lambdaEnvironment(name, stage string, fc functions.Config, st Settings, end
 		"VOTES_REPAIR_MAX_RECEIVES":         strconv.Itoa(fc.RepairMaxReceives),
 		"VOTES_CONCURRENCY":                 strconv.Itoa(fc.Concurrency),
 		"AWS_LAMBDA_LOG_FORMAT":             "JSON",
-		// Where the functions' SDK clients go, with any key.
+		// Where the functions' SDK clients go, with any key: the
+		// emulator's own listener, as the in-process functions' do, not
+		// the front that rewrites queue URLs for callers outside.
 		"VOTES_AWS_ENDPOINT":    endpoint,
 		"AWS_REGION":            region,
 		"AWS_DEFAULT_REGION":    region,
@@ -366,10 +371,18 @@ func (f *rieFunction) invoke(ctx context.Context, lc *lambdacontext.LambdaContex
 	defer func() { <-f.slots }()
 	sb, err := f.take(ctx)
 	if err != nil {
+		if ctx.Err() == nil {
+			f.log.Warn("sandbox did not start", "err", err)
+		}
 		return nil, err
 	}
 	resp, keep, err := sb.invoke(ctx, lc.AwsRequestID, payload, f.timeout)
 	f.put(sb, keep)
+	if errors.Is(err, errRIE) && ctx.Err() == nil {
+		// Neither the function's answer nor its error: the caller sees a
+		// failed invocation, the log says why.
+		f.log.Warn("sandbox failed", "err", err)
+	}
 	if errors.Is(err, ErrTimedOut) {
 		f.mu.Lock()
 		f.figures.timeouts++
@@ -459,10 +472,11 @@ type sandbox struct {
 // which the RIE sets). The RIE starts the bootstrap at the first
 // invocation, as Lambda initialises a sandbox on demand.
 func (f *rieFunction) start(ctx context.Context) (*sandbox, error) {
-	ports, err := freePorts(2)
+	ports, err := f.rt.reservePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", errRIE, f.name, err)
 	}
+	release := func() { f.rt.releasePorts(ports) }
 	invokeAddr, runtimeAddr := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1]
 	cmd := exec.Command(f.rt.binary, "--log-level", "error",
 		"--runtime-interface-emulator-address", invokeAddr, "--runtime-api-address", runtimeAddr, f.bootstrap)
@@ -471,13 +485,16 @@ func (f *rieFunction) start(ctx context.Context) (*sandbox, error) {
 	cmd.SysProcAttr = sandboxProcAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		release()
 		return nil, err
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		release()
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		release()
 		return nil, fmt.Errorf("%w: %s: start %s: %w", errRIE, f.name, f.rt.binary, err)
 	}
 	sb := &sandbox{
@@ -490,6 +507,7 @@ func (f *rieFunction) start(ctx context.Context) (*sandbox, error) {
 	go func() {
 		logs.Wait() // Wait closes the pipes: read them to the end first
 		_ = cmd.Wait()
+		release()
 		close(sb.exited)
 	}()
 	// Up once its invoke API takes connections; an emulator exits at once
@@ -583,7 +601,16 @@ func (sb *sandbox) kill() {
 	sb.client.CloseIdleConnections()
 }
 
-func freePorts(n int) ([]string, error) {
+// reservePorts picks n free loopback ports that no sandbox of the stack
+// holds: a port the system just gave one sandbox's emulator may not be
+// bound yet when another asks, and an invocation posted to another
+// sandbox's Runtime API would fail.
+func (rt *rieRuntime) reservePorts(n int) ([]string, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.ports == nil {
+		rt.ports = map[string]bool{}
+	}
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -591,15 +618,31 @@ func freePorts(n int) ([]string, error) {
 		}
 	}()
 	var out []string
-	for range n {
+	for len(out) < n && len(lns) < n+100 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		lns = append(lns, ln)
-		out = append(out, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+		if p := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port); !rt.ports[p] {
+			out = append(out, p)
+		}
+	}
+	if len(out) < n {
+		return nil, errors.New("no free port")
+	}
+	for _, p := range out {
+		rt.ports[p] = true
 	}
 	return out, nil
+}
+
+func (rt *rieRuntime) releasePorts(ports []string) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, p := range ports {
+		delete(rt.ports, p)
+	}
 }
 
 // readOutput reads a sandbox's standard output: the emulator's START, END
