@@ -10,7 +10,7 @@ GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -
 # each function under (infra/local.RIEVersion names the same).
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 
-.PHONY: build clean package test bench microbench web-vendor
+.PHONY: build clean package test bench microbench web-vendor rie
 build: $(ZIPS)
 	@for f in $(FUNCTIONS); do printf '%-10s %8d bytes zipped, %8d bytes unzipped\n' $$f $$(stat -c %s bin/$$f.zip) $$(stat -c %s bin/$$f/bootstrap); done
 
@@ -23,6 +23,11 @@ FORCE:
 
 package: build
 	npx --no-install serverless package --stage $${STAGE:-dev} --region $${REGION:-us-east-1}
+
+# aws-lambda-rie into $(go env GOPATH)/bin (or GOBIN), where votes dev
+# --runtime rie and its tests find it even off PATH.
+rie:
+	go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 # The README's test command: installs the pinned Serverless Framework (the
 # deployment tests package serverless.yml with it), then runs every test.

@@ -223,8 +223,13 @@ func sandboxLines(reports map[string]local.SandboxReport) []string {
 		if !ok || r.ColdStarts == 0 {
 			continue
 		}
-		line := fmt.Sprintf("rie %-9s %3d cold starts (at most %d at once): Init Duration p50 %.2f ms, first invocation p50 %.1f ms, max %.1f ms; %d warm invocations p50 %.1f ms, p99 %.1f ms, max %.1f ms",
-			name+":", r.ColdStarts, r.Peak, r.Init.P50, r.First.P50, r.First.Max, r.Warm.Count, r.Warm.P50, r.Warm.P99, r.Warm.Max)
+		line := fmt.Sprintf("rie %-10s %3d cold starts (at most %d at once): Init Duration p50 %.2f ms, first invocation p50 %.1f ms, max %.1f ms; ",
+			name+":", r.ColdStarts, r.Peak, r.Init.P50, r.First.P50, r.First.Max)
+		if r.Warm.Count == 0 {
+			line += "no warm invocation"
+		} else {
+			line += fmt.Sprintf("%d warm invocations p50 %.1f ms, p99 %.1f ms, max %.1f ms", r.Warm.Count, r.Warm.P50, r.Warm.P99, r.Warm.Max)
+		}
 		if r.Timeouts > 0 {
 			line += fmt.Sprintf("; %d timed out", r.Timeouts)
 		}

@@ -263,6 +263,9 @@ func TestBootstrapsBuildAsTheZips(t *testing.T) {
 	if v := regexp.MustCompile(`(?m)^RIE_VERSION := (.*)$`).FindSubmatch(mk); v == nil || string(v[1]) != RIEVersion {
 		t.Errorf("the Makefile installs aws-lambda-rie %s, the code names %s", v, RIEVersion)
 	}
+	if !strings.Contains(string(mk), "\tgo install "+RIEModule+"@$(RIE_VERSION)\n") {
+		t.Errorf("the Makefile's rie target does not install %s@$(RIE_VERSION)", RIEModule)
+	}
 	if testing.Short() {
 		t.Skip("building every bootstrap takes a while")
 	}
