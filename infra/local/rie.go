@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +72,8 @@ type RIEConfig struct {
 
 // checkRuntime checks cfg.Runtime and what goes with it: the functions run
 // in other processes, so what would have to reach into their SDK calls
-// cannot.
+// cannot. (Retryer still applies to the stack's own clients and to the
+// event-source mappings', which stay in this process, as Lambda's do.)
 func (cfg Config) checkRuntime() error {
 	switch cfg.Runtime {
 	case "", RuntimeInProcess:
@@ -98,26 +101,45 @@ func (cfg Config) checkRuntime() error {
 }
 
 // BuildBootstraps builds every function's bootstrap from the module in
-// source into dir/linux-ARCH/NAME, for this machine's architecture, and
-// returns their paths by function name. They are built as the Makefile
-// builds the zips (GoLambdaBuild): static, without the RPC shim.
+// source, for this machine's architecture, into a directory of dir's of
+// that source's own (dir/SOURCE-HASH/linux-ARCH/NAME), and returns their
+// paths by function name. They are built as the Makefile builds the zips
+// (GoLambdaFlags, GoLambdaEnv): static, without the RPC shim. Each is
+// built aside and renamed into place, so that stacks and tests building
+// at once from one checkout never run a binary half written, and those of
+// another checkout never run this one's.
 func BuildBootstraps(ctx context.Context, source, dir string) (map[string]string, error) {
-	out := filepath.Join(dir, "linux-"+runtime.GOARCH)
+	abs, err := filepath.Abs(source)
+	if err != nil {
+		return nil, fmt.Errorf("rie: bootstraps: %w", err)
+	}
+	key := sha256.Sum256([]byte(abs))
+	out := filepath.Join(dir, hex.EncodeToString(key[:6]), "linux-"+runtime.GOARCH)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("rie: bootstraps: %w", err)
 	}
+	aside, err := os.MkdirTemp(out, ".build-")
+	if err != nil {
+		return nil, fmt.Errorf("rie: bootstraps: %w", err)
+	}
+	defer os.RemoveAll(aside)
 	args := append([]string{"build"}, GoLambdaFlags...)
-	args = append(args, "-o", out+string(filepath.Separator))
-	paths := map[string]string{}
+	args = append(args, "-o", aside+string(filepath.Separator))
 	for _, name := range functions.Names() {
 		args = append(args, "./cmd/"+name)
-		paths[name] = filepath.Join(out, name)
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = source
+	cmd.Dir = abs
 	cmd.Env = append(os.Environ(), GoLambdaEnv(runtime.GOARCH)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("rie: build the bootstraps in %s: %w\n%s", source, err, msg)
+		return nil, fmt.Errorf("rie: build the bootstraps in %s: %w\n%s", abs, err, msg)
+	}
+	paths := map[string]string{}
+	for _, name := range functions.Names() {
+		paths[name] = filepath.Join(out, name)
+		if err := os.Rename(filepath.Join(aside, name), paths[name]); err != nil {
+			return nil, fmt.Errorf("rie: bootstraps: %w", err)
+		}
 	}
 	return paths, nil
 }

@@ -38,8 +38,17 @@ func needRIE(t *testing.T) string {
 
 var fixture struct {
 	once sync.Once
+	dir  string
 	path string
 	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixture.dir != "" {
+		os.RemoveAll(fixture.dir)
+	}
+	os.Exit(code)
 }
 
 // fixtureBootstrap builds testdata/riefixture as a Lambda bootstrap, once
@@ -52,6 +61,7 @@ func fixtureBootstrap(t *testing.T) string {
 			fixture.err = err
 			return
 		}
+		fixture.dir = dir
 		fixture.path = filepath.Join(dir, "bootstrap")
 		cmd := exec.Command("go", append(append([]string{"build"}, GoLambdaFlags...), "-o", fixture.path, "./testdata/riefixture")...)
 		cmd.Env = append(os.Environ(), GoLambdaEnv(runtime.GOARCH)...)
