@@ -6,7 +6,11 @@ FUNCTIONS := $(shell sed -n 's|^ *artifact: bin/\(.*\)\.zip$$|\1|p' serverless.y
 ZIPS := $(FUNCTIONS:%=bin/%.zip)
 GO_LAMBDA := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: build clean package test bench microbench web-vendor
+# The Lambda Runtime Interface Emulator that votes dev --runtime rie runs
+# each function under (infra/local.RIEVersion names the same).
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+
+.PHONY: build clean package test bench microbench web-vendor rie
 build: $(ZIPS)
 	@for f in $(FUNCTIONS); do printf '%-10s %8d bytes zipped, %8d bytes unzipped\n' $$f $$(stat -c %s bin/$$f.zip) $$(stat -c %s bin/$$f/bootstrap); done
 
@@ -19,6 +23,11 @@ FORCE:
 
 package: build
 	npx --no-install serverless package --stage $${STAGE:-dev} --region $${REGION:-us-east-1}
+
+# aws-lambda-rie into $(go env GOPATH)/bin (or GOBIN), where votes dev
+# --runtime rie and its tests find it even off PATH.
+rie:
+	go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 # The README's test command: installs the pinned Serverless Framework (the
 # deployment tests package serverless.yml with it), then runs every test.

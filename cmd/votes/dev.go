@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dataDir := fs.String("data", os.Getenv("KUMO_DATA_DIR"), "keep the tables, queues and stream position in this directory across restarts (default: in memory only)")
 	demo := fs.Bool("demo", false, "fill the stack with three days of votes over a dozen titles, to look at the dashboard and the CLI at once")
 	ingest := fs.String("ingest", local.IngestAPI, `how POST /votes reaches the receiver: "api" (the HTTP API's route, its JWT authorizer in front) or "url" (the receiver's function URL, which verifies tokens itself)`)
+	runtimeName := fs.String("runtime", local.RuntimeInProcess, `what runs the functions: "inproc" (their handlers in this process) or "rie" (each function's bootstrap, built as the zips are, in processes of its own under AWS's Lambda Runtime Interface Emulator: cold starts, isolation and timeouts as in Lambda, slower)`)
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if err := noMoreArgs(pos, 0); err != nil {
@@ -69,6 +71,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *ingest != local.IngestAPI && *ingest != local.IngestURL {
 		return usageError{fmt.Errorf(`--ingest %q: want "api" or "url"`, *ingest)}
 	}
+	if err := checkRuntime(*runtimeName, *faultRate, *ingest, *auth); err != nil {
+		return err
+	}
 	authorizer, err := devAuthorizer(*auth, *jwtKey, *jwks, *issuer, *audience)
 	if err != nil {
 		return err
@@ -82,6 +87,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	cfg := local.Config{Addr: *addr, AWSAddr: *awsAddr, DataDir: os.Getenv("KUMO_DATA_DIR"), Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer, Ingest: *ingest}
 	cfg.Settings.Projector.Parallelization = *parallel
+	cfg.Runtime = *runtimeName
+	if cfg.Runtime == local.RuntimeRIE {
+		fmt.Fprintf(stdout, "runtime rie: building the functions' bootstraps as make build does, for linux/%s\n", runtime.GOARCH)
+	}
 	var seed uint64
 	if *faultRate > 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -178,7 +187,55 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, line := range stopLines(rep) {
 		fmt.Fprintln(stdout, line)
 	}
+	for _, line := range sandboxLines(stack.Sandboxes()) {
+		fmt.Fprintln(stdout, line)
+	}
 	return nil
+}
+
+// checkRuntime checks --runtime and what the rie runtime cannot do: its
+// functions run in processes of their own.
+func checkRuntime(name string, faultRate float64, ingest, auth string) error {
+	switch {
+	case name != local.RuntimeInProcess && name != local.RuntimeRIE:
+		return usageError{fmt.Errorf(`--runtime %q: want "inproc" or "rie"`, name)}
+	case name == local.RuntimeInProcess:
+		return nil
+	case faultRate > 0:
+		return usageError{errors.New("--faults fails the functions' SDK calls in this process: it needs --runtime inproc")}
+	case ingest == local.IngestURL && auth == "jwt":
+		return usageError{errors.New("--ingest url with --auth jwt has the receiver fetch the issuer's keys itself, which a bootstrap cannot from a local key: it needs --runtime inproc")}
+	}
+	if _, err := local.FindRIE(); err != nil {
+		return fmt.Errorf("--runtime rie: %w (go install %s@%s)", err, local.RIEModule, local.RIEVersion)
+	}
+	return nil
+}
+
+// sandboxLines word what the rie runtime's sandboxes did, one line per
+// function that ran, from the emulator's REPORT lines: its cold starts
+// (the emulator's Init Duration, and the first invocation, which waits for
+// the bootstrap to start) and its warm invocations.
+func sandboxLines(reports map[string]local.SandboxReport) []string {
+	var out []string
+	for _, name := range functions.Names() {
+		r, ok := reports[name]
+		if !ok || r.ColdStarts == 0 {
+			continue
+		}
+		line := fmt.Sprintf("rie %-10s %3d cold starts (at most %d at once): Init Duration p50 %.2f ms, first invocation p50 %.1f ms, max %.1f ms; ",
+			name+":", r.ColdStarts, r.Peak, r.Init.P50, r.First.P50, r.First.Max)
+		if r.Warm.Count == 0 {
+			line += "no warm invocation"
+		} else {
+			line += fmt.Sprintf("%d warm invocations p50 %.1f ms, p99 %.1f ms, max %.1f ms", r.Warm.Count, r.Warm.P50, r.Warm.P99, r.Warm.Max)
+		}
+		if r.Timeouts > 0 {
+			line += fmt.Sprintf("; %d timed out", r.Timeouts)
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // stopGrace is how long Ctrl-C lets the batches in flight finish (the

@@ -176,7 +176,11 @@ type Config struct {
 	// route, IngestURL through the function's own URL, with no authorizer
 	// in front.
 	Ingest string
-	Log    *slog.Logger
+	// Runtime is what runs the functions: RuntimeInProcess (the default)
+	// or RuntimeRIE, with RIE saying where its parts are (rie.go).
+	Runtime string
+	RIE     RIEConfig
+	Log     *slog.Logger
 }
 
 // The ways POST /votes can reach the receiver (serverless.yml's ingest
@@ -217,6 +221,7 @@ type Stack struct {
 	kumo    *kumo.Server
 	dataDir string
 	front   *emulatorFront // serves kumo on Endpoint
+	rie     *rieRuntime    // runs the functions, with Config.Runtime RuntimeRIE
 	direct  string         // where the stack's own clients reach the emulator
 	server  *http.Server
 	cancel  context.CancelFunc // ends the pollers, their receives and invocations
@@ -277,6 +282,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Runtime == RuntimeRIE {
+		if s.rie, err = s.startRIE(ctx, cfg, fc); err != nil {
+			return nil, err
+		}
+	}
 	s.startFunctions(cfg, fc, awsFor)
 	s.startMappings(ctx, cfg, fc, awsFor, streamARN)
 	if err := s.listen(cfg); err != nil {
@@ -312,7 +322,7 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("local: settings give function %s no timeout", name)
 		}
 	}
-	return cfg, nil
+	return cfg, cfg.checkRuntime()
 }
 
 // connect makes the stack's own clients: Clients as the functions' are,
@@ -375,6 +385,9 @@ func (s *Stack) functionClients(ctx context.Context, cfg Config) (map[string]aws
 func (s *Stack) startFunctions(cfg Config, fc functions.Config, awsFor map[string]awscfg.Config) {
 	timeouts := cfg.Settings.Timeouts
 	function := func(name string, handler func(awscfg.Config, *slog.Logger) any) *Function {
+		if s.rie != nil {
+			return s.rie.function(name)
+		}
 		return NewFunction(name, timeouts[name], handler(awsFor[name], cfg.Log.With("function", name)))
 	}
 	// Behind its URL no authorizer checks the token: the receiver does.
@@ -770,6 +783,7 @@ func (s *Stack) Stop(ctx context.Context, grace time.Duration) StopReport {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.rie.close() // the sandboxes' processes, idle or cut off
 	rep := StopReport{Queued: -1}
 	rep.Interrupted = map[string]int64{
 		functions.ProcessorName: s.submissions.interrupted.Load(),
@@ -819,6 +833,7 @@ func (s *Stack) stop() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.rie.close()
 	if s.front != nil {
 		s.front.close()
 	}
