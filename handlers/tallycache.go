@@ -71,7 +71,7 @@ type ReadLimits struct {
 
 // DefaultReadLimits are the limits the deployed function runs with.
 func DefaultReadLimits() ReadLimits {
-	return ReadLimits{MaxAge: 2 * time.Second, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 10000}
+	return ReadLimits{MaxAge: 250 * time.Millisecond, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 10000}
 }
 
 // Validate reports the first limit out of range.
