@@ -23,6 +23,10 @@ func TestStreamBacklogFillsBatchesWithoutAWindow(t *testing.T) {
 	settings := local.FastSettings()
 	settings.Projector.Window = 0
 	settings.Projector.Parallelization = 2
+	// The deployed timeout: a batch of 1,000 records cut off at the fast
+	// settings' 10 s (under -race, on a busy machine) is bisected and
+	// retried, which would count as more batches.
+	settings.Timeouts["projector"] = time.Minute
 	s := startStack(t, nil, settings, false)
 	s.HoldStream()
 	store := dynamo.NewEventStore(s.Admin.DynamoDB, s.Tables.Events)
