@@ -34,6 +34,16 @@ type Summaries interface {
 	Offer(ctx context.Context, version, titleID string, counts projections.Counts, at time.Time) error
 }
 
+// TitleIndexReader reads one projection version's title index: a title's
+// summary, strongly consistent, as projections.TitleIndex's Get does. Its
+// counts are exact as of the cell versions it records, and the projector
+// brings it up to date in the same invocation as the cells. found is false
+// for a title the index never wrote: one nobody voted on, or one whose
+// votes predate the index in this version.
+type TitleIndexReader interface {
+	Get(ctx context.Context, titleID string) (s projections.TitleSummary, found bool, err error)
+}
+
 // ErrReadBudget is returned when a tally would need a sum of cells and the
 // container has started as many sums as ReadLimits allows for now.
 var ErrReadBudget = errors.New("tally sums over budget")
@@ -41,8 +51,9 @@ var ErrReadBudget = errors.New("tally sums over budget")
 // ReadLimits bound what a tally read costs and how far behind it may be.
 // The zero value reads the registry and the cells on every GET.
 type ReadLimits struct {
-	// MaxAge is the oldest a tally answered may be: a summary older than
-	// this is never served. Zero sums the cells on every read.
+	// MaxAge is the oldest a tally answered may be: an answer kept in
+	// memory, or a stored summary, older than this is never served. Zero
+	// sums the cells on every read.
 	MaxAge time.Duration
 	// VersionMaxAge is how long the active version is kept in memory: a
 	// promote or a rollback is seen by every GET within it. Zero reads the
@@ -60,7 +71,7 @@ type ReadLimits struct {
 
 // DefaultReadLimits are the limits the deployed function runs with.
 func DefaultReadLimits() ReadLimits {
-	return ReadLimits{MaxAge: 2 * time.Second, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 10000}
+	return ReadLimits{MaxAge: 250 * time.Millisecond, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 10000}
 }
 
 // Validate reports the first limit out of range.
@@ -78,12 +89,15 @@ func (l ReadLimits) Validate() error {
 	return nil
 }
 
-// TallyCache reads tallies through a summary per title, kept in memory
-// and in Summaries: a read answered from a summary younger than MaxAge
-// costs at most one summary read; an older one sums the cells once,
-// whatever the number of reads waiting for it in this container, and
-// offers the new summary to the others.
+// TallyCache reads tallies from the title index, and keeps each answer in
+// memory for MaxAge: a read costs at most one read of the title's index
+// summary, whatever the number of reads waiting for it in this container.
+// A title the index has no summary of is read through a summary of its
+// cells kept in Summaries: a read answered from one younger than MaxAge
+// costs one summary read more; an older one sums the cells once and
+// offers the new summary to the other containers.
 type TallyCache struct {
+	index     func(version string) TitleIndexReader
 	cells     func(version string) TallyReader
 	summaries Summaries
 	limits    ReadLimits
@@ -103,11 +117,12 @@ type flight struct {
 	err  error
 }
 
-// NewTallyCache reads cells through summaries within limits; now is the
-// clock (time.Now in production).
-func NewTallyCache(cells func(version string) TallyReader, summaries Summaries, limits ReadLimits, now func() time.Time, log *slog.Logger) *TallyCache {
+// NewTallyCache reads each version's title index, and the cells through
+// summaries for the titles it has none of, within limits; now is the clock
+// (time.Now in production).
+func NewTallyCache(index func(version string) TitleIndexReader, cells func(version string) TallyReader, summaries Summaries, limits ReadLimits, now func() time.Time, log *slog.Logger) *TallyCache {
 	return &TallyCache{
-		cells: cells, summaries: summaries, limits: limits, now: now, log: log,
+		index: index, cells: cells, summaries: summaries, limits: limits, now: now, log: log,
 		mem: map[string]Summary{}, flights: map[string]*flight{}, tokens: float64(limits.SumBurst),
 	}
 }
@@ -173,9 +188,20 @@ func (c *TallyCache) Summary(ctx context.Context, version, titleID string) (Summ
 	return Summary{Counts: f.s.Counts.Compact(), At: f.s.At}, f.err
 }
 
-// load reads the stored summary and, when it is too old, sums the cells
-// and offers the sum as the new summary.
+// load reads the title's index summary; for a title the index has none
+// of, it reads the stored summary of its cells and, when that is too old,
+// sums the cells and offers the sum as the new summary.
 func (c *TallyCache) load(ctx context.Context, version, titleID string) (Summary, error) {
+	// Taken before the read, as for a sum: the answer's age is never
+	// understated.
+	at := c.now()
+	indexed, found, err := c.index(version).Get(ctx, titleID)
+	if err != nil {
+		return Summary{}, err
+	}
+	if found {
+		return Summary{Counts: indexed.Counts, At: at}, nil
+	}
 	counts, at, ok, err := c.summaries.Summary(ctx, version, titleID)
 	if err != nil {
 		return Summary{}, err

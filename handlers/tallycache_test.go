@@ -3,12 +3,14 @@ package handlers_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/smithy-go/middleware"
 
 	"votes/domain"
@@ -53,7 +55,9 @@ func (f readsFixture) container(c *projectiontest.Clock) (*handlers.Query, *mete
 var stepN atomic.Int64
 
 // vote adds counts to one cell of a title in version, through the cell
-// store's own commit, as the projector writes them.
+// store's own commit, as the projector writes them, and leaves the title
+// index alone: the title is one the index has no summary of, as in a
+// version projected before the index existed.
 func (f readsFixture) vote(version, title string, shard int, counts projections.Counts) {
 	f.t.Helper()
 	cells := dynamo.NewCellStore(f.clients.DynamoDB, f.cfg.Tables.Tallies, version)
@@ -121,14 +125,15 @@ func TestTallyFreshSummaryIsServedWithoutReadingCells(t *testing.T) {
 		t.Errorf("50 GETs within the bound on a warm container called DynamoDB: %v", s.Requests)
 	}
 
-	// Another container, 1.5 s later: the summary is fresh; one read.
+	// Another container, 1.5 s later: the summary is fresh; one read of
+	// it, after the title index's answer that it has no summary of tt1.
 	c.Advance(1500 * time.Millisecond)
 	b, mb := f.container(c)
 	if got := get(t, b, "tt1"); !got.Equal(want) {
 		t.Fatalf("GET on a second container %v, want %v", got, want)
 	}
-	if s := mb.Snapshot(); cellReads(mb) != 0 || s.Requests["DynamoDB GetItem"] != 2 || s.RCU > 1.5 {
-		t.Errorf("a fresh summary was not served alone: %v, %.1f RCU (want the registry and the summary, no cells)", s.Requests, s.RCU)
+	if s := mb.Snapshot(); cellReads(mb) != 0 || s.Requests["DynamoDB GetItem"] != 3 || s.RCU > 2.5 {
+		t.Errorf("a fresh summary was not served alone: %v, %.1f RCU (want the registry, the index and the summary, no cells)", s.Requests, s.RCU)
 	}
 
 	// A burst on a cold container once the summary is stale: the cells
@@ -301,5 +306,90 @@ func TestTallySummaryFromTheFutureIsNotTrusted(t *testing.T) {
 	}
 	if n := cellReads(m); n != 1 {
 		t.Errorf("cells summed %d times for 3 GETs, want once", n)
+	}
+}
+
+// project runs the projector on records as the stream mapping delivers
+// them: into the active version's ballots, cells and title index.
+func (f readsFixture) project(records ...events.DynamoDBEventRecord) {
+	f.t.Helper()
+	p := functions.Projector(f.cfg, f.clients.DynamoDB, f.clients.SQS, discard())
+	resp, err := p.Handle(context.Background(), events.DynamoDBEvent{Records: records})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		f.t.Fatalf("project: %v, failures %v", err, streamFailures(resp))
+	}
+}
+
+// TestTallyIsReadFromTheTitleIndex: a title the projector indexed is
+// answered from its index summary, never from a sum of its 64 cells; a
+// burst on one container costs one read; a vote the projector has indexed
+// shows at once on a container that has no answer in memory, and on one
+// that has once its answer is MaxAge old, not a stored summary's age later.
+func TestTallyIsReadFromTheTitleIndex(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	maxAge := f.cfg.Reads.MaxAge
+	vote := func(voter, choice, seq string) events.DynamoDBEventRecord {
+		return voteRecord(domain.VoteCast{Schema: 1, SubmissionID: "sub-" + voter, VoterID: voter, TitleID: "tt1",
+			Aspect: "story", Choice: choice, RecordedAt: 1700000000000000000}, seq)
+	}
+	f.project(vote("alice", "up", "100"), vote("bob", "up", "101"))
+	c := projectiontest.NewClock()
+	a, ma := f.container(c)
+	if got, want := get(t, a, "tt1"), (projections.Counts{"story": {"up": 2}}); !got.Equal(want) {
+		t.Fatalf("GET %v, want %v", got, want)
+	}
+	if s := ma.Snapshot(); cellReads(ma) != 0 || s.Requests["DynamoDB GetItem"] != 2 || s.Total() != 2 {
+		t.Errorf("an indexed title was read with %v; want two reads, the registry and the title's index summary", s.Requests)
+	}
+
+	ma.Reset()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() { get(t, a, "tt1") })
+	}
+	wg.Wait()
+	if s := ma.Snapshot(); s.Total() != 0 {
+		t.Errorf("50 GETs within MaxAge on a warm container called DynamoDB: %v", s.Requests)
+	}
+
+	// Carol votes; the projector tallies and indexes it.
+	f.project(vote("carol", "down", "102"))
+	want := projections.Counts{"story": {"up": 2, "down": 1}}
+	c.Advance(maxAge - time.Millisecond)
+	b, mb := f.container(c)
+	if got := get(t, b, "tt1"); !got.Equal(want) || cellReads(mb) != 0 {
+		t.Errorf("a container with nothing in memory: %v with %d sums of cells, want %v from the index", got, cellReads(mb), want)
+	}
+	if got := get(t, a, "tt1"); !got.Equal(projections.Counts{"story": {"up": 2}}) {
+		t.Errorf("within MaxAge of its answer: %v, want the answer kept in memory", got)
+	}
+	c.Advance(time.Millisecond)
+	ma.Reset()
+	if got := get(t, a, "tt1"); !got.Equal(want) || cellReads(ma) != 0 {
+		t.Errorf("MaxAge after its answer: %v with %d sums of cells, want %v from the index", got, cellReads(ma), want)
+	}
+	// The stored summaries are for titles the index lacks: none was written.
+	if _, _, ok, err := dynamo.NewSummaryStore(f.clients.DynamoDB, f.cfg.Tables.Tallies).Summary(context.Background(), "1", "tt1"); err != nil || ok {
+		t.Errorf("a summary of the cells was stored for an indexed title (%v)", err)
+	}
+}
+
+// TestTallyIndexUnreadable: when the title index cannot be read, a GET is
+// a 503, not a tally of zeros.
+func TestTallyIndexUnreadable(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	f.vote("1", "tt1", 0, projections.Counts{"story": {"up": 1}})
+	f.cfg.Tables.Titles += "-missing"
+	q, _ := f.container(projectiontest.NewClock())
+	req := apiRequest(t, "apigw-v2-request-tallies.json")
+	req.PathParameters["titleId"] = "tt1"
+	resp, err := q.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eb := errorOf(t, resp, http.StatusServiceUnavailable); !reflect.DeepEqual(eb.Error.Code, handlers.CodeUnavailable) {
+		t.Errorf("code %q, want %q", eb.Error.Code, handlers.CodeUnavailable)
 	}
 }

@@ -46,9 +46,10 @@ func (b *bench) idleLag(ctx context.Context) error {
 	return nil
 }
 
-// devRSS prints how much a `votes dev` process grows per 100,000 accepted
-// votes: it builds the votes command, starts `votes dev` on free ports,
-// reads its resident set size (Linux's /proc) before and after a load of
+// devRSS prints how much CPU an idle `votes dev` process uses, and how
+// much it grows per 100,000 accepted votes: it builds the votes command,
+// starts `votes dev` on free ports, reads its CPU time over idleFor
+// (Linux's /proc), then its resident set size before and after a load of
 // single-aspect submissions (checked exact through the API), and again
 // after it sat idle.
 func (b *bench) devRSS(ctx context.Context) error {
@@ -102,6 +103,19 @@ func (b *bench) devRSS(ctx context.Context) error {
 		}
 	}()
 	_ = backoff.Sleep(ctx, 2*time.Second)
+	// Idle, its pollers are all it runs: their receives, long polls and
+	// GetRecords calls.
+	cpu0, err := cpuTime(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	idleFrom := time.Now()
+	_ = backoff.Sleep(ctx, b.o.idleFor)
+	cpu1, err := cpuTime(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	idleCPU := (cpu1 - cpu0).Seconds() / time.Since(idleFrom).Seconds() * 100
 	before, err := rssMB(cmd.Process.Pid)
 	if err != nil {
 		return err
@@ -130,9 +144,36 @@ func (b *bench) devRSS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(b.out, "dev_idle_cpu_pct: %.2f\n", idleCPU)
+	fmt.Fprintf(b.out, "  (of one core, votes dev's user and system time over %s idle after its start)\n", b.o.idleFor)
 	fmt.Fprintf(b.out, "dev_rss_mb_per_100k_votes: %.0f\n", (after-before)/float64(res.Votes)*100000)
 	fmt.Fprintf(b.out, "  (votes dev: %.0f MB idle, %.0f MB after %d accepted votes, %.0f MB %s later)\n", before, after, res.Votes, idle, b.o.idleFor)
 	return nil
+}
+
+// cpuTime is the CPU time a process has used, user and system, from
+// Linux's /proc/PID/stat (in clock ticks of 1/100 s, USER_HZ on Linux).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: the fields that
+	// follow it start with the state, field 3; utime and stime are 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	fields := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: no utime and stime in %q", pid, b)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // rssMB is a process's resident set size, in megabytes.

@@ -56,9 +56,15 @@ type options struct {
 	// runs are the steps to run, by name (see steps).
 	runs map[string]bool
 	// projectorWindow and projectorBatch, when set, replace the projector
-	// stream mapping's batch window and size.
+	// stream mapping's batch window and size; processorWindow and
+	// processorBatch the submissions mapping's; readMaxAge the query's
+	// ReadLimits.MaxAge. They measure what the deployed settings cost
+	// beside others.
 	projectorWindow time.Duration
 	projectorBatch  int
+	processorWindow time.Duration
+	processorBatch  int
+	readMaxAge      time.Duration
 	analystTitles   int
 	analystGets     int
 	// devVotes are the submissions sent to a votes dev process whose
@@ -87,6 +93,9 @@ func main() {
 	runs := flag.String("runs", strings.Join(steps, ","), "steps to run, of "+strings.Join(steps, ","))
 	flag.DurationVar(&o.projectorWindow, "projector-window", 0, "projector stream batch window (0: the deployed one)")
 	flag.IntVar(&o.projectorBatch, "projector-batch", 0, "projector stream batch size (0: the deployed one)")
+	flag.DurationVar(&o.processorWindow, "processor-window", 0, "submissions queue batch window (0: the deployed one)")
+	flag.IntVar(&o.processorBatch, "processor-batch", 0, "submissions queue batch size (0: the deployed one)")
+	flag.DurationVar(&o.readMaxAge, "read-max-age", 0, "how old a tally answered may be, the query's ReadLimits.MaxAge (0: the deployed one)")
 	reads := flag.Bool("reads", false, "measure only what a tally GET costs in read units, and exit")
 	flag.IntVar(&o.analystTitles, "analyst-titles", 10000, "titles seeded in the analysts step")
 	flag.IntVar(&o.analystGets, "analyst-gets", 1000, "GETs of each listing in the analysts step")
@@ -140,6 +149,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	defer b.close()
 	fmt.Fprintf(out, "machine: %d cores, %s/%s, %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(out, "projector_stream_batch: %d records or %s\n", b.settings.Projector.BatchSize, b.settings.Projector.Window)
+	fmt.Fprintf(out, "processor_queue_batch: %d messages or %s\n", b.settings.Processor.BatchSize, b.settings.Processor.Window)
 	for _, step := range []struct {
 		name string
 		run  func(context.Context) error
@@ -209,6 +219,15 @@ func startBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	}
 	if o.projectorBatch > 0 {
 		settings.Projector.BatchSize = o.projectorBatch
+	}
+	if o.processorWindow > 0 {
+		settings.Processor.Window = o.processorWindow
+	}
+	if o.processorBatch > 0 {
+		settings.Processor.BatchSize = o.processorBatch
+	}
+	if o.readMaxAge > 0 {
+		settings.Reads.MaxAge = o.readMaxAge
 	}
 	// The local query function is one container, and the latency probes'
 	// GETs (20 new titles a second, each read until it shows its vote)

@@ -85,6 +85,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var stopping atomic.Bool
 	log := slog.New(quietStop{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), &stopping})
 
+	tuneDevMemory()
 	cfg := local.Config{Addr: *addr, AWSAddr: *awsAddr, DataDir: os.Getenv("KUMO_DATA_DIR"), Stage: "local", Settings: local.DefaultSettings(), Catalog: catalog, Log: log, Overlap: *overlap, Authorizer: authorizer, Ingest: *ingest}
 	cfg.Settings.Projector.Parallelization = *parallel
 	cfg.Runtime = *runtimeName
@@ -174,6 +175,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}()
 	fmt.Fprintf(stdout, "listening on %s\n", stack.URL)
+	go releaseWhenQuiet(ctx, stack)
 
 	<-ctx.Done()
 	stopping.Store(true)

@@ -257,8 +257,9 @@ func Repairer(c Config, db *dynamodb.Client, st *dynamodbstreams.Client, sqsc *s
 		queue.NewDeadLetters(sqsc, c.RepairFailedURL, RepairerName), c.RepairMaxReceives, log)
 }
 
-// Query is the tallies function. It reads tallies through the summaries
-// and the active version through a copy in memory, within c.Reads.
+// Query is the tallies function. It reads tallies from the title index
+// (through summaries of the cells for a title it has none of) and the
+// active version through a copy in memory, within c.Reads.
 func Query(c Config, db *dynamodb.Client, log *slog.Logger) *handlers.Query {
 	return QueryAt(c, db, time.Now, log)
 }
@@ -268,7 +269,10 @@ func QueryAt(c Config, db *dynamodb.Client, now func() time.Time, log *slog.Logg
 	cells := func(version string) handlers.TallyReader {
 		return dynamo.NewCellStore(db, c.Tables.Tallies, version)
 	}
-	tallies := handlers.NewTallyCache(cells, dynamo.NewSummaryStore(db, c.Tables.Tallies), c.Reads, now, log)
+	index := func(version string) handlers.TitleIndexReader {
+		return dynamo.NewTitleStore(db, c.Tables.Titles, version)
+	}
+	tallies := handlers.NewTallyCache(index, cells, dynamo.NewSummaryStore(db, c.Tables.Tallies), c.Reads, now, log)
 	registries := dynamo.NewRegistries(db, c.Tables.Tallies)
 	var versions handlers.ActiveVersion = registries
 	if c.Reads.VersionMaxAge > 0 {

@@ -87,8 +87,11 @@ type Settings struct {
 func DefaultSettings() Settings {
 	fc := functions.DefaultConfig()
 	return Settings{
-		Processor:           SQSMapping{BatchSize: 100, Window: time.Second, MaxConcurrency: 10, Pollers: 4},
-		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Parallelization: 4},
+		// No batching windows: a window delays a lone record by all of it
+		// (README, "Tally lag on a quiet stack"); SQS takes batches above 10
+		// only with a window.
+		Processor:           SQSMapping{BatchSize: 10, MaxConcurrency: 10, Pollers: 4},
+		Projector:           StreamMapping{BatchSize: 1000, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Parallelization: 4},
 		VisibilityTimeout:   180 * time.Second,
 		MaxReceiveCount:     100,
 		Retry:               fc.Retry,
@@ -107,8 +110,9 @@ func DefaultSettings() Settings {
 	}
 }
 
-// FastSettings are DefaultSettings with windows, polls and timeouts cut
-// to milliseconds, so that tests see retries and redeliveries quickly, and
+// FastSettings are DefaultSettings with polls and timeouts cut to
+// milliseconds, and batching windows of milliseconds (batches of several
+// records), so that tests see retries and redeliveries quickly, and
 // function timeouts cut to seconds, so that a stuck invocation shows soon.
 func FastSettings() Settings {
 	s := DefaultSettings()

@@ -114,6 +114,10 @@ func (p *streamPoller) serve(take, ctx context.Context) {
 	}
 }
 
+// recordsPerRead is the most records one GetRecords call returns, as
+// DynamoDB Streams allows.
+const recordsPerRead = 1000
+
 func (p *streamPoller) iterator(ctx context.Context, shardID string) (*string, error) {
 	out, err := p.streams.GetShardIterator(ctx, &dynamodbstreams.GetShardIteratorInput{
 		StreamArn: aws.String(p.streamARN), ShardId: aws.String(shardID), ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
@@ -146,7 +150,7 @@ func (p *streamPoller) readShard(take, ctx context.Context, shardID string) {
 				continue
 			}
 		}
-		out, err := p.streams.GetRecords(take, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(1000)})
+		out, err := p.streams.GetRecords(take, &dynamodbstreams.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(recordsPerRead)})
 		if err != nil {
 			if take.Err() == nil {
 				p.log.Warn("get stream records", "shard", shardID, "err", err)
@@ -156,6 +160,12 @@ func (p *streamPoller) readShard(take, ctx context.Context, shardID string) {
 			continue
 		}
 		it = out.NextShardIterator
+		// A full page says the shard holds more records now: they join
+		// the round before it is handed out, as Lambda's poller reads a
+		// shard ahead while its batches run, so that batches of a backlog
+		// fill without a batching window. Nothing waits for records yet
+		// to come.
+		more := len(out.Records) == recordsPerRead && it != nil
 		for _, r := range out.Records {
 			if lastSeq != nil && seqOf(r).Cmp(lastSeq) <= 0 {
 				continue
@@ -167,7 +177,7 @@ func (p *streamPoller) readShard(take, ctx context.Context, shardID string) {
 		}
 		for {
 			n, full := p.round(buf)
-			if n == 0 || (!full && time.Now().Before(deadline)) {
+			if n == 0 || (!full && (more || time.Now().Before(deadline))) {
 				break
 			}
 			p.deliverRound(ctx, shardID, buf[:n])
