@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,18 @@ func TestRebuildInterruptedThenPending(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel) // Ctrl-C
+	go func() {
+		// Ctrl-C once the rebuild has begun: its version is building. (A
+		// fixed delay could land before that on a loaded machine.)
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			vs, _, err := seeder.Versions(context.Background())
+			if err == nil && slices.ContainsFunc(vs, func(v admin.VersionInfo) bool { return v.Name == "2" }) {
+				time.Sleep(150 * time.Millisecond)
+				break
+			}
+		}
+		cancel()
+	}()
 	var out, errOut bytes.Buffer
 	began := time.Now()
 	code := run(ctx, append([]string{"rebuild", "--segments", "4", "--page", "500"}, at...), &out, &errOut)
