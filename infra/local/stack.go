@@ -91,7 +91,7 @@ func DefaultSettings() Settings {
 		// (README, "Tally lag on a quiet stack"); SQS takes batches above 10
 		// only with a window.
 		Processor:           SQSMapping{BatchSize: 10, MaxConcurrency: 10, Pollers: 4},
-		Projector:           StreamMapping{BatchSize: 1000, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Parallelization: 4},
+		Projector:           StreamMapping{BatchSize: 1000, Window: time.Second, MaxRetryAttempts: 10, Bisect: true, PollInterval: 250 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Parallelization: 4},
 		VisibilityTimeout:   180 * time.Second,
 		MaxReceiveCount:     100,
 		Retry:               fc.Retry,
