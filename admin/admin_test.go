@@ -349,7 +349,16 @@ func TestVerifyFindsAlteredTally(t *testing.T) {
 	minute := projections.MinuteOf(time.Now().Add(-time.Hour).UnixNano())
 	span := projections.Span{Level: projections.MinuteLevel, Start: minute}
 	k := projections.TrendKey{Minute: minute, Aspect: "acting", Choice: "down"}
-	if err := titles.AddTrend(context.Background(), "tt-c", span, projections.Trend{k: {Cast: 1}}, map[int]int64{99: 1}, map[int]int64{99: 1}); err != nil {
+	if _, err := s.Clients.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.Tables.Titles),
+		Key: map[string]types.AttributeValue{
+			dynamo.AttrPK: &types.AttributeValueMemberS{Value: "1#t#tt-c"},
+			dynamo.AttrSK: &types.AttributeValueMemberS{Value: fmt.Sprintf("m%010d", span.Start)},
+		},
+		UpdateExpression:          aws.String("ADD #c :one"),
+		ExpressionAttributeNames:  map[string]string{"#c": "c_" + k.Aspect + "_" + k.Choice},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	v, err = a.Verify(context.Background(), "", nil)

@@ -72,13 +72,9 @@ func (a *Admin) Verify(ctx context.Context, version string, progress func(events
 			res.Differences = append(res.Differences, Difference{Projection: "title index", TitleID: t, Difference: d})
 		}
 		for _, level := range []projections.Level{projections.MinuteLevel, projections.HourLevel} {
-			items, err := index.TrendRange(ctx, t, level, 0, 9_999_999_999)
+			stored, err := projections.StoredTrend(ctx, index, t, level)
 			if err != nil {
 				return res, err
-			}
-			stored := projections.Trend{}
-			for _, it := range items {
-				stored.Merge(it.Counts)
 			}
 			res.Differences = append(res.Differences, trendDiff(t, level, stored, trends[t].ByLevel(level))...)
 		}

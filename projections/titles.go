@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"votes/domain"
 )
@@ -27,6 +28,20 @@ type TitleSummary struct {
 	Cells map[int]int64
 	// Rev counts the summary's writes and guards them.
 	Rev int64
+	// Pending is what the steps the summary holds moved in the title's
+	// trend and that no trend item counts yet: the minutes still open.
+	Pending Trend
+	// Flush is what the summary at revision FlushRev moved out of Pending
+	// into the trend items: an item that records FlushRev or later counts
+	// its part of it.
+	Flush    Trend
+	FlushRev int64
+}
+
+// SameTrendState reports whether s and o hold the same pending and flushed
+// trend.
+func (s TitleSummary) SameTrendState(o TitleSummary) bool {
+	return s.FlushRev == o.FlushRev && maps.Equal(s.Pending, o.Pending) && maps.Equal(s.Flush, o.Flush)
 }
 
 // Votes is the number of current votes of the title: over every aspect, or
@@ -133,13 +148,14 @@ type CellSnapshot struct {
 // concurrent indexers of one title (overlapping invocations, a rebuild
 // and a repair) serialise on it.
 //
-// The steps' trends go to the title's trend items first (indexTrend),
-// each exactly once, then the summary moves past the steps. A step is
+// The steps' trends ride in the summary itself (Pending), so they are
+// exactly once with it; the minutes that have closed by now move to the
+// trend items through the summary's Flush (see flushTrend). A step is
 // never skipped: a Projector catches the index up with a cell's last step
 // before it commits the next (see IndexedProjector), so only cells last
 // written by a release that kept no trends resync, and their steps before
 // that are missing from the trends.
-func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleID string, steps []CellStep) error {
+func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleID string, steps []CellStep, now time.Time) error {
 	for {
 		cur, _, err := index.Get(ctx, titleID)
 		if err != nil {
@@ -160,10 +176,21 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 		if !changed {
 			return nil
 		}
-		if err := indexTrend(ctx, index, titleID, applied); err != nil {
+		// The last flush first: the next one takes its place.
+		if err := applyFlush(ctx, index, titleID, cur.Flush, cur.FlushRev); err != nil {
 			return fmt.Errorf("index %s: %w", titleID, err)
 		}
 		next.Rev = cur.Rev + 1
+		pending := Trend{}
+		pending.Merge(cur.Pending)
+		for _, st := range applied {
+			pending.Merge(st.Trend)
+		}
+		next.Pending, next.Flush = splitClosed(pending, MinuteOf(now.UnixNano()))
+		next.FlushRev = cur.FlushRev
+		if len(next.Flush) > 0 {
+			next.FlushRev = next.Rev
+		}
 		err = index.Put(ctx, next)
 		if errors.Is(err, ErrStale) {
 			continue // another indexer wrote the summary: read it again
@@ -171,15 +198,33 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 		if err != nil {
 			return fmt.Errorf("index %s: %w", titleID, err)
 		}
+		if err := applyFlush(ctx, index, titleID, next.Flush, next.FlushRev); err != nil {
+			return fmt.Errorf("index %s: %w", titleID, err)
+		}
 		return nil
 	}
+}
+
+// splitClosed splits a trend into the minutes from open on and those
+// before it.
+func splitClosed(t Trend, open int64) (keep, closed Trend) {
+	keep, closed = Trend{}, Trend{}
+	for k, c := range t {
+		if k.Minute >= open {
+			keep[k] = c
+		} else {
+			closed[k] = c
+		}
+	}
+	return keep, closed
 }
 
 // advance applies steps to cur. It returns the steps it applied, in
 // version order per cell, and gap when a step does not follow on from
 // cur's version of its cell.
 func advance(cur TitleSummary, steps []CellStep) (next TitleSummary, applied []CellStep, gap bool) {
-	next = TitleSummary{TitleID: cur.TitleID, Counts: Counts{}, LastVoteAt: cur.LastVoteAt, Cells: maps.Clone(cur.Cells)}
+	next = TitleSummary{TitleID: cur.TitleID, Counts: Counts{}, LastVoteAt: cur.LastVoteAt, Cells: maps.Clone(cur.Cells),
+		Pending: cur.Pending, Flush: cur.Flush, FlushRev: cur.FlushRev}
 	if next.Cells == nil {
 		next.Cells = map[int]int64{}
 	}
@@ -209,7 +254,8 @@ func advance(cur TitleSummary, steps []CellStep) (next TitleSummary, applied []C
 // resync is the summary of the cells as read, keeping the latest vote time
 // known.
 func resync(cur TitleSummary, snap map[int]CellSnapshot, steps []CellStep) TitleSummary {
-	next := TitleSummary{TitleID: cur.TitleID, Counts: Counts{}, LastVoteAt: cur.LastVoteAt, Cells: map[int]int64{}}
+	next := TitleSummary{TitleID: cur.TitleID, Counts: Counts{}, LastVoteAt: cur.LastVoteAt, Cells: map[int]int64{},
+		Pending: cur.Pending, Flush: cur.Flush, FlushRev: cur.FlushRev}
 	for shard, c := range snap {
 		next.Counts.Merge(c.Counts)
 		next.Cells[shard] = c.Version

@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,17 +40,20 @@ func (f faultyIndex) ReadTitle(ctx context.Context, titleID string) (out map[int
 	return out, err
 }
 
-func (f faultyIndex) AddTrend(ctx context.Context, titleID string, span projections.Span, add projections.Trend, below, to map[int]int64) error {
-	return f.call(func() error { return f.titles.AddTrend(ctx, titleID, span, add, below, to) })
-}
-
-func (f faultyIndex) TrendShards(ctx context.Context, titleID string, span projections.Span) (out map[int]int64, err error) {
-	err = f.call(func() (err error) { out, err = f.titles.TrendShards(ctx, titleID, span); return err })
-	return out, err
+func (f faultyIndex) AddTrend(ctx context.Context, titleID string, span projections.Span, add projections.Trend, rev int64) error {
+	return f.call(func() error { return f.titles.AddTrend(ctx, titleID, span, add, rev) })
 }
 
 func (f faultyIndex) projector(concurrency int) *projections.IndexedProjector {
 	return projections.NewIndexedProjector(faultyBallots{f.faulty}, faultyCells{f.faulty}, f, f, concurrency)
+}
+
+// projectorAt is a projector whose clock stands at a minute drawn over
+// trendSpace's times, before them or after them: which minutes of a
+// title's trend have closed, and leave its summary for the trend items.
+func (f faultyIndex) projectorAt(rt *rapid.T, concurrency int, name string) *projections.IndexedProjector {
+	at := time.Unix(0, trendSpace.Start+int64(rapid.IntRange(-1, trendSpace.Times+2).Draw(rt, name))*trendSpace.Step)
+	return f.projector(concurrency).WithClock(func() time.Time { return at })
 }
 
 // checkIndex holds the title index to the fold: each title's summary
@@ -148,7 +152,7 @@ func TestTitleIndexEqualsTheFoldUnderFaults(t *testing.T) {
 			deliveries [][][]domain.VoteCast
 		)
 		for i := range rapid.IntRange(1, 3).Draw(rt, "writers") {
-			writers = append(writers, f.projector(rapid.IntRange(1, 4).Draw(rt, fmt.Sprintf("concurrency%d", i))))
+			writers = append(writers, f.projectorAt(rt, rapid.IntRange(1, 4).Draw(rt, fmt.Sprintf("concurrency%d", i)), fmt.Sprintf("clock%d", i)))
 			deliveries = append(deliveries, projectiontest.Delivery(rt, events))
 		}
 		runWriters(rt, writers, deliveries)
@@ -273,4 +277,43 @@ func TestTrendFolderIsFoldTrend(t *testing.T) {
 			}
 		}
 	})
+}
+
+// failingTrends fails every trend item write, as a throttled table would.
+type failingTrends struct{ *memstore.Titles }
+
+func (failingTrends) AddTrend(context.Context, string, projections.Span, projections.Trend, int64) error {
+	return errors.New("throttled")
+}
+
+// TestAFlushNotAppliedIsRead: a summary whose flush never reached the
+// trend items (every item write failed after the summary moved) still
+// reads as the whole trend, from its own flush.
+func TestAFlushNotAppliedIsRead(t *testing.T) {
+	ctx := context.Background()
+	titles := memstore.NewTitles()
+	cells := memstore.NewCells()
+	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	events := []domain.VoteCast{
+		projectiontest.Vote("u1", "t1", "s1", "story", "up", base.UnixNano()),
+		projectiontest.Vote("u2", "t1", "s2", "story", "down", base.Add(70*time.Minute).UnixNano()),
+	}
+	p := projections.NewIndexedProjector(memstore.NewBallots(), cells, failingTrends{titles}, cells, 1).
+		WithClock(func() time.Time { return base.Add(24 * time.Hour) })
+	if rep := p.Project(ctx, events); len(rep.Failed) == 0 {
+		t.Fatal("the batch succeeded with every trend write failing")
+	}
+	if s, _, _ := titles.Get(ctx, "t1"); len(s.Flush) == 0 {
+		t.Fatalf("the summary holds no flush: %+v", s)
+	}
+	from, to := projections.MinuteOf(base.UnixNano()), projections.MinuteOf(base.Add(2*time.Hour).UnixNano())
+	for _, bucket := range []projections.Bucket{projections.ByMinute, projections.ByHour} {
+		got, err := projections.ReadTrend(ctx, titles, "t1", "story", bucket, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := projections.FoldTrend(events, "t1", "story", bucket, from, to); !slices.EqualFunc(got, want, samePoint) {
+			t.Errorf("by %s: %v, the fold %v", bucket, got, want)
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -114,26 +113,23 @@ func SpanOf(level Level, minute int64) Span {
 
 // TrendItem is one span of a title's trend: per aspect and choice (keys'
 // Minute is the span's Start), the votes cast in it and the net change of
-// the tally over it; and per cell shard, the version of the last step of
-// that cell counted in it.
+// the tally over it; and the revision of the last title summary whose
+// Flush it counts.
 type TrendItem struct {
 	Span   Span
 	Counts Trend
-	Shards map[int]int64
+	Flush  int64
 }
 
 // TrendStore keeps a title's trend items, each changed by one atomic
-// write that says which cell steps it counts.
+// write that says which flush of the title's summary it counts.
 type TrendStore interface {
-	// AddTrend adds add to the counts of titleID's item of span and sets
-	// its version of each shard in to, atomically, if its version of every
-	// shard in to is below below[shard] (an item or shard never written is
-	// at 0). Otherwise it writes nothing and returns ErrStale: some of the
-	// steps were counted before (this very call, retried, among them).
-	AddTrend(ctx context.Context, titleID string, span Span, add Trend, below, to map[int]int64) error
-	// TrendShards returns the shard versions of titleID's item of span,
-	// strongly consistent; none for an item never written.
-	TrendShards(ctx context.Context, titleID string, span Span) (map[int]int64, error)
+	// AddTrend adds add to the counts of titleID's item of span and makes
+	// rev its flush revision, atomically, if its flush revision is below
+	// rev (an item never written is at 0). Otherwise it writes nothing and
+	// returns ErrStale: the item counts that flush already (this very
+	// call, retried, or another writer's).
+	AddTrend(ctx context.Context, titleID string, span Span, add Trend, rev int64) error
 }
 
 // TrendReader reads trend items.
@@ -144,81 +140,43 @@ type TrendReader interface {
 	TrendRange(ctx context.Context, titleID string, level Level, start, end int64) ([]TrendItem, error)
 }
 
-// stepPart is what one cell step adds to one trend item.
-type stepPart struct {
-	shard int
-	to    int64
-	add   Trend
-}
-
-// indexTrend adds the trend of steps (each applied to the title summary
-// for the first time, in version order per cell) to the title's minute and
-// hour items, each step exactly once per item: an item counts a cell's
-// steps up to the version it records for the cell's shard. Every indexer
-// applies a cell's steps in version order, from the first one its title
-// summary lacks, and writes the items before the summary; so an item
-// below a step's version has counted none of the steps from there on, and
-// one at or past it counted it already.
-func indexTrend(ctx context.Context, store TrendStore, titleID string, steps []CellStep) error {
-	parts := map[Span][]stepPart{}
-	for _, st := range steps {
-		bySpan := map[Span]Trend{}
-		for k, c := range st.Trend {
-			for _, level := range []Level{MinuteLevel, HourLevel} {
-				span := SpanOf(level, k.Minute)
-				t := bySpan[span]
-				if t == nil {
-					t = Trend{}
-					bySpan[span] = t
-				}
-				t.add(TrendKey{span.Start, k.Aspect, k.Choice}, c.Cast, c.Tally)
+// applyFlush adds a summary's flush (rev, its revision) to the title's
+// minute and hour items, each once. A summary's flush is applied whole
+// before the next summary makes a new one (IndexTitles), so an item's
+// flush revision only grows, and one at rev or past it counts the flush.
+func applyFlush(ctx context.Context, store TrendStore, titleID string, flush Trend, rev int64) error {
+	if len(flush) == 0 {
+		return nil
+	}
+	bySpan := map[Span]Trend{}
+	for k, c := range flush {
+		for _, level := range []Level{MinuteLevel, HourLevel} {
+			span := SpanOf(level, k.Minute)
+			t := bySpan[span]
+			if t == nil {
+				t = Trend{}
+				bySpan[span] = t
 			}
-		}
-		for span, t := range bySpan {
-			parts[span] = append(parts[span], stepPart{shard: st.Cell.Shard, to: st.To, add: t})
+			t.add(TrendKey{span.Start, k.Aspect, k.Choice}, c.Cast, c.Tally)
 		}
 	}
 	// The items are independent: written at once.
-	errs := make(chan error, len(parts))
-	for span, ps := range parts {
-		go func() { errs <- addParts(ctx, store, titleID, span, ps) }()
+	errs := make(chan error, len(bySpan))
+	for span, t := range bySpan {
+		go func() {
+			err := store.AddTrend(ctx, titleID, span, t, rev)
+			if errors.Is(err, ErrStale) {
+				err = nil // counted already
+			}
+			errs <- err
+		}()
 	}
 	var all []error
-	for range parts {
+	for range bySpan {
 		all = append(all, <-errs)
 	}
-	return errors.Join(all...)
-}
-
-// maxTrendTries bounds how often one item's write is tried again because
-// another indexer counted some of the same steps first.
-const maxTrendTries = 10
-
-func addParts(ctx context.Context, store TrendStore, titleID string, span Span, ps []stepPart) error {
-	for range maxTrendTries {
-		add, below, to := Trend{}, map[int]int64{}, map[int]int64{}
-		for _, p := range ps {
-			add.Merge(p.add)
-			if b, ok := below[p.shard]; !ok || p.to < b {
-				below[p.shard] = p.to
-			}
-			to[p.shard] = max(to[p.shard], p.to)
-		}
-		err := store.AddTrend(ctx, titleID, span, add, below, to)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, ErrStale) {
-			return fmt.Errorf("trend of %s: %w", titleID, err)
-		}
-		at, err := store.TrendShards(ctx, titleID, span)
-		if err != nil {
-			return fmt.Errorf("trend of %s: %w", titleID, err)
-		}
-		ps = slices.DeleteFunc(ps, func(p stepPart) bool { return p.to <= at[p.shard] })
-		if len(ps) == 0 {
-			return nil
-		}
+	if err := errors.Join(all...); err != nil {
+		return fmt.Errorf("trend of %s: %w", titleID, err)
 	}
-	return fmt.Errorf("trend of %s: span %c%d: %w", titleID, span.Level, span.Start, ErrStale)
+	return nil
 }

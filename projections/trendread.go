@@ -76,18 +76,19 @@ type TrendSource interface {
 // endOfTime is past every span's start (sort keys hold ten digits).
 const endOfTime = 9_999_999_999
 
-// changes is what happened from a minute on, in spans that do not overlap,
-// with the current counts those changes lead to.
+// changes is what happened from a minute on, in spans of a minute or an
+// hour that do not overlap, with the current counts those changes lead to.
 type changes struct {
 	now   Counts
 	items []TrendItem
 }
 
 // readChanges reads the summary, then the minute items from minuteFrom up
-// to hourFrom and the hour items from hourFrom on (hourFrom a whole hour).
-// Items are written before the summary that counts their steps, so they
-// hold every step the summary holds; one that holds a step the summary
-// does not yet (written meanwhile) makes it read again.
+// to hourFrom and the hour items from hourFrom on (hourFrom a whole hour),
+// and adds the summary's pending trend and the part of its flush the items
+// do not count yet. Items change only through a summary's flush; one that
+// counts a flush later than the summary read (made meanwhile) makes it
+// read again.
 func readChanges(ctx context.Context, src TrendSource, titleID string, minuteFrom, hourFrom int64) (changes, error) {
 	for attempt := range 10 {
 		if attempt > 0 {
@@ -110,23 +111,42 @@ func readChanges(ctx context.Context, src TrendSource, titleID string, minuteFro
 			return changes{}, fmt.Errorf("trend of %s: %w", titleID, err)
 		}
 		items := append(minutes, hours...)
-		if ahead(items, s) {
+		if slices.ContainsFunc(items, func(it TrendItem) bool { return it.Flush > s.FlushRev }) {
 			continue
 		}
-		return changes{now: s.Counts, items: items}, nil
+		return changes{now: s.Counts, items: append(items, summaryParts(s, items, minuteFrom, hourFrom)...)}, nil
 	}
 	return changes{}, fmt.Errorf("trend of %s: %w", titleID, ErrCatchingUp)
 }
 
-func ahead(items []TrendItem, s TitleSummary) bool {
+// summaryParts is what the summary holds of the trend from minuteFrom on
+// that the items read do not: its pending minutes, and its flush where
+// the item of its span (a minute's before hourFrom, an hour's from it)
+// does not count it yet. Each is a span of one minute.
+func summaryParts(s TitleSummary, items []TrendItem, minuteFrom, hourFrom int64) []TrendItem {
+	counted := map[Span]bool{}
 	for _, it := range items {
-		for shard, v := range it.Shards {
-			if v > s.Cells[shard] {
-				return true
-			}
+		counted[it.Span] = it.Flush >= s.FlushRev
+	}
+	var out []TrendItem
+	add := func(k TrendKey, c TrendCount) {
+		out = append(out, TrendItem{Span: Span{Level: MinuteLevel, Start: k.Minute}, Counts: Trend{k: c}})
+	}
+	for k, c := range s.Pending {
+		if k.Minute >= minuteFrom {
+			add(k, c)
 		}
 	}
-	return false
+	for k, c := range s.Flush {
+		span := SpanOf(MinuteLevel, k.Minute)
+		if k.Minute >= hourFrom {
+			span = SpanOf(HourLevel, k.Minute)
+		}
+		if k.Minute >= minuteFrom && !counted[span] {
+			add(k, c)
+		}
+	}
+	return out
 }
 
 // before is the counts before minute: now less every change from minute on.
@@ -324,4 +344,23 @@ func (t Trend) ByLevel(level Level) Trend {
 		out.add(TrendKey{SpanOf(level, k.Minute).Start, k.Aspect, k.Choice}, c.Cast, c.Tally)
 	}
 	return out
+}
+
+// StoredTrend is all a title's trend as stored, summed per span of level:
+// its items of that level and what its summary holds besides. votes verify
+// compares it with the fold of the event table.
+func StoredTrend(ctx context.Context, src TrendSource, titleID string, level Level) (Trend, error) {
+	hourFrom := int64(0)
+	if level == MinuteLevel {
+		hourFrom = endOfTime
+	}
+	c, err := readChanges(ctx, src, titleID, 0, hourFrom)
+	if err != nil {
+		return nil, err
+	}
+	all := Trend{}
+	for _, it := range c.items {
+		all.Merge(it.Counts)
+	}
+	return all.ByLevel(level), nil
 }

@@ -1,9 +1,12 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -198,16 +201,12 @@ func encodeRedo(r projections.Redo) (string, error) {
 	}
 	b.WriteString(r.Step)
 	if r.Trend != nil {
-		if len(r.Trend) == 0 {
-			b.WriteString(redoField)
+		t, err := encodeTrend(r.Trend)
+		if err != nil {
+			return "", err
 		}
-		for k, c := range r.Trend {
-			for _, f := range []string{strconv.FormatInt(k.Minute, 36), k.Aspect, k.Choice, strconv.FormatInt(c.Cast, 36), strconv.FormatInt(c.Tally, 36)} {
-				if err := field(f); err != nil {
-					return "", err
-				}
-			}
-		}
+		b.WriteString(redoField)
+		b.WriteString(t)
 	}
 	for _, e := range r.Entries {
 		b.WriteString(redoLine)
@@ -262,8 +261,29 @@ func decodeRedo(s string) (projections.Redo, error) {
 	return r, nil
 }
 
-// decodeTrend reads a redo log's trend: fields in fives, or one empty
-// field for an empty trend.
+// encodeTrend is a trend as one string: per count, its minute, aspect,
+// choice, votes cast and tally change (numbers in base 36), fields
+// separated by redoField; the empty string for an empty trend. Keys are in
+// order, so that a trend encodes the same every time.
+func encodeTrend(t projections.Trend) (string, error) {
+	keys := slices.SortedFunc(maps.Keys(t), func(a, b projections.TrendKey) int {
+		return cmp.Or(cmp.Compare(a.Minute, b.Minute), strings.Compare(a.Aspect, b.Aspect), strings.Compare(a.Choice, b.Choice))
+	})
+	fields := make([]string, 0, 5*len(keys))
+	for _, k := range keys {
+		c := t[k]
+		for _, f := range []string{k.Aspect, k.Choice} {
+			if strings.Contains(f, redoLine) || strings.Contains(f, redoField) {
+				return "", fmt.Errorf("encode trend: %q holds a separator", f)
+			}
+		}
+		fields = append(fields, strconv.FormatInt(k.Minute, 36), k.Aspect, k.Choice, strconv.FormatInt(c.Cast, 36), strconv.FormatInt(c.Tally, 36))
+	}
+	return strings.Join(fields, redoField), nil
+}
+
+// decodeTrend reads a trend's fields (encodeTrend's string split at
+// redoField): fields in fives, or one empty field for an empty trend.
 func decodeTrend(f []string) (projections.Trend, error) {
 	t := projections.Trend{}
 	if len(f) == 1 && f[0] == "" {

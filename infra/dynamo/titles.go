@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -52,6 +53,10 @@ type summaryRow struct {
 	Last   int64                       `dynamodbav:"last"`
 	Cells  map[string]int64            `dynamodbav:"cells"`
 	Rev    int64                       `dynamodbav:"rev"`
+	// The trend the summary holds: pending, and its last flush (encodeTrend).
+	Pending  *string `dynamodbav:"pend,omitempty"`
+	Flush    *string `dynamodbav:"flush,omitempty"`
+	FlushRev int64   `dynamodbav:"frev,omitempty"`
 }
 
 func (s *TitleStore) bucketKey(titleID string) string {
@@ -71,19 +76,45 @@ func (s *TitleStore) summaryKey(titleID string) map[string]types.AttributeValue 
 	}
 }
 
-func encodeSummary(pk string, sum projections.TitleSummary) summaryRow {
-	row := summaryRow{PK: pk, SK: sum.TitleID, Counts: map[string]map[string]int64{}, Last: sum.LastVoteAt, Cells: map[string]int64{}, Rev: sum.Rev}
+func encodeSummary(pk string, sum projections.TitleSummary) (summaryRow, error) {
+	row := summaryRow{PK: pk, SK: sum.TitleID, Counts: map[string]map[string]int64{}, Last: sum.LastVoteAt, Cells: map[string]int64{}, Rev: sum.Rev, FlushRev: sum.FlushRev}
+	for _, t := range []struct {
+		trend projections.Trend
+		to    **string
+	}{{sum.Pending, &row.Pending}, {sum.Flush, &row.Flush}} {
+		if len(t.trend) == 0 {
+			continue
+		}
+		enc, err := encodeTrend(t.trend)
+		if err != nil {
+			return row, err
+		}
+		*t.to = &enc
+	}
 	for a, m := range sum.Counts.Compact() {
 		row.Counts[a] = m
 	}
 	for shard, v := range sum.Cells {
 		row.Cells[strconv.Itoa(shard)] = v
 	}
-	return row
+	return row, nil
 }
 
-func decodeSummary(row summaryRow) projections.TitleSummary {
-	sum := projections.TitleSummary{TitleID: row.SK, Counts: projections.Counts{}, LastVoteAt: row.Last, Cells: map[int]int64{}, Rev: row.Rev}
+func decodeSummary(row summaryRow) (projections.TitleSummary, error) {
+	sum := projections.TitleSummary{TitleID: row.SK, Counts: projections.Counts{}, LastVoteAt: row.Last, Cells: map[int]int64{}, Rev: row.Rev, FlushRev: row.FlushRev}
+	for _, t := range []struct {
+		enc *string
+		to  *projections.Trend
+	}{{row.Pending, &sum.Pending}, {row.Flush, &sum.Flush}} {
+		if t.enc == nil {
+			continue
+		}
+		trend, err := decodeTrend(strings.Split(*t.enc, redoField))
+		if err != nil {
+			return sum, fmt.Errorf("title %s: %w", row.SK, err)
+		}
+		*t.to = trend
+	}
 	for a, m := range row.Counts {
 		for c, n := range m {
 			sum.Counts.Add(a, c, n)
@@ -94,7 +125,7 @@ func decodeSummary(row summaryRow) projections.TitleSummary {
 			sum.Cells[shard] = v
 		}
 	}
-	return sum
+	return sum, nil
 }
 
 // Get reads titleID's summary, strongly consistent.
@@ -110,14 +141,22 @@ func (s *TitleStore) Get(ctx context.Context, titleID string) (projections.Title
 	if err := attributevalue.UnmarshalMap(out.Item, &row); err != nil {
 		return projections.TitleSummary{}, false, fmt.Errorf("dynamodb: decode title %s: %w", titleID, err)
 	}
-	return decodeSummary(row), true, nil
+	sum, err := decodeSummary(row)
+	if err != nil {
+		return sum, false, fmt.Errorf("dynamodb: decode %w", err)
+	}
+	return sum, true, nil
 }
 
 // Put writes sum as revision sum.Rev on condition that the stored one is at
 // sum.Rev-1 (absent for revision 1). A failed condition is read back: the
 // same summary stored means an earlier try of this call was applied.
 func (s *TitleStore) Put(ctx context.Context, sum projections.TitleSummary) error {
-	item, err := attributevalue.MarshalMap(encodeSummary(s.bucketKey(sum.TitleID), sum))
+	row, err := encodeSummary(s.bucketKey(sum.TitleID), sum)
+	if err != nil {
+		return fmt.Errorf("dynamodb: encode title %s: %w", sum.TitleID, err)
+	}
+	item, err := attributevalue.MarshalMap(row)
 	if err != nil {
 		return fmt.Errorf("dynamodb: encode title %s: %w", sum.TitleID, err)
 	}
@@ -141,7 +180,7 @@ func (s *TitleStore) Put(ctx context.Context, sum projections.TitleSummary) erro
 	if err != nil {
 		return err
 	}
-	if found && stored.Rev == sum.Rev && stored.LastVoteAt == sum.LastVoteAt && stored.Counts.Equal(sum.Counts) && sameCells(stored.Cells, sum.Cells) {
+	if found && stored.Rev == sum.Rev && stored.LastVoteAt == sum.LastVoteAt && stored.Counts.Equal(sum.Counts) && sameCells(stored.Cells, sum.Cells) && stored.SameTrendState(sum) {
 		return nil
 	}
 	return fmt.Errorf("dynamodb: write title %s at revision %d: %w", sum.TitleID, sum.Rev, projections.ErrStale)
@@ -180,7 +219,11 @@ func (s *TitleStore) All(ctx context.Context) ([]projections.TitleSummary, error
 				if err := attributevalue.UnmarshalMap(item, &row); err != nil {
 					return nil, fmt.Errorf("dynamodb: decode title: %w", err)
 				}
-				out = append(out, decodeSummary(row))
+				sum, err := decodeSummary(row)
+				if err != nil {
+					return nil, fmt.Errorf("dynamodb: decode %w", err)
+				}
+				out = append(out, sum)
 			}
 		}
 	}

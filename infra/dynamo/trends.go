@@ -17,11 +17,11 @@ import (
 // <version>#t#<title>, sort key the level and the span's start (Unix
 // minutes, ten digits): m0029612345, h0029612340. Numbers are
 // c_<aspect>_<choice> (votes cast), d_<aspect>_<choice> (tally change),
-// and v<shard> (the cell versions counted).
+// and f (the revision of the last title summary flush counted).
 const (
 	trendCastPrefix  = "c_"
 	trendTallyPrefix = "d_"
-	trendShardPrefix = "v"
+	trendFlushAttr   = "f"
 )
 
 var (
@@ -52,15 +52,16 @@ func (s *TitleStore) trendKey(titleID string, span projections.Span) map[string]
 	}
 }
 
-// AddTrend adds add to the item of span and sets its shard versions, in
-// one UpdateItem on condition that each shard's version is below below.
-func (s *TitleStore) AddTrend(ctx context.Context, titleID string, span projections.Span, add projections.Trend, below, to map[int]int64) error {
-	names := map[string]string{}
-	values := map[string]types.AttributeValue{}
-	var adds, sets, conds []string
+// AddTrend adds add to the item of span and makes rev its flush
+// revision, in one UpdateItem on condition that its flush revision is
+// below rev.
+func (s *TitleStore) AddTrend(ctx context.Context, titleID string, span projections.Span, add projections.Trend, rev int64) error {
+	names := map[string]string{"#f": trendFlushAttr}
 	num := func(n int64) types.AttributeValue {
 		return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 	}
+	values := map[string]types.AttributeValue{":f": num(rev)}
+	var adds []string
 	i := 0
 	for k, c := range add {
 		for _, x := range []struct {
@@ -76,14 +77,7 @@ func (s *TitleStore) AddTrend(ctx context.Context, titleID string, span projecti
 			i++
 		}
 	}
-	for shard, v := range to {
-		sk, bk, tk := placeholder("#v", shard), placeholder(":b", shard), placeholder(":t", shard)
-		names[sk] = trendShardPrefix + strconv.Itoa(shard)
-		values[bk], values[tk] = num(below[shard]), num(v)
-		sets = append(sets, sk+" = "+tk)
-		conds = append(conds, "(attribute_not_exists("+sk+") OR "+sk+" < "+bk+")")
-	}
-	expr := "SET " + strings.Join(sets, ", ")
+	expr := "SET #f = :f"
 	if len(adds) > 0 {
 		expr = "ADD " + strings.Join(adds, ", ") + " " + expr
 	}
@@ -91,7 +85,7 @@ func (s *TitleStore) AddTrend(ctx context.Context, titleID string, span projecti
 		TableName:                 aws.String(s.table),
 		Key:                       s.trendKey(titleID, span),
 		UpdateExpression:          aws.String(expr),
-		ConditionExpression:       aws.String(strings.Join(conds, " AND ")),
+		ConditionExpression:       aws.String("attribute_not_exists(#f) OR #f < :f"),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	})
@@ -102,16 +96,6 @@ func (s *TitleStore) AddTrend(ctx context.Context, titleID string, span projecti
 		return fmt.Errorf("dynamodb: trend of %s at %c%d: %w", titleID, span.Level, span.Start, err)
 	}
 	return nil
-}
-
-// TrendShards reads the shard versions of the item of span, strongly
-// consistent.
-func (s *TitleStore) TrendShards(ctx context.Context, titleID string, span projections.Span) (map[int]int64, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: s.trendKey(titleID, span), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return nil, fmt.Errorf("dynamodb: read trend of %s at %c%d: %w", titleID, span.Level, span.Start, err)
-	}
-	return decodeTrendItem(span, out.Item).Shards, nil
 }
 
 // TrendRange queries the items of level starting in [start, end),
@@ -153,7 +137,7 @@ func (s *TitleStore) TrendRange(ctx context.Context, titleID string, level proje
 }
 
 func decodeTrendItem(span projections.Span, item map[string]types.AttributeValue) projections.TrendItem {
-	it := projections.TrendItem{Span: span, Counts: projections.Trend{}, Shards: map[int]int64{}}
+	it := projections.TrendItem{Span: span, Counts: projections.Trend{}}
 	for name, av := range item {
 		n, ok := av.(*types.AttributeValueMemberN)
 		if !ok {
@@ -177,10 +161,8 @@ func decodeTrendItem(span projections.Span, item map[string]types.AttributeValue
 				c.Tally = v
 			}
 			it.Counts[k] = c
-		case strings.HasPrefix(name, trendShardPrefix):
-			if shard, err := strconv.Atoi(name[1:]); err == nil {
-				it.Shards[shard] = v
-			}
+		case name == trendFlushAttr:
+			it.Flush = v
 		}
 	}
 	return it

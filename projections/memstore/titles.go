@@ -38,6 +38,7 @@ func cloneSummary(s projections.TitleSummary) projections.TitleSummary {
 	c.Merge(s.Counts)
 	s.Counts = c
 	s.Cells = maps.Clone(s.Cells)
+	s.Pending, s.Flush = maps.Clone(s.Pending), maps.Clone(s.Flush)
 	return s
 }
 
@@ -68,7 +69,7 @@ func (t *Titles) Put(_ context.Context, s projections.TitleSummary) error {
 }
 
 func sameSummary(a, b projections.TitleSummary) bool {
-	return a.TitleID == b.TitleID && a.Rev == b.Rev && a.LastVoteAt == b.LastVoteAt && a.Counts.Equal(b.Counts) && maps.Equal(a.Cells, b.Cells)
+	return a.TitleID == b.TitleID && a.Rev == b.Rev && a.LastVoteAt == b.LastVoteAt && a.Counts.Equal(b.Counts) && maps.Equal(a.Cells, b.Cells) && a.SameTrendState(b)
 }
 
 // All returns copies of every summary.
@@ -125,9 +126,9 @@ func (s *Cells) ReadTitle(_ context.Context, titleID string) (map[int]projection
 	return out, nil
 }
 
-// AddTrend adds add to the item of span and sets its shard versions to to,
-// if every shard of to is below below.
-func (t *Titles) AddTrend(_ context.Context, titleID string, span projections.Span, add projections.Trend, below, to map[int]int64) error {
+// AddTrend adds add to the item of span and makes rev its flush
+// revision, if its flush revision is below rev.
+func (t *Titles) AddTrend(_ context.Context, titleID string, span projections.Span, add projections.Trend, rev int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	items := t.trends[titleID]
@@ -137,26 +138,16 @@ func (t *Titles) AddTrend(_ context.Context, titleID string, span projections.Sp
 	}
 	it, ok := items[span]
 	if !ok {
-		it = projections.TrendItem{Span: span, Counts: projections.Trend{}, Shards: map[int]int64{}}
+		it = projections.TrendItem{Span: span, Counts: projections.Trend{}}
 	}
-	for shard := range to {
-		if it.Shards[shard] >= below[shard] {
-			return projections.ErrStale
-		}
+	if it.Flush >= rev {
+		return projections.ErrStale
 	}
 	it.Counts = maps.Clone(it.Counts)
 	it.Counts.Merge(add)
-	it.Shards = maps.Clone(it.Shards)
-	maps.Copy(it.Shards, to)
+	it.Flush = rev
 	items[span] = it
 	return nil
-}
-
-// TrendShards returns the shard versions of the item of span.
-func (t *Titles) TrendShards(_ context.Context, titleID string, span projections.Span) (map[int]int64, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return maps.Clone(t.trends[titleID][span].Shards), nil
 }
 
 // TrendRange returns copies of the items of level starting in [start, end).
@@ -167,7 +158,6 @@ func (t *Titles) TrendRange(_ context.Context, titleID string, level projections
 	for span, it := range t.trends[titleID] {
 		if span.Level == level && span.Start >= start && span.Start < end {
 			it.Counts = maps.Clone(it.Counts)
-			it.Shards = maps.Clone(it.Shards)
 			out = append(out, it)
 		}
 	}

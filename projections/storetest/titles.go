@@ -31,7 +31,7 @@ func summary(title string, rev int64, up, down int64, cells map[int]int64) proje
 // call.
 func TestTitleIndex(t *testing.T, newStore func(t *testing.T) TitleStore) {
 	ctx := context.Background()
-	t.Run("trend items add once per shard version, and read back in time order", func(t *testing.T) {
+	t.Run("trend items add once per flush, and read back in time order", func(t *testing.T) {
 		st := newStore(t)
 		hour := projections.SpanOf(projections.HourLevel, 29_600_000)
 		minute := projections.Span{Level: projections.MinuteLevel, Start: hour.Start + 7}
@@ -39,40 +39,32 @@ func TestTitleIndex(t *testing.T, newStore func(t *testing.T) TitleStore) {
 			return projections.TrendKey{Minute: span.Start, Aspect: "story", Choice: choice}
 		}
 		add := projections.Trend{k(minute, "up"): {Cast: 2, Tally: 1}, k(minute, "down"): {Cast: 0, Tally: -1}}
-		if err := st.AddTrend(ctx, "t1", minute, add, map[int]int64{3: 5}, map[int]int64{3: 6}); err != nil {
+		if err := st.AddTrend(ctx, "t1", minute, add, 5); err != nil {
 			t.Fatal(err)
 		}
-		// The same steps again (a retried call, or another indexer): refused.
-		if err := st.AddTrend(ctx, "t1", minute, add, map[int]int64{3: 5}, map[int]int64{3: 6}); !errors.Is(err, projections.ErrStale) {
-			t.Fatalf("steps counted twice: %v, want ErrStale", err)
+		// The same flush again (a retried call, or another writer): refused,
+		// and so is an older one.
+		for _, rev := range []int64{5, 4} {
+			if err := st.AddTrend(ctx, "t1", minute, add, rev); !errors.Is(err, projections.ErrStale) {
+				t.Fatalf("flush %d on an item at flush 5: %v, want ErrStale", rev, err)
+			}
 		}
-		// A shard at or past below refuses the whole write, other shards too.
-		if err := st.AddTrend(ctx, "t1", minute, add, map[int]int64{3: 6, 9: 1}, map[int]int64{3: 7, 9: 1}); !errors.Is(err, projections.ErrStale) {
-			t.Fatalf("a write with one shard counted before: %v, want ErrStale", err)
-		}
-		if err := st.AddTrend(ctx, "t1", minute, projections.Trend{k(minute, "up"): {Cast: 1, Tally: 1}}, map[int]int64{3: 7, 9: 1}, map[int]int64{3: 8, 9: 2}); err != nil {
+		if err := st.AddTrend(ctx, "t1", minute, projections.Trend{k(minute, "up"): {Cast: 1, Tally: 1}}, 9); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.AddTrend(ctx, "t1", hour, projections.Trend{k(hour, "up"): {Cast: 5, Tally: 4}}, map[int]int64{1: 1}, map[int]int64{1: 1}); err != nil {
+		if err := st.AddTrend(ctx, "t1", hour, projections.Trend{k(hour, "up"): {Cast: 5, Tally: 4}}, 1); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.AddTrend(ctx, "t2", minute, add, map[int]int64{3: 1}, map[int]int64{3: 1}); err != nil {
+		if err := st.AddTrend(ctx, "t2", minute, add, 1); err != nil {
 			t.Fatal(err)
-		}
-		shards, err := st.TrendShards(ctx, "t1", minute)
-		if err != nil || !maps.Equal(shards, map[int]int64{3: 8, 9: 2}) {
-			t.Fatalf("shards %v, %v; want 3 at 8 and 9 at 2", shards, err)
-		}
-		if shards, err := st.TrendShards(ctx, "t1", projections.Span{Level: projections.MinuteLevel, Start: 1}); err != nil || len(shards) != 0 {
-			t.Fatalf("shards of an item never written: %v, %v", shards, err)
 		}
 		items, err := st.TrendRange(ctx, "t1", projections.MinuteLevel, hour.Start, hour.Start+60)
 		if err != nil || len(items) != 1 {
 			t.Fatalf("minute items of the hour: %+v, %v; want the one written", items, err)
 		}
 		want := projections.Trend{k(minute, "up"): {Cast: 3, Tally: 2}, k(minute, "down"): {Cast: 0, Tally: -1}}
-		if items[0].Span != minute || !maps.Equal(items[0].Counts, want) {
-			t.Fatalf("minute item %+v, want %v", items[0], want)
+		if items[0].Span != minute || items[0].Flush != 9 || !maps.Equal(items[0].Counts, want) {
+			t.Fatalf("minute item %+v, want %v at flush 9", items[0], want)
 		}
 		if items, _ := st.TrendRange(ctx, "t1", projections.MinuteLevel, minute.Start+1, hour.Start+60); len(items) != 0 {
 			t.Fatalf("a range after the item read %+v", items)
@@ -81,22 +73,41 @@ func TestTitleIndex(t *testing.T, newStore func(t *testing.T) TitleStore) {
 			t.Fatalf("hour items %+v, want the one written", items)
 		}
 	})
-	t.Run("a trend write of many counts and shards reads back whole", func(t *testing.T) {
+	t.Run("a trend write of many counts reads back whole", func(t *testing.T) {
 		st := newStore(t)
 		span := projections.Span{Level: projections.HourLevel, Start: 29_600_040}
-		add, below, to := projections.Trend{}, map[int]int64{}, map[int]int64{}
-		for i := range 12 {
+		add := projections.Trend{}
+		for i := range 24 {
 			add[projections.TrendKey{Minute: span.Start, Aspect: fmt.Sprintf("a%d", i), Choice: "up"}] = projections.TrendCount{Cast: int64(i + 1), Tally: int64(-i - 1)}
 		}
-		for shard := range 64 {
-			below[shard], to[shard] = 1, int64(shard+1)
-		}
-		if err := st.AddTrend(ctx, "t1", span, add, below, to); err != nil {
+		if err := st.AddTrend(ctx, "t1", span, add, 3); err != nil {
 			t.Fatal(err)
 		}
 		items, err := st.TrendRange(ctx, "t1", projections.HourLevel, span.Start, span.Start+60)
-		if err != nil || len(items) != 1 || !maps.Equal(items[0].Counts, add) || !maps.Equal(items[0].Shards, to) {
-			t.Fatalf("read back %+v, %v; want counts %v and shards %v", items, err, add, to)
+		if err != nil || len(items) != 1 || !maps.Equal(items[0].Counts, add) {
+			t.Fatalf("read back %+v, %v; want counts %v", items, err, add)
+		}
+	})
+	t.Run("a summary keeps its pending and flushed trend", func(t *testing.T) {
+		st := newStore(t)
+		s := summary("t1", 1, 2, 1, map[int]int64{3: 1})
+		s.Pending = projections.Trend{{Minute: 29_600_001, Aspect: "story", Choice: "up"}: {Cast: 2, Tally: 2}}
+		s.Flush = projections.Trend{{Minute: 29_599_000, Aspect: "story", Choice: "down"}: {Cast: 1, Tally: -1}}
+		s.FlushRev = 1
+		if err := st.Put(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := st.Get(ctx, "t1")
+		if err != nil || !got.SameTrendState(s) {
+			t.Fatalf("read back %+v, %v; want the pending and flushed trend written", got, err)
+		}
+		if err := st.Put(ctx, s); err != nil {
+			t.Fatalf("the same put again (a retry): %v", err)
+		}
+		other := s
+		other.Pending = projections.Trend{}
+		if err := st.Put(ctx, other); !errors.Is(err, projections.ErrStale) {
+			t.Fatalf("another summary at the same revision: %v, want ErrStale", err)
 		}
 	})
 	t.Run("a title never written is empty and not found", func(t *testing.T) {
