@@ -242,8 +242,9 @@ func sandboxLines(reports map[string]local.SandboxReport) []string {
 
 // stopGrace is how long Ctrl-C lets the batches in flight finish (the
 // gateway's last answers included): the stop then takes at most a second
-// more, under 3 s in all.
-const stopGrace = 1500 * time.Millisecond
+// more, under 3 s in all. A projector round of a second's records can take
+// longer than the grace under load; its records stay in the stream.
+const stopGrace = time.Second
 
 // stopLines words a stop's report: one line per kind of thing left
 // undone, then "stopped".

@@ -29,7 +29,12 @@ func TestStopUnderLoadLosesNothing(t *testing.T) {
 	for _, grace := range []time.Duration{0, 1500 * time.Millisecond} {
 		t.Run("grace "+grace.String(), func(t *testing.T) {
 			opts := kumotest.Options(nil)
-			s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: local.DefaultSettings()})
+			// Processor batches that gather for a second, so that one is in
+			// flight when Stop comes (the deployed batches of 10 with no
+			// window are done in milliseconds).
+			settings := local.DefaultSettings()
+			settings.Processor.BatchSize, settings.Processor.Window = 100, time.Second
+			s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings})
 			if err != nil {
 				t.Fatal(err)
 			}
