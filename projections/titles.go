@@ -186,7 +186,10 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 		for _, st := range applied {
 			pending.Merge(st.Trend)
 		}
-		next.Pending, next.Flush = splitClosed(pending, MinuteOf(now.UnixNano()))
+		// A minute closes a minute after it ends by this clock: votes
+		// received late by a little (a receiver's clock ahead, a queue)
+		// still join their minute in the summary for free.
+		next.Pending, next.Flush = splitClosed(pending, MinuteOf(now.UnixNano())-1)
 		next.FlushRev = cur.FlushRev
 		if len(next.Flush) > 0 {
 			next.FlushRev = next.Rev
