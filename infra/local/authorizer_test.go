@@ -24,7 +24,6 @@ import (
 
 	"votes/infra/dynamo"
 	"votes/infra/local"
-	"votes/internal/kumotest"
 )
 
 const (
@@ -255,18 +254,7 @@ func TestAuthorizerConfig(t *testing.T) {
 // verifies the token itself with auth's checks.
 func startURLIngest(t *testing.T, auth *local.Authorizer) *local.Stack {
 	t.Helper()
-	opts := kumotest.Options(nil)
-	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint,
-		Retryer: opts.Retryer, Settings: local.FastSettings(), Authorizer: auth, Ingest: local.IngestURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s
+	return startConfigured(t, local.Config{Settings: local.FastSettings(), Authorizer: auth, Ingest: local.IngestURL})
 }
 
 // storedVoters are the voters of the stack's stored votes, once the

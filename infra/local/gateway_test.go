@@ -18,25 +18,13 @@ import (
 
 	"votes/domain"
 	"votes/infra/local"
-	"votes/internal/kumotest"
 )
 
 // startGateway runs a local stack on the test binary's emulator with the
 // given gateway limits and authorizer.
 func startGateway(t *testing.T, limits local.GatewayLimits, auth *local.Authorizer) *local.Stack {
 	t.Helper()
-	opts := kumotest.Options(nil)
-	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint,
-		Retryer: opts.Retryer, Settings: local.FastSettings(), Limits: limits, Authorizer: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s
+	return startConfigured(t, local.Config{Settings: local.FastSettings(), Limits: limits, Authorizer: auth})
 }
 
 // shortLimits cut the gateway's timeouts to a fraction of a second.

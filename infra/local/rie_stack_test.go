@@ -11,7 +11,6 @@ import (
 
 	"votes/infra/functions"
 	"votes/infra/local"
-	"votes/internal/kumotest"
 )
 
 // TestVotesPostedOverHTTPAreTalliedUnderRIE is the end-to-end test with
@@ -27,17 +26,7 @@ func TestVotesPostedOverHTTPAreTalliedUnderRIE(t *testing.T) {
 		}
 		t.Skipf("%v; make rie installs it (go install %s@%s)", err, local.RIEModule, local.RIEVersion)
 	}
-	opts := kumotest.Options(nil)
-	s, err := local.Start(context.Background(), local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint,
-		Retryer: opts.Retryer, Settings: local.FastSettings(), Overlap: true, Runtime: local.RuntimeRIE})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	s := startConfigured(t, local.Config{Settings: local.FastSettings(), Overlap: true, Runtime: local.RuntimeRIE})
 	votesArePostedAndTallied(t, s, nil)
 	// The repairer had nothing to repair: an empty batch shows that its
 	// bootstrap starts with the environment it is given (one that lacks a

@@ -33,9 +33,19 @@ import (
 // batch to two concurrent invocations.
 func startStack(t *testing.T, flaky *faults.Transport, settings local.Settings, overlap bool) *local.Stack {
 	t.Helper()
+	s := startConfigured(t, local.Config{Settings: settings, Faults: flaky, Overlap: overlap})
+	if flaky != nil {
+		t.Cleanup(flaky.Off) // runs before the stack closes
+	}
+	return s
+}
+
+// startConfigured runs a local stack of cfg on the test binary's emulator,
+// on a free port under the test's own stage, and closes it after the test.
+func startConfigured(t *testing.T, cfg local.Config) *local.Stack {
+	t.Helper()
 	opts := kumotest.Options(nil)
-	cfg := local.Config{Addr: "127.0.0.1:0", Stage: kumotest.Stage(t), Endpoint: opts.Endpoint, Retryer: opts.Retryer, Settings: settings,
-		Faults: flaky, Overlap: overlap}
+	cfg.Addr, cfg.Stage, cfg.Endpoint, cfg.Retryer = "127.0.0.1:0", kumotest.Stage(t), opts.Endpoint, opts.Retryer
 	s, err := local.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -43,9 +53,6 @@ func startStack(t *testing.T, flaky *faults.Transport, settings local.Settings, 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if flaky != nil {
-			flaky.Off()
-		}
 		_ = s.Close(ctx)
 	})
 	return s
