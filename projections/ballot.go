@@ -147,10 +147,3 @@ func (b Ballot) clone() Ballot {
 	}
 	return b
 }
-
-// addTo adds n times what the ballot counts for to c.
-func (b Ballot) addTo(c Counts, n int64) {
-	for a, cur := range b.Aspects {
-		c.Add(a, cur.Choice, n)
-	}
-}
