@@ -198,11 +198,21 @@ func Drain(ctx context.Context, client *sqs.Client, url string, visibility int32
 	return handled, failed, nil
 }
 
-// Redrive moves every message of the queue at from to the queue at to:
-// sent to to first, then deleted from from, so a failure in between leaves
-// a copy in both (the consumer of to must tolerate duplicates). It returns
-// how many it moved.
+// Redrive moves the messages the queue at from holds when it starts, up
+// to max, to the queue at to: sent to to first, then deleted from from, so
+// a failure in between leaves a copy in both (the consumer of to must
+// tolerate duplicates). A message that fails again and comes back while it
+// runs waits for the next redrive, instead of going round until max. It
+// returns how many it moved.
 func Redrive(ctx context.Context, client *sqs.Client, from, to string, max int) (int, error) {
+	held, err := Depth(ctx, client, from)
+	if err != nil {
+		return 0, err
+	}
+	max = min(max, held)
+	if max == 0 {
+		return 0, nil
+	}
 	var first error
 	moved, failed, err := Drain(ctx, client, from, 60, max, func(m Message) error {
 		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(to), MessageBody: aws.String(m.Body)}); err != nil {
