@@ -146,6 +146,20 @@ func (r *recordingCells) Read(ctx context.Context, cell domain.Cell) (CellState,
 	return st, err
 }
 
+func (r *recordingCells) ReadAll(ctx context.Context, cells []domain.Cell) (map[domain.Cell]CellState, error) {
+	states, err := r.Cells.ReadAll(ctx, cells)
+	if err == nil {
+		r.mu.Lock()
+		for cell, st := range states {
+			if st.Version >= r.seen[cell].Version {
+				r.seen[cell] = st
+			}
+		}
+		r.mu.Unlock()
+	}
+	return states, err
+}
+
 func (r *recordingCells) Commit(ctx context.Context, cell domain.Cell, expect int64, redo Redo, delta Counts) error {
 	r.mu.Lock()
 	st := r.seen[cell]

@@ -27,6 +27,10 @@ type Ballots interface {
 	// consistent: each reflects every save acknowledged before Load was
 	// called. A voter with no ballot is absent from the map.
 	Load(ctx context.Context, titleID string, voterIDs []string) (map[string]Ballot, error)
+	// LoadAll is Load for the ballots of several titles at once, in as
+	// few calls to the store as it can: each key's stored ballot, strongly
+	// consistent as Load's, absent from the map when there is none.
+	LoadAll(ctx context.Context, keys []BallotKey) (map[BallotKey]Ballot, error)
 	// Save writes b if the stored ballot is at b.Version-1 (none stored when
 	// b.Version is 1), atomically. Saving a ballot that is already stored
 	// exactly as it is (Ballot.Same: a retried call the store had applied)
@@ -41,6 +45,11 @@ type Cells interface {
 	// Read returns the cell's version and redo log, strongly consistent: it
 	// reflects every commit acknowledged before Read was called.
 	Read(ctx context.Context, cell domain.Cell) (CellState, error)
+	// ReadAll is Read for several cells at once, in as few calls to the
+	// store as it can: every cell asked for is in the map (one never
+	// written at version 0), each reflecting every commit acknowledged
+	// before ReadAll was called.
+	ReadAll(ctx context.Context, cells []domain.Cell) (map[domain.Cell]CellState, error)
 	// Commit adds delta to the cell's counts, makes redo its redo log and
 	// moves its version from expect to expect+1, in one atomic write, if
 	// the cell is at version expect. If it is not, and the cell holds redo
@@ -49,6 +58,9 @@ type Cells interface {
 	// ErrCellMoved.
 	Commit(ctx context.Context, cell domain.Cell, expect int64, redo Redo, delta Counts) error
 }
+
+// BallotKey names one ballot: a voter's on a title.
+type BallotKey struct{ TitleID, VoterID string }
 
 // CellState is what a step reads of a cell besides its counts.
 type CellState struct {
@@ -109,7 +121,9 @@ const maxAttempts = 50
 // A step on a cell, for the events of a batch on it:
 //
 //  1. reads the cell (version n, redo log R), then the ballots of the
-//     events' voters and of R's voters;
+//     events' voters and of R's voters (a batch makes these reads for the
+//     first step on each of its cells at once: all the cells, then all
+//     the ballots);
 //  2. completes R: a voter of R whose ballot is still below R's version
 //     for it gets R's votes saved, at exactly that version;
 //  3. folds the events into the ballots; for each ballot that changes, the
@@ -213,6 +227,7 @@ func (p *Projector) Project(ctx context.Context, events []domain.VoteCast) Repor
 	for _, e := range events {
 		byCell[e.Cell()] = append(byCell[e.Cell()], e)
 	}
+	ahead := p.readAhead(ctx, byCell)
 	var (
 		mu    sync.Mutex
 		rep   = Report{Cells: len(byCell), Failed: map[domain.Cell]error{}}
@@ -226,7 +241,7 @@ func (p *Projector) Project(ctx context.Context, events []domain.VoteCast) Repor
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			s := step{p: p, cell: cell, saves: saves}
-			err := s.run(ctx, evs)
+			err := s.run(ctx, evs, ahead[cell])
 			mu.Lock()
 			defer mu.Unlock()
 			rep.Ballots += s.saved
@@ -240,6 +255,69 @@ func (p *Projector) Project(ctx context.Context, events []domain.VoteCast) Repor
 	return rep
 }
 
+// ahead is what a batch's reads ahead found for one cell: the state, the
+// redo log to complete and the ballots that its first step starts from.
+type ahead struct {
+	state   CellState
+	pending Redo
+	ballots map[string]Ballot
+}
+
+// readAhead makes the reads that the first step on every cell of a batch
+// starts with, in two rounds instead of two calls per cell: every cell
+// (ReadAll), then every ballot those steps load (LoadAll). Each cell is
+// still read before its ballots, as a step reads them (see Projector), so
+// a step starting from them is the step that would have read them itself,
+// only earlier; if another step commits on the cell meanwhile, its commit
+// fails and it reads again. When a round fails it returns nil, and each
+// step reads for itself.
+func (p *Projector) readAhead(ctx context.Context, byCell map[domain.Cell][]domain.VoteCast) map[domain.Cell]*ahead {
+	cells := slices.Collect(maps.Keys(byCell))
+	states, err := p.cells.ReadAll(ctx, cells)
+	if err != nil {
+		return nil
+	}
+	out := make(map[domain.Cell]*ahead, len(cells))
+	var keys []BallotKey
+	for _, cell := range cells {
+		a := &ahead{state: states[cell], pending: p.pending(cell, states[cell])}
+		for _, v := range withRedoVoters(stepVoters(byCell[cell])[0], a.pending) {
+			keys = append(keys, BallotKey{TitleID: cell.TitleID, VoterID: v})
+		}
+		out[cell] = a
+	}
+	stored, err := p.ballots.LoadAll(ctx, keys)
+	if err != nil {
+		return nil
+	}
+	for _, k := range keys {
+		a := out[domain.CellOf(k.TitleID, k.VoterID)]
+		if a == nil {
+			// A redo log's voter is always one of its own cell's; a cell
+			// that says otherwise is left to its step to find out.
+			return nil
+		}
+		if a.ballots == nil {
+			a.ballots = map[string]Ballot{}
+		}
+		b, ok := stored[k]
+		if !ok {
+			b = NewBallot(k.VoterID, k.TitleID)
+		}
+		a.ballots[k.VoterID] = b
+	}
+	return out
+}
+
+// pending is the redo log in st that a step must complete: none when this
+// projector knows it complete already.
+func (p *Projector) pending(cell domain.Cell, st CellState) Redo {
+	if p.done.is(cell, st.Redo.Step) {
+		return Redo{} // completed before: its voters' ballots are stored as it says
+	}
+	return st.Redo
+}
+
 // step projects one cell's events.
 type step struct {
 	p     *Projector
@@ -249,37 +327,67 @@ type step struct {
 	saved, recovered int
 }
 
-func (s *step) run(ctx context.Context, events []domain.VoteCast) error {
+// stepVoters are the voters of events, sorted, in the groups that one step
+// each takes.
+func stepVoters(events []domain.VoteCast) [][]string {
+	var voters []string
+	for _, e := range events {
+		voters = append(voters, e.VoterID)
+	}
+	slices.Sort(voters)
+	return slices.Collect(slices.Chunk(slices.Compact(voters), maxStepVoters))
+}
+
+// withRedoVoters is voters and the voters of redo, sorted, each once.
+func withRedoVoters(voters []string, redo Redo) []string {
+	all := slices.Clone(voters)
+	for _, e := range redo.Entries {
+		all = append(all, e.VoterID)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
+// run takes the cell's events in steps; the first starts from what the
+// batch read ahead, when it did.
+func (s *step) run(ctx context.Context, events []domain.VoteCast, first *ahead) error {
 	byVoter := map[string][]domain.VoteCast{}
 	for _, e := range events {
 		byVoter[e.VoterID] = append(byVoter[e.VoterID], e)
 	}
-	for voters := range slices.Chunk(slices.Sorted(maps.Keys(byVoter)), maxStepVoters) {
-		if err := s.one(ctx, voters, byVoter); err != nil {
+	for _, voters := range stepVoters(events) {
+		if err := s.one(ctx, voters, byVoter, first); err != nil {
 			return err
 		}
+		first = nil
 	}
 	return nil
 }
 
 // one runs one step for voters' events, again from its start each time
-// another step commits on the cell first.
-func (s *step) one(ctx context.Context, voters []string, byVoter map[string][]domain.VoteCast) error {
+// another step commits on the cell first. Its first try starts from first
+// when there is one.
+func (s *step) one(ctx context.Context, voters []string, byVoter map[string][]domain.VoteCast, first *ahead) error {
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cell %s: %w", s.cell, err)
 		}
-		st, err := s.p.cells.Read(ctx, s.cell)
-		if err != nil {
-			return fmt.Errorf("read cell %s: %w", s.cell, err)
-		}
-		pending := st.Redo
-		if s.p.done.is(s.cell, pending.Step) {
-			pending = Redo{} // completed before: its voters' ballots are stored as it says
-		}
-		ballots, err := s.load(ctx, voters, pending)
-		if err != nil {
-			return err
+		var (
+			st      CellState
+			pending Redo
+			ballots map[string]Ballot
+		)
+		if attempt == 1 && first != nil {
+			st, pending, ballots = first.state, first.pending, first.ballots
+		} else {
+			var err error
+			if st, err = s.p.cells.Read(ctx, s.cell); err != nil {
+				return fmt.Errorf("read cell %s: %w", s.cell, err)
+			}
+			pending = s.p.pending(s.cell, st)
+			if ballots, err = s.load(ctx, withRedoVoters(voters, pending)); err != nil {
+				return err
+			}
 		}
 		if err := s.complete(ctx, pending, ballots); err != nil {
 			return err
@@ -291,7 +399,7 @@ func (s *step) one(ctx context.Context, voters []string, byVoter map[string][]do
 		if len(targets) == 0 {
 			return nil
 		}
-		err = s.p.cells.Commit(ctx, s.cell, st.Version, redo, delta)
+		err := s.p.cells.Commit(ctx, s.cell, st.Version, redo, delta)
 		if errors.Is(err, ErrCellMoved) && attempt < maxAttempts {
 			continue // another step committed first: compute again
 		}
@@ -307,20 +415,14 @@ func (s *step) one(ctx context.Context, voters []string, byVoter map[string][]do
 	}
 }
 
-// load reads the ballots of voters and of redo's voters; a voter with none
-// stored has an empty ballot at version 0.
-func (s *step) load(ctx context.Context, voters []string, redo Redo) (map[string]Ballot, error) {
-	all := slices.Clone(voters)
-	for _, e := range redo.Entries {
-		all = append(all, e.VoterID)
-	}
-	slices.Sort(all)
-	all = slices.Compact(all)
-	stored, err := s.p.ballots.Load(ctx, s.cell.TitleID, all)
+// load reads the ballots of voters; a voter with none stored has an empty
+// ballot at version 0.
+func (s *step) load(ctx context.Context, voters []string) (map[string]Ballot, error) {
+	stored, err := s.p.ballots.Load(ctx, s.cell.TitleID, voters)
 	if err != nil {
 		return nil, fmt.Errorf("load ballots of cell %s: %w", s.cell, err)
 	}
-	for _, v := range all {
+	for _, v := range voters {
 		if _, ok := stored[v]; !ok {
 			stored[v] = NewBallot(v, s.cell.TitleID)
 		}

@@ -207,6 +207,15 @@ func (l *loadCounting) Load(ctx context.Context, titleID string, voters []string
 	return l.Ballots.Load(ctx, titleID, voters)
 }
 
+func (l *loadCounting) LoadAll(ctx context.Context, keys []projections.BallotKey) (map[projections.BallotKey]projections.Ballot, error) {
+	l.mu.Lock()
+	for _, k := range keys {
+		l.voters = append(l.voters, k.VoterID)
+	}
+	l.mu.Unlock()
+	return l.Ballots.LoadAll(ctx, keys)
+}
+
 // TestAProjectorSkipsRedoLogsItCompleted: a step loads the ballots of the
 // cell's last redo log to complete it, unless this projector wrote that
 // step and saved its every ballot, or completed it before; another

@@ -1,9 +1,11 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,6 +76,31 @@ func (s *BallotStore) Load(ctx context.Context, titleID string, voterIDs []strin
 			return nil, err
 		}
 		out[b.VoterID] = b
+	}
+	return out, nil
+}
+
+// LoadAll reads the ballots of keys with strongly consistent reads, up to
+// 100 in one BatchGetItem.
+func (s *BallotStore) LoadAll(ctx context.Context, keys []projections.BallotKey) (map[projections.BallotKey]projections.Ballot, error) {
+	keys = slices.Compact(slices.SortedFunc(slices.Values(keys), func(a, b projections.BallotKey) int {
+		return cmp.Or(cmp.Compare(a.TitleID, b.TitleID), cmp.Compare(a.VoterID, b.VoterID))
+	}))
+	avs := make([]map[string]types.AttributeValue, len(keys))
+	for i, k := range keys {
+		avs[i] = s.keyAV(k.TitleID, k.VoterID)
+	}
+	items, err := batchGet(ctx, s.client, s.table, avs, true)
+	if err != nil {
+		return nil, fmt.Errorf("load ballots: %w", err)
+	}
+	out := make(map[projections.BallotKey]projections.Ballot, len(items))
+	for _, item := range items {
+		b, err := decodeBallot(item)
+		if err != nil {
+			return nil, err
+		}
+		out[projections.BallotKey{TitleID: b.TitleID, VoterID: b.VoterID}] = b
 	}
 	return out, nil
 }

@@ -76,6 +76,46 @@ func (s *CellStore) Read(ctx context.Context, cell domain.Cell) (projections.Cel
 	return decodeCell(cell, out.Item)
 }
 
+// ReadAll reads the cells' versions and redo logs with strongly consistent
+// reads, up to 100 in one BatchGetItem.
+func (s *CellStore) ReadAll(ctx context.Context, cells []domain.Cell) (map[domain.Cell]projections.CellState, error) {
+	byKey := make(map[string]domain.Cell, len(cells))
+	keys := make([]map[string]types.AttributeValue, 0, len(cells))
+	for _, c := range cells {
+		k := s.key(c)
+		pk := k[AttrPK].(*types.AttributeValueMemberS).Value
+		if _, dup := byKey[pk]; dup {
+			continue
+		}
+		byKey[pk] = c
+		keys = append(keys, k)
+	}
+	items, err := batchGet(ctx, s.client, s.table, keys, true)
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb: read cells: %w", err)
+	}
+	out := make(map[domain.Cell]projections.CellState, len(cells))
+	for _, c := range cells {
+		out[c] = projections.CellState{}
+	}
+	for _, item := range items {
+		pk, _ := item[AttrPK].(*types.AttributeValueMemberS)
+		if pk == nil {
+			return nil, errors.New("dynamodb: read cells: an item without its key")
+		}
+		c, ok := byKey[pk.Value]
+		if !ok {
+			return nil, fmt.Errorf("dynamodb: read cells: an item %q not asked for", pk.Value)
+		}
+		st, err := decodeCell(c, item)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = st
+	}
+	return out, nil
+}
+
 func decodeCell(cell domain.Cell, item map[string]types.AttributeValue) (projections.CellState, error) {
 	var st projections.CellState
 	if sid, ok := item[attrOldStepID]; ok {

@@ -41,6 +41,19 @@ func (s *Ballots) Load(_ context.Context, titleID string, voterIDs []string) (ma
 	return out, nil
 }
 
+// LoadAll returns copies of the stored ballots of keys.
+func (s *Ballots) LoadAll(_ context.Context, keys []projections.BallotKey) (map[projections.BallotKey]projections.Ballot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[projections.BallotKey]projections.Ballot, len(keys))
+	for _, k := range keys {
+		if b, ok := s.ballots[[2]string{k.TitleID, k.VoterID}]; ok {
+			out[k] = clone(b)
+		}
+	}
+	return out, nil
+}
+
 // Save writes b if the stored ballot is at b.Version-1 (none when b.Version
 // is 1); a ballot stored as it is succeeds.
 func (s *Ballots) Save(_ context.Context, b projections.Ballot) error {
@@ -110,6 +123,15 @@ func (s *Cells) Read(_ context.Context, c domain.Cell) (projections.CellState, e
 		return projections.CellState{}, nil
 	}
 	return projections.CellState{Version: x.version, Redo: cloneRedo(x.redo)}, nil
+}
+
+// ReadAll returns copies of the cells' versions and redo logs.
+func (s *Cells) ReadAll(ctx context.Context, cells []domain.Cell) (map[domain.Cell]projections.CellState, error) {
+	out := make(map[domain.Cell]projections.CellState, len(cells))
+	for _, c := range cells {
+		out[c], _ = s.Read(ctx, c)
+	}
+	return out, nil
 }
 
 // Commit adds delta, replaces the redo log and moves the version on, if the

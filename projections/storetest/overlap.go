@@ -94,6 +94,22 @@ func (p *pausing) Load(ctx context.Context, titleID string, voterIDs []string) (
 	return got, err
 }
 
+func (p *pausing) ReadAll(ctx context.Context, cells []domain.Cell) (map[domain.Cell]projections.CellState, error) {
+	st, err := p.Cells.ReadAll(ctx, cells)
+	if p.at == afterRead {
+		p.hold()
+	}
+	return st, err
+}
+
+func (p *pausing) LoadAll(ctx context.Context, keys []projections.BallotKey) (map[projections.BallotKey]projections.Ballot, error) {
+	got, err := p.Ballots.LoadAll(ctx, keys)
+	if p.at == afterLoad {
+		p.hold()
+	}
+	return got, err
+}
+
 func (p *pausing) Commit(ctx context.Context, cell domain.Cell, expect int64, redo projections.Redo, delta projections.Counts) error {
 	if p.at == afterRedo {
 		p.hold()

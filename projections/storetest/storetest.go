@@ -100,6 +100,51 @@ func TestBallots(t *testing.T, newStore func(t *testing.T) projections.Ballots) 
 			t.Fatalf("t1's ballots: %+v, %v; want u1 up and u2 down", got, err)
 		}
 	})
+	t.Run("LoadAll reads what Load reads, over titles and past 100 ballots", func(t *testing.T) {
+		s := newStore(t)
+		var keys []projections.BallotKey
+		for i := range 130 {
+			title := fmt.Sprintf("t%d", i%3)
+			voter := fmt.Sprintf("u%d", i)
+			keys = append(keys, projections.BallotKey{TitleID: title, VoterID: voter})
+			if i%4 == 0 {
+				continue // no ballot
+			}
+			if err := s.Save(ctx, ballot(voter, title, "a", 1, []string{"up", "down"}[i%2])); err != nil {
+				t.Fatal(err)
+			}
+			if i%5 == 0 {
+				b := ballot(voter, title, "b", 2, "down")
+				b.Apply(projectiontest.Vote(voter, title, "a", "story", "up", 1)) // a past vote
+				if err := s.Save(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		keys = append(keys, keys[7]) // asked twice
+		got, err := s.LoadAll(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, k := range keys[:130] {
+			one, err := s.Load(ctx, k.TitleID, []string{k.VoterID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, stored := one[k.VoterID]
+			b, ok := got[k]
+			if ok != stored || (ok && !b.Same(want)) {
+				t.Fatalf("%+v: LoadAll %+v (%v), Load %+v (%v)", k, b, ok, want, stored)
+			}
+			if ok {
+				n++
+			}
+		}
+		if len(got) != n || n != 97 {
+			t.Fatalf("LoadAll returned %d ballots, %d stored of those asked; want 97", len(got), n)
+		}
+	})
 	t.Run("concurrent saves of one version: one wins", func(t *testing.T) {
 		s := newStore(t)
 		wins := 0
@@ -162,6 +207,32 @@ func TestCells(t *testing.T, newStore func(t *testing.T) TallyCells) {
 		st := read(t, newStore(t), cell)
 		if st.Version != 0 || len(st.Redo.Entries) != 0 || st.Redo.Step != "" {
 			t.Fatalf("read of a new cell: %+v", st)
+		}
+	})
+	t.Run("ReadAll reads what Read reads, past 100 cells", func(t *testing.T) {
+		s := newStore(t)
+		var cells []domain.Cell
+		for i := range 130 {
+			c := domain.Cell{TitleID: fmt.Sprintf("t%d", i/domain.TallyShards), Shard: i % domain.TallyShards}
+			cells = append(cells, c)
+			for v := range int64(i % 3) {
+				if err := s.Commit(ctx, c, v, redo(fmt.Sprintf("%d-%d", i, v), int(v)+1), projections.Counts{"story": {"up": 1}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		got, err := s.ReadAll(ctx, append(cells, cells[5]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(cells) {
+			t.Fatalf("ReadAll of %d cells returned %d", len(cells), len(got))
+		}
+		for i, c := range cells {
+			want := read(t, s, c)
+			if st := got[c]; st.Version != int64(i%3) || st.Version != want.Version || !st.Redo.Equal(want.Redo) {
+				t.Fatalf("%s: ReadAll %+v, Read %+v; want version %d", c, st, want, i%3)
+			}
 		}
 	})
 	t.Run("commits move the version on, once each", func(t *testing.T) {
