@@ -238,7 +238,7 @@ type counting struct {
 	projections.Ballots
 	projections.Cells
 	reads, commits, loads, saves atomic.Int64
-	readAlls, loadAlls            atomic.Int64
+	readAlls, loadAlls           atomic.Int64
 }
 
 func (c *counting) ReadAll(ctx context.Context, cells []domain.Cell) (map[domain.Cell]projections.CellState, error) {
