@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"votes/domain"
@@ -155,7 +156,10 @@ type CellSnapshot struct {
 // before it commits the next (see IndexedProjector), so only cells last
 // written by a release that kept no trends resync, and their steps before
 // that are missing from the trends.
-func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleID string, steps []CellStep, now time.Time) error {
+//
+// flushed remembers the flushes this process applied whole (nil for none):
+// the next write skips applying those again.
+func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleID string, steps []CellStep, now time.Time, flushed *Flushed) error {
 	for {
 		cur, _, err := index.Get(ctx, titleID)
 		if err != nil {
@@ -177,8 +181,10 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 			return nil
 		}
 		// The last flush first: the next one takes its place.
-		if err := applyFlush(ctx, index, titleID, cur.Flush, cur.FlushRev); err != nil {
-			return fmt.Errorf("index %s: %w", titleID, err)
+		if !flushed.has(titleID, cur.FlushRev) {
+			if err := applyFlush(ctx, index, titleID, cur.Flush, cur.FlushRev); err != nil {
+				return fmt.Errorf("index %s: %w", titleID, err)
+			}
 		}
 		next.Rev = cur.Rev + 1
 		pending := Trend{}
@@ -204,8 +210,46 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 		if err := applyFlush(ctx, index, titleID, next.Flush, next.FlushRev); err != nil {
 			return fmt.Errorf("index %s: %w", titleID, err)
 		}
+		if len(next.Flush) > 0 {
+			flushed.add(titleID, next.FlushRev)
+		}
 		return nil
 	}
+}
+
+// Flushed remembers, per title, the last summary flush known to be in the
+// trend items: applying a flush is for good (an item's flush revision only
+// grows), so the write after it need not try again, which would cost a
+// failed conditional write per item. Safe for concurrent use, and for a
+// nil *Flushed, which remembers nothing; bounded, it forgets everything
+// when full.
+type Flushed struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+// NewFlushed remembers no flush yet.
+func NewFlushed() *Flushed { return &Flushed{m: map[string]int64{}} }
+
+func (f *Flushed) has(titleID string, rev int64) bool {
+	if f == nil || rev == 0 {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[titleID] == rev
+}
+
+func (f *Flushed) add(titleID string, rev int64) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.m) >= completedCells {
+		clear(f.m)
+	}
+	f.m[titleID] = rev
 }
 
 // splitClosed splits a trend into the minutes from open on and those
