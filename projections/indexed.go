@@ -47,7 +47,7 @@ type IndexedProjector struct {
 	concurrency int
 	done        *completed // kept from one batch to the next, as a Projector keeps it
 	indexed     *completed // per cell, the last step known to be in the index
-	flushed     *Flushed   // per title, the last flush known to be in the trend items
+	flush       FlushPolicy
 	now         func() time.Time
 }
 
@@ -56,13 +56,20 @@ type IndexedProjector struct {
 // when it resyncs.
 func NewIndexedProjector(ballots Ballots, cells Cells, index IndexStore, titleCells TitleCells, concurrency int) *IndexedProjector {
 	return &IndexedProjector{ballots: ballots, cells: cells, index: index, titleCells: titleCells, concurrency: max(concurrency, 1),
-		done: newCompleted(), indexed: newCompleted(), flushed: NewFlushed(), now: time.Now}
+		done: newCompleted(), indexed: newCompleted(), flush: FlushPolicy{Every: DefaultFlush.Every, MaxPending: DefaultFlush.MaxPending, Done: NewFlushed()}, now: time.Now}
 }
 
 // WithClock makes now the clock that says which minutes of the trend have
 // closed (and move from a title's summary to its trend items); for tests.
 func (p *IndexedProjector) WithClock(now func() time.Time) *IndexedProjector {
 	p.now = now
+	return p
+}
+
+// WithFlushEvery makes a title's summary flush its closed minutes once
+// every n of its writes (see FlushPolicy); for tests.
+func (p *IndexedProjector) WithFlushEvery(n int64) *IndexedProjector {
+	p.flush.Every = n
 	return p
 }
 
@@ -91,7 +98,7 @@ func (p *IndexedProjector) Project(ctx context.Context, events []domain.VoteCast
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := IndexTitles(ctx, p.index, p.titleCells, title, steps, p.now(), p.flushed)
+			err := IndexTitles(ctx, p.index, p.titleCells, title, steps, p.now(), p.flush)
 			if err == nil {
 				for _, st := range steps {
 					if st.step != "" {
@@ -167,7 +174,7 @@ func (r *recordingCells) Commit(ctx context.Context, cell domain.Cell, expect in
 	r.mu.Unlock()
 	if st.Version == expect && expect > 0 && !r.p.indexed.is(cell, st.Redo.Step) {
 		last := lastStep(cell, st)
-		if err := IndexTitles(ctx, r.p.index, r.p.titleCells, cell.TitleID, []CellStep{last}, r.p.now(), r.p.flushed); err != nil {
+		if err := IndexTitles(ctx, r.p.index, r.p.titleCells, cell.TitleID, []CellStep{last}, r.p.now(), r.p.flush); err != nil {
 			return fmt.Errorf("catch the index up with cell %s at version %d: %w", cell, expect, err)
 		}
 		if last.step != "" {

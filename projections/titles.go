@@ -157,9 +157,10 @@ type CellSnapshot struct {
 // written by a release that kept no trends resync, and their steps before
 // that are missing from the trends.
 //
-// flushed remembers the flushes this process applied whole (nil for none):
-// the next write skips applying those again.
-func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleID string, steps []CellStep, now time.Time, flushed *Flushed) error {
+// The closed minutes wait in the summary until flush says (see
+// flushPolicy); flush.done remembers the flushes this process applied
+// whole, which the next write skips applying again.
+func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleID string, steps []CellStep, now time.Time, flush FlushPolicy) error {
 	for {
 		cur, _, err := index.Get(ctx, titleID)
 		if err != nil {
@@ -181,7 +182,7 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 			return nil
 		}
 		// The last flush first: the next one takes its place.
-		if !flushed.has(titleID, cur.FlushRev) {
+		if !flush.Done.has(titleID, cur.FlushRev) {
 			if err := applyFlush(ctx, index, titleID, cur.Flush, cur.FlushRev); err != nil {
 				return fmt.Errorf("index %s: %w", titleID, err)
 			}
@@ -197,6 +198,9 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 		// still join their minute in the summary for free.
 		next.Pending, next.Flush = splitClosed(pending, MinuteOf(now.UnixNano())-1)
 		next.FlushRev = cur.FlushRev
+		if len(next.Flush) > 0 && !flush.due(next.Rev-cur.FlushRev, len(pending)) {
+			next.Pending, next.Flush = pending, Trend{} // the closed minutes wait
+		}
 		if len(next.Flush) > 0 {
 			next.FlushRev = next.Rev
 		}
@@ -211,10 +215,33 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 			return fmt.Errorf("index %s: %w", titleID, err)
 		}
 		if len(next.Flush) > 0 {
-			flushed.add(titleID, next.FlushRev)
+			flush.Done.add(titleID, next.FlushRev)
 		}
 		return nil
 	}
+}
+
+// FlushPolicy says when a title's summary moves its closed minutes to
+// the trend items. Each flush writes an item per minute and per hour it
+// holds; held in the summary, the minutes cost nothing more until the
+// summary grows (a write unit a kilobyte). So a summary flushes its
+// closed minutes once Every writes after its last flush, or once it holds
+// more than MaxPending trend entries (about 25 bytes each). Live, a
+// title's minutes close one a minute, and a flush every 16 writes comes
+// at most once a minute; a replay of old events, whose minutes are all
+// closed, flushes every 16th batch instead of every batch. Which minutes
+// close when changes only the cost: reads add what the summary holds.
+type FlushPolicy struct {
+	Every      int64
+	MaxPending int
+	Done       *Flushed // remembers flushes applied; nil remembers none
+}
+
+// DefaultFlush is the flush policy of the deployed projector.
+var DefaultFlush = FlushPolicy{Every: 16, MaxPending: 40}
+
+func (f FlushPolicy) due(writesSinceFlush int64, pending int) bool {
+	return writesSinceFlush >= f.Every || pending > f.MaxPending
 }
 
 // Flushed remembers, per title, the last summary flush known to be in the

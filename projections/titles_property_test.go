@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +54,8 @@ func (f faultyIndex) projector(concurrency int) *projections.IndexedProjector {
 // title's trend have closed, and leave its summary for the trend items.
 func (f faultyIndex) projectorAt(rt *rapid.T, concurrency int, name string) *projections.IndexedProjector {
 	at := time.Unix(0, trendSpace.Start+int64(rapid.IntRange(-1, trendSpace.Times+2).Draw(rt, name))*trendSpace.Step)
-	return f.projector(concurrency).WithClock(func() time.Time { return at })
+	return f.projector(concurrency).WithClock(func() time.Time { return at }).
+		WithFlushEvery(int64(rapid.IntRange(1, 3).Draw(rt, name+"flushEvery")))
 }
 
 // checkIndex holds the title index to the fold: each title's summary
@@ -308,7 +310,7 @@ func TestAFlushNotAppliedIsRead(t *testing.T) {
 		projectiontest.Vote("u2", "t1", "s2", "story", "down", base.Add(70*time.Minute).UnixNano()),
 	}
 	p := projections.NewIndexedProjector(memstore.NewBallots(), cells, failingTrends{titles}, cells, 1).
-		WithClock(func() time.Time { return base.Add(24 * time.Hour) })
+		WithClock(func() time.Time { return base.Add(24 * time.Hour) }).WithFlushEvery(1)
 	if rep := p.Project(ctx, events); len(rep.Failed) == 0 {
 		t.Fatal("the batch succeeded with every trend write failing")
 	}
@@ -324,5 +326,49 @@ func TestAFlushNotAppliedIsRead(t *testing.T) {
 		if want := projections.FoldTrend(events, "t1", "story", bucket, from, to); !slices.EqualFunc(got, want, samePoint) {
 			t.Errorf("by %s: %v, the fold %v", bucket, got, want)
 		}
+	}
+}
+
+// countingTrends counts the trend item writes.
+type countingTrends struct {
+	*memstore.Titles
+	writes atomic.Int64
+}
+
+func (c *countingTrends) AddTrend(ctx context.Context, titleID string, span projections.Span, add projections.Trend, rev int64) error {
+	c.writes.Add(1)
+	return c.Titles.AddTrend(ctx, titleID, span, add, rev)
+}
+
+// TestAReplayFlushesItsTrendEvery16thWrite: a replay of votes whose
+// minute has long closed writes the title's trend items (a minute's and
+// an hour's) on every 16th summary write, not on every batch, and reads
+// the same trend all along.
+func TestAReplayFlushesItsTrendEvery16thWrite(t *testing.T) {
+	ctx := context.Background()
+	titles := &countingTrends{Titles: memstore.NewTitles()}
+	cells := memstore.NewCells()
+	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	p := projections.NewIndexedProjector(memstore.NewBallots(), cells, titles, cells, 2).
+		WithClock(func() time.Time { return base.Add(24 * time.Hour) })
+	var events []domain.VoteCast
+	for batch := range 40 {
+		e := projectiontest.Vote(fmt.Sprintf("u%d", batch), "t1", "s", "story", "up", base.Add(time.Duration(batch)*time.Second).UnixNano())
+		events = append(events, e)
+		if rep := p.Project(ctx, []domain.VoteCast{e}); len(rep.Failed) > 0 {
+			t.Fatal(rep.Failed)
+		}
+		from, to := projections.MinuteOf(base.UnixNano()), projections.MinuteOf(base.Add(time.Hour).UnixNano())
+		got, err := projections.ReadTrend(ctx, titles, "t1", "story", projections.ByMinute, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := projections.FoldTrend(events, "t1", "story", projections.ByMinute, from, to); !slices.EqualFunc(got, want, samePoint) {
+			t.Fatalf("after batch %d: %v, the fold %v", batch, got, want)
+		}
+	}
+	// Writes 16 and 32 flush, each to the minute's item and the hour's.
+	if n := titles.writes.Load(); n != 4 {
+		t.Errorf("40 batches wrote the trend items %d times, want 4", n)
 	}
 }
