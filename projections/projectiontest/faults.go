@@ -1,7 +1,6 @@
 package projectiontest
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -50,12 +49,6 @@ func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
-}
-
-// Sleep moves the clock on by d.
-func (c *Clock) Sleep(ctx context.Context, d time.Duration) error {
-	c.Advance(d)
-	return ctx.Err()
 }
 
 // Advance moves the clock on by d.
