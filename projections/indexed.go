@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,7 +58,7 @@ type IndexedProjector struct {
 // when it resyncs.
 func NewIndexedProjector(ballots Ballots, cells Cells, index IndexStore, titleCells TitleCells, concurrency int) *IndexedProjector {
 	return &IndexedProjector{ballots: ballots, cells: cells, index: index, titleCells: titleCells, concurrency: max(concurrency, 1),
-		done: newCompleted(), indexed: newCompleted(), flush: FlushPolicy{Every: DefaultFlush.Every, MaxPending: DefaultFlush.MaxPending, Done: NewFlushed()}, now: time.Now}
+		done: newCompleted(), indexed: newCompleted(), flush: FlushPolicy{Every: DefaultFlush.Every, MaxPending: DefaultFlush.MaxPending, Writes: max(concurrency, 1), Done: NewFlushed()}, now: time.Now}
 }
 
 // WithClock makes now the clock that says which minutes of the trend have
@@ -93,7 +95,8 @@ func (p *IndexedProjector) Project(ctx context.Context, events []domain.VoteCast
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, p.concurrency)
 	)
-	for title, steps := range byTitle {
+	for _, title := range slices.Sorted(maps.Keys(byTitle)) { // in a fixed order, as Projector takes cells
+		steps := byTitle[title]
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

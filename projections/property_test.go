@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,11 +25,13 @@ var errInjected = errors.New("injected fault")
 // faulty puts a drawn fault schedule in front of the in-memory stores: a
 // call fails before it reaches the store, or after the store applied it
 // with the answer lost, or is applied and sent again as the SDK retries, or
-// is held back while other writers run.
+// is held back while other writers run. The i-th call gets the i-th fault;
+// with several writers, a baton decides whose call is the i-th.
 type faulty struct {
 	ballots      *memstore.Ballots
 	cells        *memstore.Cells
 	script       []projectiontest.Fault
+	baton        *baton // nil for one writer
 	i            atomic.Int64
 	failedBefore atomic.Int64
 	failedAfter  atomic.Int64
@@ -41,8 +44,12 @@ func (f *faulty) next() projectiontest.Fault {
 	return projectiontest.Pass
 }
 
-// call runs op under the next fault of the schedule.
-func (f *faulty) call(op func() error) error {
+// call runs writer w's op under the next fault of the schedule.
+func (f *faulty) call(w int, op func() error) error {
+	if f.baton != nil {
+		f.baton.take(w)
+		defer f.baton.pass()
+	}
 	switch f.next() {
 	case projectiontest.FailBefore:
 		f.failedBefore.Add(1)
@@ -65,7 +72,93 @@ func (f *faulty) call(op func() error) error {
 
 func (f *faulty) stop() { f.i.Store(int64(len(f.script))) }
 
-type faultyBallots struct{ *faulty }
+// baton lets the writers' store calls run one at a time, in an order
+// drawn with the rest of the test's input: after each call, the next is
+// the writer that turns names (the turns[i]-th of those still running,
+// the first of them once turns run out). Each writer takes one cell at a
+// time, in a fixed order, so a run is a function of the drawn input
+// alone: rapid replays a failure and shrinks its faults and interleaving
+// together. Writers still meet anywhere in a step, call by call.
+type baton struct {
+	mu    sync.Mutex
+	cond  sync.Cond
+	turns []int
+	i     int
+	turn  int
+	busy  bool
+	live  []bool
+}
+
+func newBaton(rt *rapid.T, writers int) *baton {
+	b := &baton{turns: rapid.SliceOfN(rapid.IntRange(0, writers-1), 0, 400).Draw(rt, "turns"), live: make([]bool, writers)}
+	b.cond.L = &b.mu
+	for w := range b.live {
+		b.live[w] = true
+	}
+	b.next()
+	return b
+}
+
+// take waits for writer w's turn.
+func (b *baton) take(w int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.busy || b.turn != w {
+		b.cond.Wait()
+	}
+	b.busy = true
+}
+
+// pass ends a call and hands the turn on.
+func (b *baton) pass() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.busy = false
+	b.next()
+	b.cond.Broadcast()
+}
+
+// done says writer w makes no more calls.
+func (b *baton) done(w int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.live[w] = false
+	if b.turn == w {
+		b.next()
+	}
+	b.cond.Broadcast()
+}
+
+func (b *baton) next() {
+	var running []int
+	for w, ok := range b.live {
+		if ok {
+			running = append(running, w)
+		}
+	}
+	if len(running) == 0 {
+		return
+	}
+	k := 0
+	if b.i < len(b.turns) {
+		k = b.turns[b.i] % len(running)
+		b.i++
+	}
+	b.turn = running[k]
+}
+
+// writer is writer w's way to the faulty stores.
+type writer struct {
+	*faulty
+	w int
+}
+
+func (x writer) call(op func() error) error { return x.faulty.call(x.w, op) }
+
+type faultyBallots struct{ writer }
 
 func (f faultyBallots) Load(ctx context.Context, titleID string, voters []string) (out map[string]projections.Ballot, err error) {
 	err = f.call(func() (err error) { out, err = f.ballots.Load(ctx, titleID, voters); return err })
@@ -81,7 +174,7 @@ func (f faultyBallots) Save(ctx context.Context, b projections.Ballot) error {
 	return f.call(func() error { return f.ballots.Save(ctx, b) })
 }
 
-type faultyCells struct{ *faulty }
+type faultyCells struct{ writer }
 
 func (f faultyCells) Read(ctx context.Context, cell domain.Cell) (st projections.CellState, err error) {
 	err = f.call(func() (err error) { st, err = f.cells.Read(ctx, cell); return err })
@@ -97,12 +190,20 @@ func (f faultyCells) Commit(ctx context.Context, cell domain.Cell, expect int64,
 	return f.call(func() error { return f.cells.Commit(ctx, cell, expect, redo, delta) })
 }
 
-func newFaulty(t *rapid.T, calls int) *faulty {
-	return &faulty{ballots: memstore.NewBallots(), cells: memstore.NewCells(), script: projectiontest.DrawScript(t, calls)}
+// newFaulty draws a fault schedule of up to calls calls, and a baton when
+// there are several writers.
+func newFaulty(t *rapid.T, calls, writers int) *faulty {
+	f := &faulty{ballots: memstore.NewBallots(), cells: memstore.NewCells(), script: projectiontest.DrawScript(t, calls)}
+	if writers > 1 {
+		f.baton = newBaton(t, writers)
+	}
+	return f
 }
 
-func (f *faulty) projector(concurrency int) *projections.Projector {
-	return projections.NewProjector(faultyBallots{f}, faultyCells{f}, concurrency)
+// projector is writer w's projector, one cell at a time.
+func (f *faulty) projector(w int) *projections.Projector {
+	x := writer{f, w}
+	return projections.NewProjector(faultyBallots{x}, faultyCells{x}, 1)
 }
 
 // space is where these tests draw votes: few voters, so that ballots
@@ -153,8 +254,8 @@ func check(t *rapid.T, f *faulty, events []domain.VoteCast, what string) {
 // memory, thousands of cases in seconds.
 func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		f := newFaulty(rt, 200)
-		p := f.projector(rapid.IntRange(1, 4).Draw(rt, "concurrency"))
+		f := newFaulty(rt, 200, 1)
+		p := f.projector(0)
 		events := projectiontest.Events(rt, space)
 		pending := projectiontest.Delivery(rt, events)
 		for attempts := 0; len(pending) > 0; attempts++ {
@@ -175,19 +276,20 @@ func TestProjectorExactlyOnceUnderFaults(t *testing.T) {
 
 // TestConcurrentWritersExactlyOnceUnderFaults: several live stream
 // invocations on the same cells at once, and a rebuild-style writer going
-// through the events in table order a page at a time with more cells in
-// flight, all folding the same events in their own orders under a drawn
-// fault schedule. The tallies and the ballots equal the fold.
+// through the events in table order a page at a time, all folding the
+// same events in their own orders, their calls interleaved as drawn, under
+// a drawn fault schedule. The tallies and the ballots equal the fold.
 func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		f := newFaulty(rt, 300)
+		stream := rapid.IntRange(2, 4).Draw(rt, "streamWriters")
+		f := newFaulty(rt, 300, stream+1)
 		events := projectiontest.Events(rt, space)
 		var (
 			writers    []*projections.Projector
 			deliveries [][][]domain.VoteCast
 		)
-		for range rapid.IntRange(2, 4).Draw(rt, "streamWriters") {
-			writers = append(writers, f.projector(2))
+		for w := range stream {
+			writers = append(writers, f.projector(w))
 			deliveries = append(deliveries, projectiontest.Delivery(rt, events))
 		}
 		page := rapid.IntRange(1, len(events)).Draw(rt, "rebuildPage")
@@ -195,22 +297,24 @@ func TestConcurrentWritersExactlyOnceUnderFaults(t *testing.T) {
 		for rest := events; len(rest) > 0; rest = rest[min(page, len(rest)):] {
 			pages = append(pages, rest[:min(page, len(rest))])
 		}
-		writers = append(writers, f.projector(4))
+		writers = append(writers, f.projector(stream))
 		deliveries = append(deliveries, pages)
 
-		runWriters(rt, writers, deliveries)
+		runWriters(rt, f.baton, writers, deliveries)
 		f.stop()
 		check(rt, f, events, fmt.Sprintf("%d writers", len(writers)))
 	})
 }
 
 // runWriters runs each writer over its deliveries at the same time as the
-// others, sending the events of the cells that failed again at the end of
-// its own deliveries, until every event has been projected.
-func runWriters[P projections.BatchProjector](rt *rapid.T, writers []P, deliveries [][][]domain.VoteCast) {
+// others, their store calls taking turns by the baton, sending the events
+// of the cells that failed again at the end of its own deliveries, until
+// every event has been projected.
+func runWriters[P projections.BatchProjector](rt *rapid.T, b *baton, writers []P, deliveries [][][]domain.VoteCast) {
 	errs := make(chan error, len(writers))
 	for i, w := range writers {
 		go func() {
+			defer b.done(i)
 			pending := deliveries[i]
 			for attempts := 0; len(pending) > 0; attempts++ {
 				if attempts > 500 {

@@ -183,7 +183,7 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 		}
 		// The last flush first: the next one takes its place.
 		if !flush.Done.has(titleID, cur.FlushRev) {
-			if err := applyFlush(ctx, index, titleID, cur.Flush, cur.FlushRev); err != nil {
+			if err := applyFlush(ctx, index, titleID, cur.Flush, cur.FlushRev, flush.Writes); err != nil {
 				return fmt.Errorf("index %s: %w", titleID, err)
 			}
 		}
@@ -211,7 +211,7 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 		if err != nil {
 			return fmt.Errorf("index %s: %w", titleID, err)
 		}
-		if err := applyFlush(ctx, index, titleID, next.Flush, next.FlushRev); err != nil {
+		if err := applyFlush(ctx, index, titleID, next.Flush, next.FlushRev, flush.Writes); err != nil {
 			return fmt.Errorf("index %s: %w", titleID, err)
 		}
 		if len(next.Flush) > 0 {
@@ -234,6 +234,7 @@ func IndexTitles(ctx context.Context, index IndexStore, cells TitleCells, titleI
 type FlushPolicy struct {
 	Every      int64
 	MaxPending int
+	Writes     int      // trend item writes at once; 1 or less: one at a time, in time order
 	Done       *Flushed // remembers flushes applied; nil remembers none
 }
 

@@ -21,11 +21,14 @@ import (
 )
 
 // faultyIndex puts the same fault schedule in front of the title index and
-// of a title's cells read whole for a resync.
+// of a title's cells read whole for a resync; w is the writer calling.
 type faultyIndex struct {
 	*faulty
 	titles *memstore.Titles
+	w      int
 }
+
+func (f faultyIndex) call(op func() error) error { return f.faulty.call(f.w, op) }
 
 func (f faultyIndex) Get(ctx context.Context, titleID string) (s projections.TitleSummary, found bool, err error) {
 	err = f.call(func() (err error) { s, found, err = f.titles.Get(ctx, titleID); return err })
@@ -45,17 +48,21 @@ func (f faultyIndex) AddTrend(ctx context.Context, titleID string, span projecti
 	return f.call(func() error { return f.titles.AddTrend(ctx, titleID, span, add, rev) })
 }
 
-func (f faultyIndex) projector(concurrency int) *projections.IndexedProjector {
-	return projections.NewIndexedProjector(faultyBallots{f.faulty}, faultyCells{f.faulty}, f, f, concurrency)
+// projector is writer w's indexed projector, one cell at a time.
+func (f faultyIndex) projector(w int) *projections.IndexedProjector {
+	f.w = w
+	x := writer{f.faulty, w}
+	return projections.NewIndexedProjector(faultyBallots{x}, faultyCells{x}, f, f, 1)
 }
 
-// projectorAt is a projector whose clock stands at a minute drawn over
-// trendSpace's times, before them or after them: which minutes of a
-// title's trend have closed, and leave its summary for the trend items.
-func (f faultyIndex) projectorAt(rt *rapid.T, concurrency int, name string) *projections.IndexedProjector {
-	at := time.Unix(0, trendSpace.Start+int64(rapid.IntRange(-1, trendSpace.Times+2).Draw(rt, name))*trendSpace.Step)
-	return f.projector(concurrency).WithClock(func() time.Time { return at }).
-		WithFlushEvery(int64(rapid.IntRange(1, 3).Draw(rt, name+"flushEvery")))
+// projectorAt is writer w's projector, its clock standing at a minute
+// drawn over trendSpace's times, before them or after them (which minutes
+// of a title's trend have closed, and leave its summary for the trend
+// items), flushing them every one to three summary writes.
+func (f faultyIndex) projectorAt(rt *rapid.T, w int) *projections.IndexedProjector {
+	at := time.Unix(0, trendSpace.Start+int64(rapid.IntRange(-1, trendSpace.Times+2).Draw(rt, fmt.Sprintf("clock%d", w)))*trendSpace.Step)
+	return f.projector(w).WithClock(func() time.Time { return at }).
+		WithFlushEvery(int64(rapid.IntRange(1, 3).Draw(rt, fmt.Sprintf("flushEvery%d", w))))
 }
 
 // checkIndex holds the title index to the fold: each title's summary
@@ -147,17 +154,18 @@ func samePoint(a, b projections.TrendPoint) bool {
 // order.
 func TestTitleIndexEqualsTheFoldUnderFaults(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		f := faultyIndex{faulty: newFaulty(rt, 300), titles: memstore.NewTitles()}
+		n := rapid.IntRange(1, 3).Draw(rt, "writers")
+		f := faultyIndex{faulty: newFaulty(rt, 300, n), titles: memstore.NewTitles()}
 		events := projectiontest.Events(rt, trendSpace)
 		var (
 			writers    []*projections.IndexedProjector
 			deliveries [][][]domain.VoteCast
 		)
-		for i := range rapid.IntRange(1, 3).Draw(rt, "writers") {
-			writers = append(writers, f.projectorAt(rt, rapid.IntRange(1, 4).Draw(rt, fmt.Sprintf("concurrency%d", i)), fmt.Sprintf("clock%d", i)))
+		for w := range n {
+			writers = append(writers, f.projectorAt(rt, w))
 			deliveries = append(deliveries, projectiontest.Delivery(rt, events))
 		}
-		runWriters(rt, writers, deliveries)
+		runWriters(rt, f.baton, writers, deliveries)
 		f.stop()
 		check(rt, f.faulty, events, fmt.Sprintf("%d writers", len(writers)))
 		checkIndex(rt, f, events, fmt.Sprintf("%d writers", len(writers)))
@@ -169,9 +177,9 @@ func TestTitleIndexEqualsTheFoldUnderFaults(t *testing.T) {
 // title of the index, in the order Rank gives, whatever the page size cut.
 func TestRankingsFollowTheIndex(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		f := faultyIndex{faulty: newFaulty(rt, 0), titles: memstore.NewTitles()}
+		f := faultyIndex{faulty: newFaulty(rt, 0, 1), titles: memstore.NewTitles()}
 		events := projectiontest.Events(rt, space)
-		if rep := f.projector(2).Project(context.Background(), events); len(rep.Failed) > 0 {
+		if rep := f.projector(0).Project(context.Background(), events); len(rep.Failed) > 0 {
 			rt.Fatalf("projection failed without faults: %v", rep.Failed)
 		}
 		keys := projections.RankingKeys(space.Aspects)

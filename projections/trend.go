@@ -1,9 +1,12 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -141,10 +144,11 @@ type TrendReader interface {
 }
 
 // applyFlush adds a summary's flush (rev, its revision) to the title's
-// minute and hour items, each once. A summary's flush is applied whole
-// before the next summary makes a new one (IndexTitles), so an item's
-// flush revision only grows, and one at rev or past it counts the flush.
-func applyFlush(ctx context.Context, store TrendStore, titleID string, flush Trend, rev int64) error {
+// minute and hour items, each once, up to writes of them at once. A
+// summary's flush is applied whole before the next summary makes a new
+// one (IndexTitles), so an item's flush revision only grows, and one at
+// rev or past it counts the flush.
+func applyFlush(ctx context.Context, store TrendStore, titleID string, flush Trend, rev int64, writes int) error {
 	if len(flush) == 0 {
 		return nil
 	}
@@ -160,11 +164,17 @@ func applyFlush(ctx context.Context, store TrendStore, titleID string, flush Tre
 			t.add(TrendKey{span.Start, k.Aspect, k.Choice}, c.Cast, c.Tally)
 		}
 	}
-	// The items are independent: written at once.
+	// The items are independent: written at once, within writes, started
+	// in a fixed order.
 	errs := make(chan error, len(bySpan))
-	for span, t := range bySpan {
+	sem := make(chan struct{}, max(writes, 1))
+	for _, span := range slices.SortedFunc(maps.Keys(bySpan), func(a, b Span) int {
+		return cmp.Or(cmp.Compare(a.Level, b.Level), cmp.Compare(a.Start, b.Start))
+	}) {
+		sem <- struct{}{}
 		go func() {
-			err := store.AddTrend(ctx, titleID, span, t, rev)
+			defer func() { <-sem }()
+			err := store.AddTrend(ctx, titleID, span, bySpan[span], rev)
 			if errors.Is(err, ErrStale) {
 				err = nil // counted already
 			}
