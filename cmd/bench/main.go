@@ -200,7 +200,10 @@ type bench struct {
 	settings local.Settings
 	stack    *local.Stack
 	meter    *metering.Meter
-	client   *http.Client
+	// queryMeter meters the query function alone (meter too), so that a
+	// latency run can say what its probes' GETs cost.
+	queryMeter *metering.Meter
+	client     *http.Client
 	// ingestPerS is the pipeline's rate in the default run (votes a
 	// second), which the projector's own rate is compared with.
 	ingestPerS float64
@@ -236,16 +239,23 @@ func startBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	// with a budget of its own: the bench's one container gets them all.
 	settings.Reads.SumsPerSecond *= float64(settings.ReservedConcurrency["query"])
 	settings.Reads.SumBurst *= settings.ReservedConcurrency["query"]
+	queryMeter := metering.New(nil)
 	stack, err := local.Start(ctx, local.Config{
 		Addr: "127.0.0.1:0", Stage: "bench", Settings: settings,
 		APIOptions: []func(*middleware.Stack) error{meter.APIOption},
-		Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		FunctionAPIOptions: func(fn string) []func(*middleware.Stack) error {
+			if fn != "query" {
+				return nil
+			}
+			return []func(*middleware.Stack) error{queryMeter.APIOption}
+		},
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return nil, err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	return &bench{o: o, out: out, settings: settings, stack: stack, meter: meter, client: client}, nil
+	return &bench{o: o, out: out, settings: settings, stack: stack, meter: meter, queryMeter: queryMeter, client: client}, nil
 }
 
 func (b *bench) close() {
@@ -283,13 +293,15 @@ func (b *bench) throughput(ctx context.Context) (measured, error) {
 // printLatency prints the accept and tally-lag latencies of load at rate
 // submissions per second; suffix names the run.
 func (b *bench) printLatency(ctx context.Context, suffix string, load loadgen.Config, rate float64) error {
-	lat, err := latency(ctx, b.stack, b.client, load, rate, b.o.latencyFor)
+	lat, err := latency(ctx, b.stack, b.client, b.queryMeter, load, rate, b.o.latencyFor)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(b.out, "accept_latency_p99_ms%s: %.1f\n", suffix, lat.acceptP99)
 	fmt.Fprintf(b.out, "tally_lag_p99_ms%s: %.1f\n", suffix, lat.lagP99)
-	fmt.Fprintf(b.out, "  (at %.0f submissions/s; %d probes, %d of their GETs refused over the read budget)\n", rate, lat.probes, lat.refused)
+	fmt.Fprintf(b.out, "  (at %.0f submissions/s; %d probes, %d of their GETs refused over the read budget, %d failed otherwise)\n",
+		rate, lat.probes, lat.refused, lat.run.failed.Load())
+	printLagStages(b.out, lat.run, lat.took, lat.query, lat.usage)
 	return nil
 }
 
@@ -516,18 +528,34 @@ func rawPutItem(ctx context.Context, stack *local.Stack, concurrency, n int) (fl
 type latencies struct {
 	acceptP99, lagP99 float64 // milliseconds
 	probes, refused   int64   // probes timed; their GETs answered 503
+	run               *probeRun
+	took              time.Duration // from the first probe to the last one's end
+	query             metering.Counts
+	usage             map[string]local.Usage
 }
 
 // latency runs load at rate submissions/s for d and, alongside it, a probe
 // every 50 ms: one vote on a title of its own, timed from 202 until GET
-// tallies shows it.
-func latency(ctx context.Context, stack *local.Stack, client *http.Client, load loadgen.Config, rate float64, d time.Duration) (latencies, error) {
+// tallies shows it. One probe in followEvery is also followed stage by
+// stage. queryMeter meters the query function alone.
+func latency(ctx context.Context, stack *local.Stack, client *http.Client, queryMeter *metering.Meter, load loadgen.Config, rate float64, d time.Duration) (latencies, error) {
 	if err := stack.WaitIdle(ctx); err != nil {
 		return latencies{}, err
 	}
-	var refused atomic.Int64
+	stages, err := newStageReader(ctx, stack)
+	if err != nil {
+		return latencies{}, err
+	}
+	run := &probeRun{}
+	queryMeter.Reset()
+	before := stack.Usage()
+	start := time.Now()
 	stopProbes := startProbes(ctx, 50*time.Millisecond, func(ctx context.Context, i int) (time.Duration, bool) {
-		return probe(ctx, client, stack.URL, fmt.Sprintf("probe-%s-%d", load.Run, i), &refused)
+		title := fmt.Sprintf("probe-%s-%d", load.Run, i)
+		if i%followEvery != 0 {
+			return probe(ctx, client, stack.URL, title, run, nil)
+		}
+		return probe(ctx, client, stack.URL, title, run, stages)
 	})
 	load.URL, load.Client, load.Rate, load.Duration, load.Count, load.Voters, load.Seed = stack.URL, client, rate, d, 0, 1000000, 3
 	load.ChangeShare, load.RetryShare = 0, 0
@@ -537,12 +565,19 @@ func latency(ctx context.Context, stack *local.Stack, client *http.Client, load 
 	if err != nil {
 		return latencies{}, err
 	}
+	took, usage := time.Since(start), stack.Usage()
+	for name, u := range usage {
+		u.Invocations -= before[name].Invocations
+		u.Duration -= before[name].Duration
+		usage[name] = u
+	}
 	slices.Sort(lags)
 	if len(lags) == 0 {
 		return latencies{}, fmt.Errorf("no probe became visible")
 	}
 	p99 := lags[min(len(lags)-1, int(0.99*float64(len(lags))))]
-	return latencies{acceptP99: ms(res.Percentile(0.99)), lagP99: ms(p99), probes: int64(len(lags)), refused: refused.Load()}, nil
+	return latencies{acceptP99: ms(res.Percentile(0.99)), lagP99: ms(p99), probes: int64(len(lags)), refused: run.refused.Load(),
+		run: run, took: took, query: queryMeter.Snapshot(), usage: usage}, nil
 }
 
 // startProbes starts probe number i every interval until the returned stop
@@ -588,10 +623,13 @@ func startProbes(ctx context.Context, interval time.Duration, probe func(ctx con
 	}
 }
 
-// postProbe posts the probe's vote (prober, overall up) on title and
+// probeVoter casts every probe's vote.
+const probeVoter = "prober"
+
+// postProbe posts the probe's vote (probeVoter, overall up) on title and
 // reports whether it was accepted.
 func postProbe(ctx context.Context, client *http.Client, base, title string) bool {
-	body := strings.NewReader(`{"voterId":"prober","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
+	body := strings.NewReader(`{"voterId":"` + probeVoter + `","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/votes", body)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
@@ -603,23 +641,63 @@ func postProbe(ctx context.Context, client *http.Client, base, title string) boo
 }
 
 // probe votes once on title and waits until its tallies show the vote;
-// refused counts the GETs answered 503 on the way.
-func probe(ctx context.Context, client *http.Client, base, title string, refused *atomic.Int64) (time.Duration, bool) {
+// run counts the GETs sent on the way and those answered 503. With stages,
+// the vote is also followed stage by stage into run.
+func probe(ctx context.Context, client *http.Client, base, title string, run *probeRun, stages *stageReader) (time.Duration, bool) {
 	if !postProbe(ctx, client, base, title) {
 		return 0, false
 	}
 	accepted := time.Now()
+	if stages != nil {
+		// Bounded: a follower that cannot read the tables gives up.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		shown := make(chan time.Duration, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if at, ok := stages.follow(fctx, title, probeVoter, accepted, shown); ok {
+				run.addStages(at)
+			}
+		}()
+		lag, ok := waitShown(ctx, client, base, title, accepted, run)
+		if ok {
+			shown <- lag // the follower waits for it once it has seen the index
+		} else {
+			cancel()
+		}
+		<-done
+		cancel()
+		return lag, ok
+	}
+	return waitShown(ctx, client, base, title, accepted, run)
+}
+
+// waitShown GETs title's tallies until they show the probe's vote, for at
+// least 30 s after accepted.
+func waitShown(ctx context.Context, client *http.Client, base, title string, accepted time.Time, run *probeRun) (time.Duration, bool) {
 	for ctx.Err() == nil || time.Since(accepted) < 30*time.Second {
+		run.gets.Add(1)
 		got, err := loadgen.Tallies(context.WithoutCancel(ctx), client, base, title)
 		if err == nil && got.Equal(projections.Counts{"overall": {"up": 1}}) {
 			return time.Since(accepted), true
 		}
-		if errors.Is(err, loadgen.ErrUnavailable) {
-			refused.Add(1)
+		switch {
+		case refusedOverBudget(err):
+			run.refused.Add(1)
+		case err != nil:
+			run.failed.Add(1)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	return 0, false
+}
+
+// refusedOverBudget says whether a GET's error is the query function's 503,
+// which it answers when a tally would need a sum of cells over its budget
+// (or the tally cannot be read at all, which it logs): not a timeout or
+// another server error on the way.
+func refusedOverBudget(err error) bool {
+	return errors.Is(err, loadgen.ErrUnavailable) && strings.Contains(err.Error(), "503 Service Unavailable")
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/100) / 10 }
