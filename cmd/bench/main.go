@@ -65,8 +65,12 @@ type options struct {
 	processorWindow time.Duration
 	processorBatch  int
 	readMaxAge      time.Duration
-	analystTitles   int
-	analystGets     int
+	// lagRate, when set, is the rate of the default run's latency load,
+	// in place of half the throughput measured: two runs on a machine whose
+	// speed moves then time the lag at the same rate.
+	lagRate       float64
+	analystTitles int
+	analystGets   int
 	// devVotes are the submissions sent to a votes dev process whose
 	// memory is measured; idleFor is how long the quiet runs last.
 	devVotes int
@@ -96,6 +100,7 @@ func main() {
 	flag.DurationVar(&o.processorWindow, "processor-window", 0, "submissions queue batch window (0: the deployed one)")
 	flag.IntVar(&o.processorBatch, "processor-batch", 0, "submissions queue batch size (0: the deployed one)")
 	flag.DurationVar(&o.readMaxAge, "read-max-age", 0, "how old a tally answered may be, the query's ReadLimits.MaxAge (0: the deployed one)")
+	flag.Float64Var(&o.lagRate, "lag-rate", 0, "submissions/s of the default run's latency load (0: half the throughput measured)")
 	reads := flag.Bool("reads", false, "measure only what a tally GET costs in read units, and exit")
 	flag.IntVar(&o.analystTitles, "analyst-titles", 10000, "titles seeded in the analysts step")
 	flag.IntVar(&o.analystGets, "analyst-gets", 1000, "GETs of each listing in the analysts step")
@@ -182,8 +187,12 @@ func (b *bench) defaultRuns(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Latency at half the rate the pipeline took.
-	if err := b.printLatency(ctx, "", b.zipfLoad(0, 1, "lat"), tp.submissionsPerS/2); err != nil {
+	// Latency at half the rate the pipeline took, unless told a rate.
+	rate := tp.submissionsPerS / 2
+	if b.o.lagRate > 0 {
+		rate = b.o.lagRate
+	}
+	if err := b.printLatency(ctx, "", b.zipfLoad(0, 1, "lat"), rate); err != nil {
 		return err
 	}
 	b.printRequests("", tp)
