@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -636,24 +637,31 @@ func startProbes(ctx context.Context, interval time.Duration, probe func(ctx con
 const probeVoter = "prober"
 
 // postProbe posts the probe's vote (probeVoter, overall up) on title and
-// reports whether it was accepted.
-func postProbe(ctx context.Context, client *http.Client, base, title string) bool {
+// returns its vote ID, or false if it was not accepted.
+func postProbe(ctx context.Context, client *http.Client, base, title string) (string, bool) {
 	body := strings.NewReader(`{"voterId":"` + probeVoter + `","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/votes", body)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return "", false
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusAccepted
+	defer resp.Body.Close()
+	var accepted struct {
+		VoteIDs []string `json:"voteIds"`
+	}
+	if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&accepted) != nil || len(accepted.VoteIDs) != 1 {
+		return "", false
+	}
+	return accepted.VoteIDs[0], true
 }
 
 // probe votes once on title and waits until its tallies show the vote;
 // run counts the GETs sent on the way and those answered 503. With stages,
 // the vote is also followed stage by stage into run.
 func probe(ctx context.Context, client *http.Client, base, title string, run *probeRun, stages *stageReader) (time.Duration, bool) {
-	if !postProbe(ctx, client, base, title) {
+	voteID, posted := postProbe(ctx, client, base, title)
+	if !posted {
 		return 0, false
 	}
 	accepted := time.Now()
@@ -664,7 +672,7 @@ func probe(ctx context.Context, client *http.Client, base, title string, run *pr
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if at, ok := stages.follow(fctx, title, probeVoter, accepted, shown); ok {
+			if at, ok := stages.follow(fctx, title, probeVoter, voteID, accepted, shown); ok {
 				run.addStages(at)
 			}
 		}()
