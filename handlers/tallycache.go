@@ -67,17 +67,25 @@ type ReadLimits struct {
 	SumBurst      int
 	// Entries is how many titles one container keeps in memory.
 	Entries int
+	// EmptyFor is how long a title whose cells this container summed to
+	// nothing, and that the title index still has no summary of, is
+	// answered as empty as of the index's answer, without summing again:
+	// every writer keeps the index, so a vote on the title since the sum
+	// would have put it there (the projector writes the index in the same
+	// invocation as the cells). Zero sums such a title again once its
+	// answer is MaxAge old, like any other the index lacks.
+	EmptyFor time.Duration
 }
 
 // DefaultReadLimits are the limits the deployed function runs with.
 func DefaultReadLimits() ReadLimits {
-	return ReadLimits{MaxAge: 250 * time.Millisecond, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 10000}
+	return ReadLimits{MaxAge: 250 * time.Millisecond, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 10000, EmptyFor: time.Minute}
 }
 
 // Validate reports the first limit out of range.
 func (l ReadLimits) Validate() error {
 	switch {
-	case l.MaxAge < 0 || l.VersionMaxAge < 0:
+	case l.MaxAge < 0 || l.VersionMaxAge < 0 || l.EmptyFor < 0:
 		return errors.New("read limits: ages cannot be negative")
 	case l.MaxAge == 0:
 		return nil // no summaries: the other limits do not apply
@@ -95,7 +103,10 @@ func (l ReadLimits) Validate() error {
 // A title the index has no summary of is read through a summary of its
 // cells kept in Summaries: a read answered from one younger than MaxAge
 // costs one summary read more; an older one sums the cells once and
-// offers the new summary to the other containers.
+// offers the new summary to the other containers. A title whose cells
+// summed to nothing (one nobody has voted on, or whose first vote the
+// projector has not indexed yet) is answered empty as of the index's
+// answer for EmptyFor after the sum, at the cost of the index read alone.
 type TallyCache struct {
 	index     func(version string) TitleIndexReader
 	cells     func(version string) TallyReader
@@ -107,8 +118,11 @@ type TallyCache struct {
 	mu      sync.Mutex
 	mem     map[string]Summary
 	flights map[string]*flight
-	tokens  float64
-	filled  time.Time
+	// empty holds, by key, when a sum of the cells that found nothing
+	// began, for titles the index had no summary of.
+	empty  map[string]time.Time
+	tokens float64
+	filled time.Time
 }
 
 type flight struct {
@@ -123,7 +137,7 @@ type flight struct {
 func NewTallyCache(index func(version string) TitleIndexReader, cells func(version string) TallyReader, summaries Summaries, limits ReadLimits, now func() time.Time, log *slog.Logger) *TallyCache {
 	return &TallyCache{
 		index: index, cells: cells, summaries: summaries, limits: limits, now: now, log: log,
-		mem: map[string]Summary{}, flights: map[string]*flight{}, tokens: float64(limits.SumBurst),
+		mem: map[string]Summary{}, flights: map[string]*flight{}, empty: map[string]time.Time{}, tokens: float64(limits.SumBurst),
 	}
 }
 
@@ -176,7 +190,7 @@ func (c *TallyCache) Summary(ctx context.Context, version, titleID string) (Summ
 	c.flights[key] = f
 	c.mu.Unlock()
 
-	f.s, f.err = c.load(ctx, version, titleID)
+	f.s, f.err = c.load(ctx, key, version, titleID)
 
 	c.mu.Lock()
 	delete(c.flights, key)
@@ -189,9 +203,11 @@ func (c *TallyCache) Summary(ctx context.Context, version, titleID string) (Summ
 }
 
 // load reads the title's index summary; for a title the index has none
-// of, it reads the stored summary of its cells and, when that is too old,
-// sums the cells and offers the sum as the new summary.
-func (c *TallyCache) load(ctx context.Context, version, titleID string) (Summary, error) {
+// of, it answers empty if this container summed its cells to nothing
+// within EmptyFor, or else reads the stored summary of its cells and,
+// when that is too old, sums the cells and offers the sum as the new
+// summary.
+func (c *TallyCache) load(ctx context.Context, key, version, titleID string) (Summary, error) {
 	// Taken before the read, as for a sum: the answer's age is never
 	// understated.
 	at := c.now()
@@ -200,7 +216,15 @@ func (c *TallyCache) load(ctx context.Context, version, titleID string) (Summary
 		return Summary{}, err
 	}
 	if found {
+		c.mu.Lock()
+		delete(c.empty, key)
+		c.mu.Unlock()
 		return Summary{Counts: indexed.Counts, At: at}, nil
+	}
+	if c.emptySince(key, at) {
+		// Nothing was in the cells at the sum, and no writer has indexed a
+		// vote on the title since, as of at: the index's own answer.
+		return Summary{Counts: projections.Counts{}, At: at}, nil
 	}
 	counts, at, ok, err := c.summaries.Summary(ctx, version, titleID)
 	if err != nil {
@@ -223,7 +247,51 @@ func (c *TallyCache) load(ctx context.Context, version, titleID string) (Summary
 		// The answer is right without it; the next read sums again.
 		c.log.WarnContext(ctx, "store tally summary", "title", titleID, "err", err)
 	}
+	if len(counts.Compact()) == 0 {
+		c.rememberEmpty(key, at)
+	}
 	return Summary{Counts: counts, At: at}, nil
+}
+
+// emptySince reports whether this container summed key's cells to nothing
+// less than EmptyFor before now.
+func (c *TallyCache) emptySince(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	since, ok := c.empty[key]
+	if !ok {
+		return false
+	}
+	if age := now.Sub(since); age >= 0 && age < c.limits.EmptyFor {
+		return true
+	}
+	delete(c.empty, key)
+	return false
+}
+
+// rememberEmpty notes that a sum of key's cells begun at since found
+// nothing; when as many titles are noted as memory keeps, it forgets
+// those noted too long ago, or else all of them. Every note follows a sum,
+// so at most SumsPerSecond × EmptyFor titles are noted at once (600 with
+// DefaultReadLimits, well within its Entries).
+func (c *TallyCache) rememberEmpty(key string, since time.Time) {
+	if c.limits.EmptyFor <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.empty[key]; !ok && len(c.empty) >= c.limits.Entries {
+		now := c.now()
+		for k, v := range c.empty {
+			if now.Sub(v) >= c.limits.EmptyFor {
+				delete(c.empty, k)
+			}
+		}
+		if len(c.empty) >= c.limits.Entries {
+			clear(c.empty)
+		}
+	}
+	c.empty[key] = since
 }
 
 // take takes a token for one sum of cells. Call without c.mu.

@@ -34,7 +34,7 @@ type readsFixture struct {
 
 func newReadsFixture(t *testing.T) readsFixture {
 	f := newFixture(t)
-	f.cfg.Reads = handlers.ReadLimits{MaxAge: 2 * time.Second, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 100}
+	f.cfg.Reads = handlers.ReadLimits{MaxAge: 2 * time.Second, VersionMaxAge: time.Second, SumsPerSecond: 10, SumBurst: 20, Entries: 100, EmptyFor: time.Minute}
 	return readsFixture{fixture: f, t: t}
 }
 
@@ -391,5 +391,88 @@ func TestTallyIndexUnreadable(t *testing.T) {
 	}
 	if eb := errorOf(t, resp, http.StatusServiceUnavailable); !reflect.DeepEqual(eb.Error.Code, handlers.CodeUnavailable) {
 		t.Errorf("code %q, want %q", eb.Error.Code, handlers.CodeUnavailable)
+	}
+}
+
+// TestTallyNewTitleIsSummedOnceUntilIndexed: a title nobody has voted on
+// yet, read again and again while its first vote makes its way to the
+// index (as a client that has just voted polls it), costs one sum of its
+// cells in all, then the index's answer alone: its GETs are never refused
+// over the sum budget, however spent the budget is. Once the projector
+// indexes a vote, the next read past MaxAge shows it; and if a vote reached
+// the cells without the index (a writer that keeps none), it shows once
+// EmptyFor has passed since the empty sum.
+func TestTallyNewTitleIsSummedOnceUntilIndexed(t *testing.T) {
+	t.Parallel()
+	f := newReadsFixture(t)
+	// Room for every title the test sums (a few hundred): as in production,
+	// where at most SumsPerSecond × EmptyFor titles are noted empty at once.
+	f.cfg.Reads.Entries = 1000
+	lim := f.cfg.Reads
+	c := projectiontest.NewClock()
+	q, m := f.container(c)
+	status := func(title string) int {
+		req := apiRequest(t, "apigw-v2-request-tallies.json")
+		req.PathParameters["titleId"] = title
+		resp, err := q.Handle(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if got := get(t, q, "tt-new"); len(got) != 0 {
+		t.Fatalf("a title nobody voted on: %v, want no votes", got)
+	}
+	if n := cellReads(m); n != 1 {
+		t.Fatalf("first GET summed the cells %d times, want once", n)
+	}
+
+	m.Reset()
+	const polls = 20
+	for i := range polls {
+		c.Advance(lim.MaxAge)
+		// The budget is spent at this instant by GETs of other new titles.
+		refused := false
+		for j := 0; !refused && j < 2*lim.SumBurst; j++ {
+			refused = status("tt-other-"+strconv.Itoa(i)+"-"+strconv.Itoa(j)) == http.StatusServiceUnavailable
+		}
+		if !refused {
+			t.Fatalf("poll %d: the sum budget was never spent", i)
+		}
+		before := m.Snapshot()
+		if s := status("tt-new"); s != http.StatusOK {
+			t.Fatalf("poll %d of a title summed empty, with the budget spent: %d, want 200", i, s)
+		}
+		after := m.Snapshot()
+		if sums := after.Requests["DynamoDB BatchGetItem"] - before.Requests["DynamoDB BatchGetItem"]; sums != 0 {
+			t.Errorf("poll %d summed the cells %d times, want none", i, sums)
+		}
+		// The registry (read each VersionMaxAge) and the title's index.
+		if gets, rcu := after.Requests["DynamoDB GetItem"]-before.Requests["DynamoDB GetItem"], after.RCU-before.RCU; gets > 2 || rcu > 2 {
+			t.Errorf("poll %d cost %d reads, %.1f read units; want at most the registry and the index, one unit each", i, gets, rcu)
+		}
+	}
+
+	// The projector tallies and indexes a vote on the title: memory may
+	// answer for MaxAge, the index answers after.
+	f.project(voteRecord(domain.VoteCast{Schema: 1, SubmissionID: "sub-alice", VoterID: "alice", TitleID: "tt-new",
+		Aspect: "story", Choice: "up", RecordedAt: 1700000000000000000}, "100"))
+	c.Advance(lim.MaxAge)
+	m.Reset()
+	want := projections.Counts{"story": {"up": 1}}
+	if got := get(t, q, "tt-new"); !got.Equal(want) || cellReads(m) != 0 {
+		t.Errorf("MaxAge after the vote was indexed: %v with %d sums of cells, want %v from the index", got, cellReads(m), want)
+	}
+
+	// A vote that reached the cells but not the index shows once EmptyFor
+	// has passed since the empty sum, on a container that summed before it.
+	if got := get(t, q, "tt-unindexed"); len(got) != 0 {
+		t.Fatalf("a title nobody voted on: %v, want no votes", got)
+	}
+	f.vote("1", "tt-unindexed", 5, projections.Counts{"story": {"down": 1}})
+	c.Advance(lim.EmptyFor)
+	m.Reset()
+	if got, want := get(t, q, "tt-unindexed"), (projections.Counts{"story": {"down": 1}}); !got.Equal(want) || cellReads(m) != 1 {
+		t.Errorf("EmptyFor after the empty sum: %v with %d sums of cells, want %v summed once", got, cellReads(m), want)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"votes/internal/backoff"
@@ -28,9 +27,9 @@ func (b *bench) idleLag(ctx context.Context) error {
 	if err := b.stack.WaitIdle(ctx); err != nil {
 		return err
 	}
-	var refused atomic.Int64
+	run := &probeRun{}
 	stop := startProbes(ctx, 500*time.Millisecond, func(ctx context.Context, i int) (time.Duration, bool) {
-		return probe(ctx, b.client, b.stack.URL, fmt.Sprintf("idle-probe-%d", i), &refused)
+		return probe(ctx, b.client, b.stack.URL, fmt.Sprintf("idle-probe-%d", i), run, nil)
 	})
 	_ = backoff.Sleep(ctx, b.o.idleFor)
 	lags := stop()

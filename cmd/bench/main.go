@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,8 +66,12 @@ type options struct {
 	processorWindow time.Duration
 	processorBatch  int
 	readMaxAge      time.Duration
-	analystTitles   int
-	analystGets     int
+	// lagRate, when set, is the rate of the default run's latency load,
+	// in place of half the throughput measured: two runs on a machine whose
+	// speed moves then time the lag at the same rate.
+	lagRate       float64
+	analystTitles int
+	analystGets   int
 	// devVotes are the submissions sent to a votes dev process whose
 	// memory is measured; idleFor is how long the quiet runs last.
 	devVotes int
@@ -96,6 +101,7 @@ func main() {
 	flag.DurationVar(&o.processorWindow, "processor-window", 0, "submissions queue batch window (0: the deployed one)")
 	flag.IntVar(&o.processorBatch, "processor-batch", 0, "submissions queue batch size (0: the deployed one)")
 	flag.DurationVar(&o.readMaxAge, "read-max-age", 0, "how old a tally answered may be, the query's ReadLimits.MaxAge (0: the deployed one)")
+	flag.Float64Var(&o.lagRate, "lag-rate", 0, "submissions/s of the default run's latency load (0: half the throughput measured)")
 	reads := flag.Bool("reads", false, "measure only what a tally GET costs in read units, and exit")
 	flag.IntVar(&o.analystTitles, "analyst-titles", 10000, "titles seeded in the analysts step")
 	flag.IntVar(&o.analystGets, "analyst-gets", 1000, "GETs of each listing in the analysts step")
@@ -182,8 +188,12 @@ func (b *bench) defaultRuns(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Latency at half the rate the pipeline took.
-	if err := b.printLatency(ctx, "", b.zipfLoad(0, 1, "lat"), tp.submissionsPerS/2); err != nil {
+	// Latency at half the rate the pipeline took, unless told a rate.
+	rate := tp.submissionsPerS / 2
+	if b.o.lagRate > 0 {
+		rate = b.o.lagRate
+	}
+	if err := b.printLatency(ctx, "", b.zipfLoad(0, 1, "lat"), rate); err != nil {
 		return err
 	}
 	b.printRequests("", tp)
@@ -200,7 +210,10 @@ type bench struct {
 	settings local.Settings
 	stack    *local.Stack
 	meter    *metering.Meter
-	client   *http.Client
+	// queryMeter meters the query function alone (meter too), so that a
+	// latency run can say what its probes' GETs cost.
+	queryMeter *metering.Meter
+	client     *http.Client
 	// ingestPerS is the pipeline's rate in the default run (votes a
 	// second), which the projector's own rate is compared with.
 	ingestPerS float64
@@ -236,16 +249,23 @@ func startBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	// with a budget of its own: the bench's one container gets them all.
 	settings.Reads.SumsPerSecond *= float64(settings.ReservedConcurrency["query"])
 	settings.Reads.SumBurst *= settings.ReservedConcurrency["query"]
+	queryMeter := metering.New(nil)
 	stack, err := local.Start(ctx, local.Config{
 		Addr: "127.0.0.1:0", Stage: "bench", Settings: settings,
 		APIOptions: []func(*middleware.Stack) error{meter.APIOption},
-		Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		FunctionAPIOptions: func(fn string) []func(*middleware.Stack) error {
+			if fn != "query" {
+				return nil
+			}
+			return []func(*middleware.Stack) error{queryMeter.APIOption}
+		},
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return nil, err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	return &bench{o: o, out: out, settings: settings, stack: stack, meter: meter, client: client}, nil
+	return &bench{o: o, out: out, settings: settings, stack: stack, meter: meter, queryMeter: queryMeter, client: client}, nil
 }
 
 func (b *bench) close() {
@@ -283,13 +303,15 @@ func (b *bench) throughput(ctx context.Context) (measured, error) {
 // printLatency prints the accept and tally-lag latencies of load at rate
 // submissions per second; suffix names the run.
 func (b *bench) printLatency(ctx context.Context, suffix string, load loadgen.Config, rate float64) error {
-	lat, err := latency(ctx, b.stack, b.client, load, rate, b.o.latencyFor)
+	lat, err := latency(ctx, b.stack, b.client, b.queryMeter, load, rate, b.o.latencyFor)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(b.out, "accept_latency_p99_ms%s: %.1f\n", suffix, lat.acceptP99)
 	fmt.Fprintf(b.out, "tally_lag_p99_ms%s: %.1f\n", suffix, lat.lagP99)
-	fmt.Fprintf(b.out, "  (at %.0f submissions/s; %d probes, %d of their GETs refused over the read budget)\n", rate, lat.probes, lat.refused)
+	fmt.Fprintf(b.out, "  (at %.0f submissions/s; %d probes, %d of their GETs refused over the read budget, %d failed otherwise)\n",
+		rate, lat.probes, lat.refused, lat.run.failed.Load())
+	printLagStages(b.out, lat.run, lat.took, lat.query, lat.usage)
 	return nil
 }
 
@@ -516,18 +538,34 @@ func rawPutItem(ctx context.Context, stack *local.Stack, concurrency, n int) (fl
 type latencies struct {
 	acceptP99, lagP99 float64 // milliseconds
 	probes, refused   int64   // probes timed; their GETs answered 503
+	run               *probeRun
+	took              time.Duration // from the first probe to the last one's end
+	query             metering.Counts
+	usage             map[string]local.Usage
 }
 
 // latency runs load at rate submissions/s for d and, alongside it, a probe
 // every 50 ms: one vote on a title of its own, timed from 202 until GET
-// tallies shows it.
-func latency(ctx context.Context, stack *local.Stack, client *http.Client, load loadgen.Config, rate float64, d time.Duration) (latencies, error) {
+// tallies shows it. One probe in followEvery is also followed stage by
+// stage. queryMeter meters the query function alone.
+func latency(ctx context.Context, stack *local.Stack, client *http.Client, queryMeter *metering.Meter, load loadgen.Config, rate float64, d time.Duration) (latencies, error) {
 	if err := stack.WaitIdle(ctx); err != nil {
 		return latencies{}, err
 	}
-	var refused atomic.Int64
+	stages, err := newStageReader(ctx, stack)
+	if err != nil {
+		return latencies{}, err
+	}
+	run := &probeRun{}
+	queryMeter.Reset()
+	before := stack.Usage()
+	start := time.Now()
 	stopProbes := startProbes(ctx, 50*time.Millisecond, func(ctx context.Context, i int) (time.Duration, bool) {
-		return probe(ctx, client, stack.URL, fmt.Sprintf("probe-%s-%d", load.Run, i), &refused)
+		title := fmt.Sprintf("probe-%s-%d", load.Run, i)
+		if i%followEvery != 0 {
+			return probe(ctx, client, stack.URL, title, run, nil)
+		}
+		return probe(ctx, client, stack.URL, title, run, stages)
 	})
 	load.URL, load.Client, load.Rate, load.Duration, load.Count, load.Voters, load.Seed = stack.URL, client, rate, d, 0, 1000000, 3
 	load.ChangeShare, load.RetryShare = 0, 0
@@ -537,12 +575,19 @@ func latency(ctx context.Context, stack *local.Stack, client *http.Client, load 
 	if err != nil {
 		return latencies{}, err
 	}
+	took, usage := time.Since(start), stack.Usage()
+	for name, u := range usage {
+		u.Invocations -= before[name].Invocations
+		u.Duration -= before[name].Duration
+		usage[name] = u
+	}
 	slices.Sort(lags)
 	if len(lags) == 0 {
 		return latencies{}, fmt.Errorf("no probe became visible")
 	}
 	p99 := lags[min(len(lags)-1, int(0.99*float64(len(lags))))]
-	return latencies{acceptP99: ms(res.Percentile(0.99)), lagP99: ms(p99), probes: int64(len(lags)), refused: refused.Load()}, nil
+	return latencies{acceptP99: ms(res.Percentile(0.99)), lagP99: ms(p99), probes: int64(len(lags)), refused: run.refused.Load(),
+		run: run, took: took, query: queryMeter.Snapshot(), usage: usage}, nil
 }
 
 // startProbes starts probe number i every interval until the returned stop
@@ -588,38 +633,88 @@ func startProbes(ctx context.Context, interval time.Duration, probe func(ctx con
 	}
 }
 
-// postProbe posts the probe's vote (prober, overall up) on title and
-// reports whether it was accepted.
-func postProbe(ctx context.Context, client *http.Client, base, title string) bool {
-	body := strings.NewReader(`{"voterId":"prober","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
+// probeVoter casts every probe's vote.
+const probeVoter = "prober"
+
+// postProbe posts the probe's vote (probeVoter, overall up) on title and
+// returns its vote ID, or false if it was not accepted.
+func postProbe(ctx context.Context, client *http.Client, base, title string) (string, bool) {
+	body := strings.NewReader(`{"voterId":"` + probeVoter + `","titleId":"` + title + `","votes":[{"aspect":"overall","choice":"up"}]}`)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/votes", body)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return "", false
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusAccepted
+	defer resp.Body.Close()
+	var accepted struct {
+		VoteIDs []string `json:"voteIds"`
+	}
+	if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&accepted) != nil || len(accepted.VoteIDs) != 1 {
+		return "", false
+	}
+	return accepted.VoteIDs[0], true
 }
 
 // probe votes once on title and waits until its tallies show the vote;
-// refused counts the GETs answered 503 on the way.
-func probe(ctx context.Context, client *http.Client, base, title string, refused *atomic.Int64) (time.Duration, bool) {
-	if !postProbe(ctx, client, base, title) {
+// run counts the GETs sent on the way and those answered 503. With stages,
+// the vote is also followed stage by stage into run.
+func probe(ctx context.Context, client *http.Client, base, title string, run *probeRun, stages *stageReader) (time.Duration, bool) {
+	voteID, posted := postProbe(ctx, client, base, title)
+	if !posted {
 		return 0, false
 	}
 	accepted := time.Now()
+	if stages != nil {
+		// Bounded: a follower that cannot read the tables gives up.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		shown := make(chan time.Duration, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if at, ok := stages.follow(fctx, title, probeVoter, voteID, accepted, shown); ok {
+				run.addStages(at)
+			}
+		}()
+		lag, ok := waitShown(ctx, client, base, title, accepted, run)
+		if ok {
+			shown <- lag // the follower waits for it once it has seen the index
+		} else {
+			cancel()
+		}
+		<-done
+		cancel()
+		return lag, ok
+	}
+	return waitShown(ctx, client, base, title, accepted, run)
+}
+
+// waitShown GETs title's tallies until they show the probe's vote, for at
+// least 30 s after accepted.
+func waitShown(ctx context.Context, client *http.Client, base, title string, accepted time.Time, run *probeRun) (time.Duration, bool) {
 	for ctx.Err() == nil || time.Since(accepted) < 30*time.Second {
+		run.gets.Add(1)
 		got, err := loadgen.Tallies(context.WithoutCancel(ctx), client, base, title)
 		if err == nil && got.Equal(projections.Counts{"overall": {"up": 1}}) {
 			return time.Since(accepted), true
 		}
-		if errors.Is(err, loadgen.ErrUnavailable) {
-			refused.Add(1)
+		switch {
+		case refusedOverBudget(err):
+			run.refused.Add(1)
+		case err != nil:
+			run.failed.Add(1)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	return 0, false
+}
+
+// refusedOverBudget says whether a GET's error is the query function's 503,
+// which it answers when a tally would need a sum of cells over its budget
+// (or the tally cannot be read at all, which it logs): not a timeout or
+// another server error on the way.
+func refusedOverBudget(err error) bool {
+	return errors.Is(err, loadgen.ErrUnavailable) && strings.Contains(err.Error(), "503 Service Unavailable")
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/100) / 10 }

@@ -140,7 +140,7 @@ func lagAt(ctx context.Context, rate float64, d time.Duration) (float64, error) 
 // took to be counted in title's cells; false if it was not accepted or
 // not counted within 30 s.
 func cellProbe(ctx context.Context, client *http.Client, base string, cells *dynamo.CellStore, title string) (time.Duration, bool) {
-	if !postProbe(ctx, client, base, title) {
+	if _, ok := postProbe(ctx, client, base, title); !ok {
 		return 0, false
 	}
 	accepted := time.Now()
