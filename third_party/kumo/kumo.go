@@ -11,6 +11,7 @@
 package kumo
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 
@@ -18,6 +19,7 @@ import (
 	// single canonical list shared with the CLI and the README generator.
 	_ "github.com/sivchari/kumo/internal/registry"
 	"github.com/sivchari/kumo/internal/server"
+	"github.com/sivchari/kumo/internal/streams"
 )
 
 // Server is an in-process AWS service emulator.
@@ -54,4 +56,37 @@ func (s *Server) Close() {
 	if s.httpServer != nil {
 		s.httpServer.Close()
 	}
+}
+
+// StreamRetention is how long a DynamoDB stream keeps a record, as AWS's
+// does: 24 hours. Older records are dropped when the shard is next written
+// or read.
+const StreamRetention = streams.Retention
+
+// TrimStream drops, from a shard of a DynamoDB stream, the records up to
+// and including sequence number through: for a caller that knows every
+// consumer of the stream has read them. Iterators stay valid: one at a
+// dropped record gets TrimmedDataAccessException, as from AWS, and
+// TRIM_HORIZON starts at the oldest record kept. The stream log is shared
+// by every Server of the process. It returns how many records it dropped.
+func TrimStream(streamARN, shardID, through string) (int, error) {
+	n, err := streams.Global.Trim(streamARN, shardID, through)
+	if err != nil {
+		return 0, fmt.Errorf("kumo: trim stream %s shard %s: %w", streamARN, shardID, err)
+	}
+
+	return n, nil
+}
+
+// HasStream says whether this process's emulator serves a DynamoDB stream,
+// so that TrimStream can trim it.
+func HasStream(streamARN string) bool {
+	_, _, err := streams.Global.DescribeStream(streamARN)
+
+	return err == nil
+}
+
+// StreamRecords is how many records a shard of a DynamoDB stream holds now.
+func StreamRecords(streamARN, shardID string) int {
+	return streams.Global.Len(streamARN, shardID)
 }

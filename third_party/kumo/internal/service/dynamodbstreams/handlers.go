@@ -2,10 +2,13 @@ package dynamodbstreams
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/sivchari/kumo/internal/streams"
 )
 
 // DispatchAction routes the request to the appropriate handler based on X-Amz-Target header.
@@ -68,6 +71,12 @@ func (s *Service) GetShardIterator(w http.ResponseWriter, r *http.Request) {
 	}
 
 	iterator, err := s.storage.GetShardIterator(req.StreamArn, req.ShardID, req.ShardIteratorType, req.SequenceNumber)
+	if errors.Is(err, streams.ErrTrimmed) {
+		writeError(w, "TrimmedDataAccessException", err.Error())
+
+		return
+	}
+
 	if err != nil {
 		writeError(w, "ResourceNotFoundException", "Requested resource not found")
 
@@ -95,6 +104,12 @@ func (s *Service) GetRecords(w http.ResponseWriter, r *http.Request) {
 	}
 
 	records, nextIterator, err := s.storage.GetRecords(req.ShardIterator, req.Limit)
+	if errors.Is(err, streams.ErrTrimmed) {
+		writeError(w, "TrimmedDataAccessException", err.Error())
+
+		return
+	}
+
 	if err != nil {
 		writeError(w, "ExpiredIteratorException", err.Error())
 

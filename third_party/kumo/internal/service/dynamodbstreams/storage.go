@@ -3,6 +3,7 @@ package dynamodbstreams
 import (
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -86,7 +87,12 @@ func (m *MemoryStorage) DescribeStream(streamARN string, _ int32, _ string) (*St
 }
 
 // GetShardIterator creates a shard iterator for reading stream records.
-func (m *MemoryStorage) GetShardIterator(streamARN, shardID, iteratorType, _ string) (string, error) {
+// TRIM_HORIZON starts at the shard's oldest record kept, AT_SEQUENCE_NUMBER
+// and AFTER_SEQUENCE_NUMBER at or after the sequence number asked for; one
+// whose records were dropped is streams.ErrTrimmed, as AWS's
+// TrimmedDataAccessException. (A sequence number that is not a number
+// starts at the oldest record kept.)
+func (m *MemoryStorage) GetShardIterator(streamARN, shardID, iteratorType, sequenceNumber string) (string, error) {
 	_, shards, err := m.store.DescribeStream(streamARN)
 	if err != nil {
 		return "", fmt.Errorf("get-shard-iterator failed: %w", err)
@@ -106,15 +112,19 @@ func (m *MemoryStorage) GetShardIterator(streamARN, shardID, iteratorType, _ str
 		return "", fmt.Errorf("shard not found: %s", shardID)
 	}
 
-	var position int
+	position := m.store.TrimHorizon(streamARN, shardID)
 
 	switch iteratorType {
 	case "TRIM_HORIZON":
-		position = 0
 	case "LATEST":
 		position = m.store.ShardRecordCount(streamARN, shardID)
-	default:
-		position = 0
+	case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
+		if seq, perr := strconv.ParseUint(sequenceNumber, 10, 64); perr == nil {
+			position, err = m.store.SequencePosition(streamARN, shardID, seq, iteratorType == "AFTER_SEQUENCE_NUMBER")
+			if err != nil {
+				return "", fmt.Errorf("get-shard-iterator failed: sequence number %s: %w", sequenceNumber, err)
+			}
+		}
 	}
 
 	m.mu.Lock()
