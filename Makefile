@@ -33,6 +33,7 @@ rie:
 # deployment tests package serverless.yml with it), then runs every test.
 test: node_modules/.bin/serverless
 	go test -race -count=1 -timeout 45m ./...
+	cd third_party/kumo && go test -race -count=1 ./internal/streams/
 
 node_modules/.bin/serverless: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

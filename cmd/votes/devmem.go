@@ -10,7 +10,7 @@ import (
 )
 
 // devGCPercent is votes dev's GOGC, unless the environment sets one. The
-// stack's data (kumo's tables and its stream log, which it never trims)
+// stack's data (kumo's tables, and the stream records not yet projected)
 // lives in this process's heap for as long as it runs, and the garbage
 // collector lets the heap grow GOGC percent over what is live before it
 // collects: at Go's default of 100 the process held about twice its data.

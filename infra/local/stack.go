@@ -463,6 +463,16 @@ func (s *Stack) startMappings(ctx context.Context, cfg Config, fc functions.Conf
 		streams: projector.Streams(), sqs: projector.SQS(), streamARN: streamARN, region: region,
 		mapping: sm, fn: s.Functions.Projector, overlap: cfg.Overlap, log: cfg.Log.With("mapping", "events-stream"),
 	}
+	if kumo.HasStream(streamARN) {
+		// The emulator runs in this process (the stack's own, or a test
+		// binary's), and keeps every stream record for its 24 hours: drop
+		// them once projected, so that memory follows what the tables hold.
+		s.streams.trim = func(shardID, through string) error {
+			_, err := kumo.TrimStream(streamARN, shardID, through)
+			return err
+		}
+		s.streams.repairsPending = s.repairsPending
+	}
 	s.goRun(func() { s.streams.serve(takeCtx, invokeCtx) })
 	repairerSQS := awsFor[functions.RepairerName].SQS()
 	for range max(cfg.Settings.Repairer.Pollers, 1) {
@@ -637,6 +647,18 @@ func waitTick(ctx context.Context) error {
 	case <-time.After(20 * time.Millisecond):
 		return nil
 	}
+}
+
+// repairsPending says whether the failure queue or the repair dead-letter
+// queue holds messages: stream ranges the repairer, or votes repair, may
+// read back.
+func (s *Stack) repairsPending(ctx context.Context) (bool, error) {
+	for _, q := range []string{s.Queues.ProjectorFailed, s.Queues.RepairFailed} {
+		if n, err := s.QueueDepth(ctx, q); err != nil || n > 0 {
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 // QueueDepth counts a queue's messages, visible or in flight.

@@ -55,6 +55,15 @@ type streamPoller struct {
 	overlap   bool
 	log       *slog.Logger
 
+	// trim drops a shard's records, through a sequence number, from the
+	// emulator's stream log; nil leaves the log alone (an emulator in
+	// another process keeps them for its retention). repairsPending says
+	// whether a range given up on may still be read back from the stream.
+	trim           func(shardID, through string) error
+	repairsPending func(ctx context.Context) (bool, error)
+	keepMu         sync.Mutex
+	keep           map[string]*big.Int // per shard: the first record given up on since no repair was pending
+
 	partitionKey atomic.Value // string: the table's partition key attribute, from DescribeStream
 	held         atomic.Bool  // the mapping is disabled: records wait in the stream
 
@@ -186,6 +195,7 @@ func (p *streamPoller) readShard(take, ctx context.Context, shardID string) {
 			}
 			lastSeq = seqOf(buf[n-1])
 			p.delivered.Add(int64(n))
+			p.release(ctx, shardID, lastSeq)
 			buf = buf[n:]
 			if len(buf) > 0 {
 				deadline = time.Now().Add(p.mapping.Window)
@@ -206,6 +216,51 @@ func (p *streamPoller) readShard(take, ctx context.Context, shardID string) {
 			}
 			sleep(take, wait)
 		}
+	}
+}
+
+// release trims the stream log of a shard through done, the last record
+// the mapping finished with: nothing reads those records again, save the
+// repairer, which reads back the ranges given up on. So while the failure
+// queue or the repair dead-letter queue holds messages, the records from
+// the first range given up on stay (AWS keeps them 24 hours, and so does
+// the emulator).
+func (p *streamPoller) release(ctx context.Context, shardID string, done *big.Int) {
+	if p.trim == nil {
+		return
+	}
+	through := done
+	p.keepMu.Lock()
+	first := p.keep[shardID]
+	p.keepMu.Unlock()
+	if first != nil {
+		pending, err := p.repairsPending(ctx)
+		if err != nil || pending {
+			through = new(big.Int).Sub(first, big.NewInt(1))
+		} else {
+			p.keepMu.Lock()
+			delete(p.keep, shardID)
+			p.keepMu.Unlock()
+		}
+	}
+	if through.Sign() <= 0 {
+		return
+	}
+	if err := p.trim(shardID, through.String()); err != nil && ctx.Err() == nil {
+		p.log.Warn("trim the stream log", "shard", shardID, "err", err)
+	}
+}
+
+// keepFrom keeps a shard's records from a range given up on, for the
+// repairer.
+func (p *streamPoller) keepFrom(shardID string, first *big.Int) {
+	p.keepMu.Lock()
+	defer p.keepMu.Unlock()
+	if p.keep == nil {
+		p.keep = map[string]*big.Int{}
+	}
+	if k := p.keep[shardID]; k == nil || first.Cmp(k) < 0 {
+		p.keep[shardID] = first
 	}
 }
 
@@ -357,6 +412,7 @@ func (p *streamPoller) invoke(ctx context.Context, records []types.Record) (even
 // sendFailure writes an on-failure record shaped like Lambda's: the batch's
 // description, not its records; the records stay in the event table.
 func (p *streamPoller) sendFailure(ctx context.Context, shardID string, records []types.Record, invokes int, reason string) {
+	p.keepFrom(shardID, seqOf(records[0]))
 	first, last := records[0].Dynamodb, records[len(records)-1].Dynamodb
 	body, _ := json.Marshal(map[string]any{
 		"version":   "1.0",

@@ -42,9 +42,10 @@ func NewRange(client *dynamodbstreams.Client) *Range {
 // It asks for an AT_SEQUENCE_NUMBER iterator at the start, as AWS defines
 // it, and also skips every record below the start and every record it has
 // already seen: the premise is only that an iterator starts at or before the
-// sequence number asked for, never after it. (kumo v0.33.1 starts
+// sequence number asked for, never after it. (kumo v0.33.1 started
 // AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER iterators at the beginning of
-// the shard.) It stops after the end, or at the end of a closed shard.
+// the shard; third_party/kumo starts them where AWS does.) It stops after
+// the end, or at the end of a closed shard.
 func (r *Range) Read(ctx context.Context, b handlers.StreamBatch) (handlers.RangeRead, error) {
 	var read handlers.RangeRead
 	start, ok1 := new(big.Int).SetString(b.StartSequenceNumber, 10)
