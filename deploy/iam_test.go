@@ -67,6 +67,10 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	}
 	defer s.Close(context.Background())
 
+	// The stream's mapping waits until the repairer has read the batch
+	// described below back: once projected, records leave the local
+	// stream log.
+	s.HoldStream()
 	// Answers lost after DynamoDB applied a write: the retries find their
 	// own writes and read them back.
 	flaky.Set(0, 0.2, func(target, _ string) bool {
@@ -87,13 +91,27 @@ func TestRolesAllowEveryCallTheFunctionsMake(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	for {
+		n, err := s.QueueDepth(ctx, s.Queues.Submissions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A stream batch given up on, as Lambda describes it on the failure
+	// queue: the repairer reads its range back and projects it. (The
+	// broken record above reaches the repairer too, which dead-letters it.)
+	sendOnFailure(t, s)
+	if err := s.WaitRepaired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.ReleaseStream()
 	if err := s.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A stream batch given up on, as Lambda describes it on the failure
-	// queue: the repairer reads its range back and projects it again. (The
-	// broken record above reaches the repairer too, which dead-letters it.)
-	sendOnFailure(t, s)
 	if err := s.WaitRepaired(ctx); err != nil {
 		t.Fatal(err)
 	}
