@@ -249,15 +249,7 @@ func TestTallySumsAreBudgeted(t *testing.T) {
 	f := newReadsFixture(t)
 	c := projectiontest.NewClock()
 	q, m := f.container(c)
-	status := func(title string) int {
-		req := apiRequest(t, "apigw-v2-request-tallies.json")
-		req.PathParameters["titleId"] = title
-		resp, err := q.Handle(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode
-	}
+	status := func(title string) int { return tallyStatus(t, q, title) }
 	ok := 0
 	for i := range 100 {
 		if s := status("tt-new-" + strconv.Itoa(i)); s == http.StatusOK {
@@ -411,15 +403,7 @@ func TestTallyNewTitleIsSummedOnceUntilIndexed(t *testing.T) {
 	lim := f.cfg.Reads
 	c := projectiontest.NewClock()
 	q, m := f.container(c)
-	status := func(title string) int {
-		req := apiRequest(t, "apigw-v2-request-tallies.json")
-		req.PathParameters["titleId"] = title
-		resp, err := q.Handle(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode
-	}
+	status := func(title string) int { return tallyStatus(t, q, title) }
 	if got := get(t, q, "tt-new"); len(got) != 0 {
 		t.Fatalf("a title nobody voted on: %v, want no votes", got)
 	}
@@ -475,4 +459,16 @@ func TestTallyNewTitleIsSummedOnceUntilIndexed(t *testing.T) {
 	if got, want := get(t, q, "tt-unindexed"), (projections.Counts{"story": {"down": 1}}); !got.Equal(want) || cellReads(m) != 1 {
 		t.Errorf("EmptyFor after the empty sum: %v with %d sums of cells, want %v summed once", got, cellReads(m), want)
 	}
+}
+
+// tallyStatus is the status of a GET of title's tallies.
+func tallyStatus(t *testing.T, q *handlers.Query, title string) int {
+	t.Helper()
+	req := apiRequest(t, "apigw-v2-request-tallies.json")
+	req.PathParameters["titleId"] = title
+	resp, err := q.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode
 }
